@@ -1,0 +1,430 @@
+//! The merged catalog: every backend's tools, prompts, resources and resource
+//! templates under one set of names, and the routes back.
+//!
+//! [`Catalog::build`] is pure: given each server's lists (in priority order)
+//! and naming rules, it returns the merged lists, an index from exposed name to
+//! `(server, backend name)`, and every collision it had to resolve. Nothing is
+//! dropped silently: a renamed item or a shadowed resource is a [`Conflict`].
+//!
+//! Output order is fixed: items are sorted by exposed name (resources by URI),
+//! so `tools/list` stays byte-identical across calls while the catalog does not
+//! change, and clients' prompt caches keep hitting.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde_json::value::RawValue;
+
+use crate::config::{PrefixMode, ToolFilterConfig};
+use crate::mcp::{ListKind, RawObject, set_string_field, string_field};
+use crate::naming::Namespace;
+
+/// A compiled allow/deny filter for tool names.
+#[derive(Debug, Clone, Default)]
+pub struct ToolFilter {
+    allow: Option<GlobSet>,
+    deny: Option<GlobSet>,
+}
+
+impl ToolFilter {
+    /// Compiles the patterns. [`crate::config::Config::validate`] has already
+    /// checked them; an invalid pattern here is an error all the same.
+    pub fn new(config: &ToolFilterConfig) -> Result<Self, globset::Error> {
+        fn build(patterns: &[String]) -> Result<Option<GlobSet>, globset::Error> {
+            if patterns.is_empty() {
+                return Ok(None);
+            }
+            let mut builder = GlobSetBuilder::new();
+            for pattern in patterns {
+                builder.add(Glob::new(pattern)?);
+            }
+            builder.build().map(Some)
+        }
+        Ok(Self {
+            allow: build(&config.allow)?,
+            deny: build(&config.deny)?,
+        })
+    }
+
+    /// Whether a tool with this (backend) name is exposed.
+    pub fn allows(&self, name: &str) -> bool {
+        self.allow.as_ref().is_none_or(|set| set.is_match(name))
+            && !self.deny.as_ref().is_some_and(|set| set.is_match(name))
+    }
+}
+
+/// How one server's names are exposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefix {
+    /// Always `server__name`.
+    Always,
+    /// Bare unless another server has the same name.
+    OnConflict,
+    /// Bare; a collision still falls back to the prefixed name.
+    Never,
+}
+
+impl Prefix {
+    /// The effective mode from the global mode and a server's override.
+    pub fn resolve(global: PrefixMode, server: Option<bool>) -> Self {
+        match (server, global) {
+            (Some(true), _) => Self::Always,
+            (Some(false), _) => Self::Never,
+            (None, PrefixMode::Always) => Self::Always,
+            (None, PrefixMode::OnConflict) => Self::OnConflict,
+        }
+    }
+}
+
+/// One server's lists, as the catalog builder takes them.
+#[derive(Debug, Clone)]
+pub struct ServerListing {
+    /// The server id.
+    pub server: Arc<str>,
+    /// How its names are exposed.
+    pub prefix: Prefix,
+    /// Which of its tools are exposed.
+    pub filter: ToolFilter,
+    /// Its tools, prompts, resources and templates, as the backend listed them.
+    pub lists: Lists,
+}
+
+/// Raw items per list kind.
+#[derive(Debug, Clone, Default)]
+pub struct Lists {
+    /// `tools/list` items.
+    pub tools: Vec<RawObject>,
+    /// `prompts/list` items.
+    pub prompts: Vec<RawObject>,
+    /// `resources/list` items.
+    pub resources: Vec<RawObject>,
+    /// `resources/templates/list` items.
+    pub resource_templates: Vec<RawObject>,
+}
+
+impl Lists {
+    /// The items of one kind.
+    pub fn get(&self, kind: ListKind) -> &[RawObject] {
+        match kind {
+            ListKind::Tools => &self.tools,
+            ListKind::Prompts => &self.prompts,
+            ListKind::Resources => &self.resources,
+            ListKind::ResourceTemplates => &self.resource_templates,
+        }
+    }
+
+    /// The items of one kind, mutably.
+    pub fn get_mut(&mut self, kind: ListKind) -> &mut Vec<RawObject> {
+        match kind {
+            ListKind::Tools => &mut self.tools,
+            ListKind::Prompts => &mut self.prompts,
+            ListKind::Resources => &mut self.resources,
+            ListKind::ResourceTemplates => &mut self.resource_templates,
+        }
+    }
+}
+
+/// Where an exposed name or URI routes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The owning server.
+    pub server: Arc<str>,
+    /// The item's name (or URI) on that server.
+    pub name: Arc<str>,
+}
+
+/// An item in the merged catalog.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Where calls to it go.
+    pub route: Route,
+    /// The exposed name (or URI / URI template).
+    pub exposed: Arc<str>,
+    /// The item as clients see it (name rewritten, everything else verbatim).
+    pub item: Arc<RawValue>,
+}
+
+/// A collision the builder resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// Which list.
+    pub kind: ListKind,
+    /// The name (or URI) both servers wanted.
+    pub wanted: String,
+    /// The server that kept it.
+    pub kept_by: Arc<str>,
+    /// The server that lost it.
+    pub server: Arc<str>,
+    /// What the loser's item is exposed as; `None` for a shadowed resource URI,
+    /// which cannot be renamed and routes to `kept_by`.
+    pub exposed_as: Option<String>,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.exposed_as {
+            Some(name) => write!(
+                f,
+                "{} {:?} of server {:?} collides with server {:?}; exposed as {:?}",
+                self.kind.key(),
+                self.wanted,
+                self.server,
+                self.kept_by,
+                name
+            ),
+            None => write!(
+                f,
+                "{} {:?} of server {:?} is shadowed by server {:?}, which owns it",
+                self.kind.key(),
+                self.wanted,
+                self.server,
+                self.kept_by
+            ),
+        }
+    }
+}
+
+/// The merged catalog of all servers.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tools: Vec<Entry>,
+    prompts: Vec<Entry>,
+    resources: Vec<Entry>,
+    resource_templates: Vec<Entry>,
+    tool_index: HashMap<Arc<str>, usize>,
+    prompt_index: HashMap<Arc<str>, usize>,
+    resource_index: HashMap<Arc<str>, usize>,
+    conflicts: Vec<Conflict>,
+}
+
+impl Catalog {
+    /// Merges the listings, which come in priority order: on a collision the
+    /// earlier server keeps the name.
+    pub fn build(listings: &[ServerListing], namespace: &Namespace) -> Self {
+        let mut conflicts = Vec::new();
+        let tools = merge_named(ListKind::Tools, listings, namespace, &mut conflicts);
+        let prompts = merge_named(ListKind::Prompts, listings, namespace, &mut conflicts);
+        let resources = merge_uris(ListKind::Resources, listings, &mut conflicts);
+        let resource_templates = merge_uris(ListKind::ResourceTemplates, listings, &mut conflicts);
+        let index = |entries: &[Entry]| {
+            entries
+                .iter()
+                .enumerate()
+                .map(|(idx, e)| (e.exposed.clone(), idx))
+                .collect::<HashMap<_, _>>()
+        };
+        Self {
+            tool_index: index(&tools),
+            prompt_index: index(&prompts),
+            resource_index: index(&resources),
+            tools,
+            prompts,
+            resources,
+            resource_templates,
+            conflicts,
+        }
+    }
+
+    /// The merged items of one kind, in their fixed order.
+    pub fn entries(&self, kind: ListKind) -> &[Entry] {
+        match kind {
+            ListKind::Tools => &self.tools,
+            ListKind::Prompts => &self.prompts,
+            ListKind::Resources => &self.resources,
+            ListKind::ResourceTemplates => &self.resource_templates,
+        }
+    }
+
+    /// The collisions resolved while merging.
+    pub fn conflicts(&self) -> &[Conflict] {
+        &self.conflicts
+    }
+
+    /// Routes an exposed tool name.
+    pub fn tool(&self, exposed: &str) -> Option<&Route> {
+        self.tool_index
+            .get(exposed)
+            .map(|&idx| &self.tools[idx].route)
+    }
+
+    /// Routes an exposed prompt name.
+    pub fn prompt(&self, exposed: &str) -> Option<&Route> {
+        self.prompt_index
+            .get(exposed)
+            .map(|&idx| &self.prompts[idx].route)
+    }
+
+    /// Routes a resource URI: a listed resource first, then the first
+    /// template (in priority order) that matches.
+    pub fn resource(&self, uri: &str) -> Option<&Arc<str>> {
+        if let Some(&idx) = self.resource_index.get(uri) {
+            return Some(&self.resources[idx].route.server);
+        }
+        self.resource_template_owner(uri)
+    }
+
+    /// The server whose resource template matches `uri`, if any.
+    pub fn resource_template_owner(&self, uri: &str) -> Option<&Arc<str>> {
+        // Templates stay in priority order: the first match owns the URI.
+        self.resource_templates
+            .iter()
+            .find(|e| template_matches(&e.exposed, uri))
+            .map(|e| &e.route.server)
+    }
+
+    /// Routes a `ref/resource` completion reference (a template or URI).
+    pub fn template(&self, uri_template: &str) -> Option<&Arc<str>> {
+        self.resource_templates
+            .iter()
+            .find(|e| &*e.exposed == uri_template)
+            .map(|e| &e.route.server)
+            .or_else(|| self.resource(uri_template))
+    }
+}
+
+fn merge_named(
+    kind: ListKind,
+    listings: &[ServerListing],
+    namespace: &Namespace,
+    conflicts: &mut Vec<Conflict>,
+) -> Vec<Entry> {
+    // Every (server, name) pair, filtered, in priority order.
+    let mut wanted: Vec<(&ServerListing, &RawObject, String)> = Vec::new();
+    for listing in listings {
+        for item in listing.lists.get(kind) {
+            let Some(name) = string_field(item, kind.key()) else {
+                continue;
+            };
+            if kind == ListKind::Tools && !listing.filter.allows(&name) {
+                continue;
+            }
+            wanted.push((listing, item, name));
+        }
+    }
+    // How many servers offer each bare name (for on-conflict prefixing).
+    let mut owners: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (listing, _, name) in &wanted {
+        owners.entry(name).or_default().insert(&listing.server);
+    }
+    let mut taken: HashMap<String, Arc<str>> = HashMap::new();
+    let mut entries = Vec::with_capacity(wanted.len());
+    for (listing, item, name) in &wanted {
+        let prefixed = || namespace.join(&listing.server, name);
+        let first_choice = match listing.prefix {
+            Prefix::Always => prefixed(),
+            Prefix::Never => name.clone(),
+            Prefix::OnConflict if owners[name.as_str()].len() > 1 => prefixed(),
+            Prefix::OnConflict => name.clone(),
+        };
+        let mut exposed = first_choice.clone();
+        if let Some(holder) = taken.get(&exposed) {
+            let kept_by = holder.clone();
+            exposed = prefixed();
+            let mut n = 2;
+            while taken.contains_key(&exposed) {
+                exposed = format!("{}_{n}", prefixed());
+                n += 1;
+            }
+            conflicts.push(Conflict {
+                kind,
+                wanted: first_choice,
+                kept_by,
+                server: listing.server.clone(),
+                exposed_as: Some(exposed.clone()),
+            });
+        }
+        taken.insert(exposed.clone(), listing.server.clone());
+        let mut item = (*item).clone();
+        set_string_field(&mut item, kind.key(), &exposed);
+        entries.push(entry(listing, name, exposed, &item));
+    }
+    entries.sort_by(|a, b| a.exposed.cmp(&b.exposed));
+    entries
+}
+
+fn merge_uris(
+    kind: ListKind,
+    listings: &[ServerListing],
+    conflicts: &mut Vec<Conflict>,
+) -> Vec<Entry> {
+    let mut taken: HashMap<String, Arc<str>> = HashMap::new();
+    let mut entries = Vec::new();
+    for listing in listings {
+        for item in listing.lists.get(kind) {
+            let Some(uri) = string_field(item, kind.key()) else {
+                continue;
+            };
+            if let Some(holder) = taken.get(&uri) {
+                conflicts.push(Conflict {
+                    kind,
+                    wanted: uri,
+                    kept_by: holder.clone(),
+                    server: listing.server.clone(),
+                    exposed_as: None,
+                });
+                continue;
+            }
+            taken.insert(uri.clone(), listing.server.clone());
+            entries.push(entry(listing, &uri, uri.clone(), item));
+        }
+    }
+    // Templates keep priority order, since routing takes the first match;
+    // resources are sorted for a stable listing.
+    if kind == ListKind::Resources {
+        entries.sort_by(|a, b| a.exposed.cmp(&b.exposed));
+    }
+    entries
+}
+
+fn entry(listing: &ServerListing, name: &str, exposed: String, item: &RawObject) -> Entry {
+    let item = serde_json::value::to_raw_value(item)
+        .map(Arc::from)
+        .unwrap_or_else(|_| Arc::from(RawValue::NULL.to_owned()));
+    Entry {
+        route: Route {
+            server: listing.server.clone(),
+            name: name.into(),
+        },
+        exposed: exposed.into(),
+        item,
+    }
+}
+
+/// Whether `uri` matches an RFC 6570 URI template (levels 1–3, as MCP uses
+/// them): `{var}` matches one or more characters other than `/?#`, `{+var}`
+/// and `{#var}` match anything, `{?a,b}` and `{&a}` match a query tail.
+pub fn template_matches(template: &str, uri: &str) -> bool {
+    match template.find('{') {
+        None => template == uri,
+        Some(open) => {
+            let Some(close_rel) = template[open..].find('}') else {
+                return template == uri;
+            };
+            let close = open + close_rel;
+            let (literal, expr, rest) = (
+                &template[..open],
+                &template[open + 1..close],
+                &template[close + 1..],
+            );
+            let Some(tail) = uri.strip_prefix(literal) else {
+                return false;
+            };
+            let (stops, min): (&[char], usize) = match expr.chars().next() {
+                Some('+' | '#') => (&[], 1),
+                Some('?' | '&') => (&[], 0),
+                _ => (&['/', '?', '#'], 1),
+            };
+            // Try every split of `tail` that the expression may take, longest
+            // first (templates are short, so this stays cheap).
+            let max = tail.find(|c| stops.contains(&c)).unwrap_or(tail.len());
+            (min..=max)
+                .rev()
+                .filter(|&len| tail.is_char_boundary(len))
+                .any(|len| template_matches(rest, &tail[len..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

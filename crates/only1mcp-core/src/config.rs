@@ -1,0 +1,337 @@
+//! Config data: what a user writes in `only1mcp.yaml` / `.toml`, and its
+//! validation.
+//!
+//! Loading (files, env overrides, the `mcpServers` import) happens in
+//! `only1mcp-proxy` with figment; this module only defines the shapes and the
+//! rules. Every struct refuses unknown keys, and [`Config::validate`] reports
+//! every problem at once, each naming the field it is about.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::naming::Namespace;
+
+/// The whole gateway config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Config {
+    /// How tool and prompt names are namespaced.
+    #[serde(default)]
+    pub naming: NamingConfig,
+    /// Defaults that servers may override.
+    #[serde(default)]
+    pub defaults: DefaultsConfig,
+    /// Security settings.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// Log output.
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    /// The backends, keyed by server id. Collisions are resolved in key order.
+    #[serde(default)]
+    pub servers: BTreeMap<String, ServerConfig>,
+}
+
+/// How exposed names are built.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct NamingConfig {
+    /// Between the server id and the backend's name (default `__`).
+    #[serde(default = "default_separator")]
+    pub separator: String,
+    /// When to prefix names with the server id.
+    #[serde(default)]
+    pub prefix: PrefixMode,
+}
+
+impl Default for NamingConfig {
+    fn default() -> Self {
+        Self {
+            separator: default_separator(),
+            prefix: PrefixMode::default(),
+        }
+    }
+}
+
+fn default_separator() -> String {
+    Namespace::DEFAULT_SEPARATOR.to_owned()
+}
+
+/// When names get the server prefix.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrefixMode {
+    /// Every name is `server__name`.
+    #[default]
+    Always,
+    /// Names stay bare where unique; colliding names get the prefix.
+    OnConflict,
+}
+
+/// Defaults for every server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct DefaultsConfig {
+    /// Time a backend has to answer one request (default 30 s).
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Time a backend has to answer the era probe and handshake (default 10 s).
+    #[serde(default = "default_startup_timeout", with = "humantime_serde")]
+    pub startup_timeout: Duration,
+}
+
+impl Default for DefaultsConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: default_request_timeout(),
+            startup_timeout: default_startup_timeout(),
+        }
+    }
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_startup_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Security settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SecurityConfig {
+    /// When non-empty, the only commands a stdio server may run (compared with
+    /// the command as written, or with its file name).
+    #[serde(default)]
+    pub allowed_commands: Vec<String>,
+}
+
+impl SecurityConfig {
+    /// Whether `command` may be spawned.
+    pub fn allows(&self, command: &str) -> bool {
+        if self.allowed_commands.is_empty() {
+            return true;
+        }
+        let file_name = std::path::Path::new(command)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(command);
+        self.allowed_commands
+            .iter()
+            .any(|allowed| allowed == command || allowed == file_name)
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct LoggingConfig {
+    /// A `tracing` filter (`info`, `only1mcp=debug`); `RUST_LOG` wins.
+    #[serde(default)]
+    pub level: Option<String>,
+    /// Human-readable or JSON lines.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// Write logs to this file instead of stderr.
+    #[serde(default)]
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// One backend MCP server, started as a child process speaking stdio.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ServerConfig {
+    /// The program to run: a path, or a name looked up in `PATH`. Never run
+    /// through a shell.
+    pub command: String,
+    /// Its arguments, passed as they are (`${VAR}` is expanded).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment variables (`${VAR}` in values is expanded from the
+    /// gateway's environment).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The working directory.
+    #[serde(default)]
+    pub cwd: Option<std::path::PathBuf>,
+    /// Whether to start this server (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Override the global prefix mode: `false` keeps names bare, `true`
+    /// always prefixes.
+    #[serde(default)]
+    pub prefix: Option<bool>,
+    /// Override the default request timeout.
+    #[serde(default, with = "humantime_serde")]
+    pub request_timeout: Option<Duration>,
+    /// Which tools to expose.
+    #[serde(default)]
+    pub tools: ToolFilterConfig,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Allow and deny lists of tool names (glob patterns: `*`, `?`, `[ab]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ToolFilterConfig {
+    /// When non-empty, only tools matching one of these are exposed.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Tools matching one of these are hidden (deny wins over allow).
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// One problem found by [`Config::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The field, as a dotted path (`servers.fs.command`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every problem of a config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Invalid(pub Vec<Problem>);
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid config:")?;
+        for problem in &self.0 {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Checks the rules serde cannot: separators, server ids, commands,
+    /// patterns, the command allowlist. Reports every problem.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut problems = Vec::new();
+        let mut problem = |field: String, message: String| {
+            problems.push(Problem { field, message });
+        };
+        let namespace = match Namespace::new(&self.naming.separator) {
+            Ok(ns) => Some(ns),
+            Err(e) => {
+                problem("naming.separator".to_owned(), e.to_string());
+                None
+            }
+        };
+        if self.defaults.request_timeout.is_zero() {
+            problem(
+                "defaults.request_timeout".to_owned(),
+                "must be greater than zero".to_owned(),
+            );
+        }
+        for (id, server) in &self.servers {
+            let at = |field: &str| format!("servers.{id}.{field}");
+            if let Some(ns) = &namespace
+                && let Err(e) = ns.check_server_id(id)
+            {
+                problem(format!("servers.{id}"), e.to_string());
+            }
+            if server.command.trim().is_empty() {
+                problem(at("command"), "must not be empty".to_owned());
+            } else if !self.security.allows(&server.command) {
+                problem(
+                    at("command"),
+                    format!("{:?} is not in security.allowed_commands", server.command),
+                );
+            }
+            if server.request_timeout.is_some_and(|t| t.is_zero()) {
+                problem(
+                    at("request_timeout"),
+                    "must be greater than zero".to_owned(),
+                );
+            }
+            for (list, patterns) in [("allow", &server.tools.allow), ("deny", &server.tools.deny)] {
+                for (idx, pattern) in patterns.iter().enumerate() {
+                    if let Err(e) = globset::Glob::new(pattern) {
+                        problem(at(&format!("tools.{list}[{idx}]")), e.kind().to_string());
+                    }
+                }
+            }
+            for key in server.env.keys() {
+                if key.is_empty() || key.contains('=') || key.contains('\0') {
+                    problem(at("env"), format!("{key:?} is not a valid variable name"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Invalid(problems))
+        }
+    }
+
+    /// The request timeout of one server.
+    pub fn request_timeout(&self, server: &ServerConfig) -> Duration {
+        server
+            .request_timeout
+            .unwrap_or(self.defaults.request_timeout)
+    }
+}
+
+/// An environment variable that `${VAR}` expansion needed but did not find.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {0} is not set")]
+pub struct MissingVar(pub String);
+
+/// Expands `${VAR}` from `lookup`; `$$` is a literal `$`. Any other `$` is
+/// kept as it is.
+pub fn expand_env(
+    input: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, MissingVar> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(idx) = rest.find('$') {
+        out.push_str(&rest[..idx]);
+        let after = &rest[idx + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{')
+            && let Some(end) = body.find('}')
+        {
+            let name = &body[..end];
+            out.push_str(&lookup(name).ok_or_else(|| MissingVar(name.to_owned()))?);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+use super::*;
+
+fn server(command: &str) -> ServerConfig {
+    ServerConfig {
+        command: command.to_owned(),
+        enabled: true,
+        ..ServerConfig::default()
+    }
+}
+
+#[track_caller]
+fn check(config: &Config, expect: &[&str]) {
+    let got: Vec<String> = match config.validate() {
+        Ok(()) => Vec::new(),
+        Err(Invalid(problems)) => problems.iter().map(ToString::to_string).collect(),
+    };
+    assert_eq!(got, expect);
+}
+
+#[test]
+fn a_good_config_is_valid() {
+    let mut config = Config::default();
+    config
+        .servers
+        .insert("echo".to_owned(), server("only1mcp-echo-server"));
+    check(&config, &[]);
+}
+
+#[test]
+fn every_problem_names_its_field() {
+    let mut config = Config::default();
+    config.naming.separator = "::".to_owned();
+    config.servers.insert("empty".to_owned(), server("  "));
+    let mut bad = server("x");
+    bad.tools.deny = vec!["[".to_owned()];
+    bad.request_timeout = Some(Duration::ZERO);
+    config.servers.insert("bad id".to_owned(), bad);
+    check(
+        &config,
+        &[
+            "naming.separator: the separator \"::\" may only contain ASCII letters, digits, '_', '-' and '.'",
+            "servers.bad id.request_timeout: must be greater than zero",
+            "servers.bad id.tools.deny[0]: unclosed character class; missing ']'",
+            "servers.empty.command: must not be empty",
+        ],
+    );
+}
+
+#[test]
+fn server_ids_must_split_back() {
+    let mut config = Config::default();
+    config.servers.insert("a__b".to_owned(), server("x"));
+    check(
+        &config,
+        &[
+            "servers.a__b: the server id \"a__b\" contains or ends with part of the separator \"__\", so its names could not be split back",
+        ],
+    );
+}
+
+#[test]
+fn allowlist_limits_commands() {
+    let mut config = Config::default();
+    config.security.allowed_commands = vec!["npx".to_owned()];
+    config
+        .servers
+        .insert("ok".to_owned(), server("/usr/bin/npx"));
+    config.servers.insert("no".to_owned(), server("bash"));
+    check(
+        &config,
+        &["servers.no.command: \"bash\" is not in security.allowed_commands"],
+    );
+}
+
+#[test]
+fn env_expansion() {
+    let lookup = |name: &str| (name == "HOME").then(|| "/home/me".to_owned());
+    assert_eq!(expand_env("${HOME}/x", lookup).unwrap(), "/home/me/x");
+    assert_eq!(
+        expand_env("cost $$5 and $x", lookup).unwrap(),
+        "cost $5 and $x"
+    );
+    assert_eq!(
+        expand_env("${NOPE}", lookup),
+        Err(MissingVar("NOPE".to_owned()))
+    );
+    assert_eq!(expand_env("${unclosed", lookup).unwrap(), "${unclosed");
+}
+
+#[test]
+fn durations_are_human_readable() {
+    let config: Config = serde_json::from_str(
+        r#"{"defaults":{"request_timeout":"5s"},"servers":{"a":{"command":"x","request_timeout":"250ms"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(config.defaults.request_timeout, Duration::from_secs(5));
+    assert_eq!(
+        config.request_timeout(&config.servers["a"]),
+        Duration::from_millis(250)
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let err = serde_json::from_str::<Config>(r#"{"servers":{"a":{"command":"x","comand":"y"}}}"#)
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown field `comand`"), "{err}");
+}

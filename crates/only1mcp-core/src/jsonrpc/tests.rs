@@ -1,0 +1,149 @@
+use quickcheck_macros::quickcheck;
+
+use super::*;
+
+#[track_caller]
+fn single(input: &str) -> Message {
+    match parse(input.as_bytes()) {
+        Ok(Frame::Single(message)) => message,
+        other => panic!("expected one message, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn invalid_code(input: &str) -> (Option<Id>, i64) {
+    match parse(input.as_bytes()) {
+        Err(invalid) => (invalid.id, invalid.error.code),
+        Ok(Frame::Single(m)) => panic!("expected an error, got {m:?}"),
+        Ok(Frame::Batch(b)) => panic!("expected an error, got a batch {b:?}"),
+    }
+}
+
+#[test]
+fn request_keeps_params_byte_for_byte() {
+    let input = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","arguments":{"b":1.50,"a":[ 1, 2 ]}}}"#;
+    let Message::Request(req) = single(input) else {
+        panic!("not a request")
+    };
+    assert_eq!(req.id, Id::Number(7));
+    assert_eq!(req.method, "tools/call");
+    assert_eq!(
+        req.params.unwrap().get(),
+        r#"{"name":"x","arguments":{"b":1.50,"a":[ 1, 2 ]}}"#
+    );
+}
+
+#[test]
+fn key_order_does_not_matter() {
+    let Message::Request(req) = single(r#"{"method":"ping","id":"a","jsonrpc":"2.0"}"#) else {
+        panic!("not a request")
+    };
+    assert_eq!(req.id, Id::String("a".into()));
+}
+
+#[test]
+fn notification_has_no_id() {
+    assert!(matches!(
+        single(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+        Message::Notification(n) if n.method == "notifications/initialized"
+    ));
+}
+
+#[test]
+fn responses_with_result_and_error() {
+    assert!(matches!(
+        single(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+        Message::Response(Response {
+            id: Some(Id::Number(1)),
+            outcome: Ok(_)
+        })
+    ));
+    let Message::Response(res) =
+        single(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad"}}"#)
+    else {
+        panic!("not a response")
+    };
+    assert_eq!(res.id, None);
+    assert_eq!(res.outcome.unwrap_err().code, -32700);
+}
+
+#[test]
+fn not_json_is_a_parse_error() {
+    assert_eq!(invalid_code("{not json"), (None, code::PARSE_ERROR));
+    assert_eq!(invalid_code(""), (None, code::PARSE_ERROR));
+}
+
+#[test]
+fn wrong_version_is_an_invalid_request_with_the_id() {
+    assert_eq!(
+        invalid_code(r#"{"jsonrpc":"1.0","id":3,"method":"ping"}"#),
+        (Some(Id::Number(3)), code::INVALID_REQUEST)
+    );
+    assert_eq!(
+        invalid_code(r#"{"id":3,"method":"ping"}"#),
+        (Some(Id::Number(3)), code::INVALID_REQUEST)
+    );
+}
+
+#[test]
+fn non_objects_and_bad_ids_are_invalid_requests() {
+    assert_eq!(invalid_code("42"), (None, code::INVALID_REQUEST));
+    assert_eq!(
+        invalid_code(r#"{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}"#),
+        (None, code::INVALID_REQUEST)
+    );
+    assert_eq!(
+        invalid_code(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#),
+        (None, code::INVALID_REQUEST)
+    );
+    assert_eq!(invalid_code("[]"), (None, code::INVALID_REQUEST));
+}
+
+#[test]
+fn batch_keeps_valid_and_invalid_entries() {
+    let Ok(Frame::Batch(entries)) = parse(
+        br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"foo":1},{"jsonrpc":"2.0","method":"n"}]"#,
+    ) else {
+        panic!("not a batch")
+    };
+    assert_eq!(entries.len(), 3);
+    assert!(matches!(entries[0], Ok(Message::Request(_))));
+    assert!(matches!(&entries[1], Err(e) if e.error.code == code::INVALID_REQUEST));
+    assert!(matches!(entries[2], Ok(Message::Notification(_))));
+}
+
+#[test]
+fn serializes_compactly_with_version_first() {
+    let res = Message::Response(Response::error(
+        None,
+        ErrorObject::new(code::PARSE_ERROR, "Parse error"),
+    ));
+    assert_eq!(
+        String::from_utf8(res.to_vec()).unwrap(),
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}"#
+    );
+}
+
+#[quickcheck]
+fn number_ids_round_trip(n: i64) -> bool {
+    round_trip(Id::Number(n))
+}
+
+#[quickcheck]
+fn string_ids_round_trip(s: String) -> bool {
+    round_trip(Id::String(s.into()))
+}
+
+fn round_trip(id: Id) -> bool {
+    let id = &id;
+    let out = Message::Request(Request {
+        id: id.clone(),
+        method: "m".to_owned(),
+        params: None,
+    })
+    .to_vec();
+    match parse(&out) {
+        Ok(Frame::Single(Message::Request(req))) => req.id == *id,
+        _ => false,
+    }
+}

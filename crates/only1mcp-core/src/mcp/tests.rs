@@ -1,0 +1,59 @@
+use super::*;
+
+#[test]
+fn versions_belong_to_their_era() {
+    assert_eq!(Era::of("2026-07-28"), Some(Era::Modern));
+    assert_eq!(Era::of("2025-03-26"), Some(Era::Legacy));
+    assert_eq!(Era::of("1900-01-01"), None);
+    assert_eq!(negotiate_legacy("2025-06-18"), "2025-06-18");
+    assert_eq!(negotiate_legacy("2099-01-01"), "2025-11-25");
+}
+
+#[test]
+fn merged_capabilities_are_the_union_with_list_changed() {
+    let a: ServerCapabilities =
+        serde_json::from_str(r#"{"tools":{},"logging":{},"experimental":{"x":{}}}"#).unwrap();
+    let b: ServerCapabilities =
+        serde_json::from_str(r#"{"resources":{"subscribe":true},"prompts":{"listChanged":false}}"#)
+            .unwrap();
+    let merged = ServerCapabilities::merge([&a, &b]);
+    assert_eq!(
+        serde_json::to_string(&merged).unwrap(),
+        r#"{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"subscribe":true,"listChanged":true},"logging":{}}"#
+    );
+}
+
+#[test]
+fn request_meta_reads_modern_keys() {
+    let params = serde_json::value::to_raw_value(&serde_json::json!({
+        "name": "x",
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
+            "progressToken": 5
+        }
+    }))
+    .unwrap();
+    let meta = request_meta(Some(&params)).unwrap();
+    assert_eq!(meta.protocol_version.as_deref(), Some("2026-07-28"));
+    assert_eq!(
+        meta.client_capabilities.unwrap().get(),
+        r#"{"sampling":{}}"#
+    );
+    assert_eq!(meta.progress_token.unwrap().get(), "5");
+    assert!(request_meta(None).unwrap().protocol_version.is_none());
+}
+
+#[test]
+fn list_pages_keep_items_raw() {
+    let result = serde_json::value::RawValue::from_string(
+        r#"{"tools":[{"name":"a","x":{"deep":[1,2.50]}}],"nextCursor":"c2","ttlMs":100}"#
+            .to_owned(),
+    )
+    .unwrap();
+    let page = ListPage::parse(ListKind::Tools, &result).unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0]["x"].get(), r#"{"deep":[1,2.50]}"#);
+    assert_eq!(page.next_cursor.as_deref(), Some("c2"));
+    assert_eq!(page.ttl_ms, Some(100));
+}
