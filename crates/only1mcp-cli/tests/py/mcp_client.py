@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Scripted MCP test client built on the official Python SDK (`mcp==2.3.0`).
+
+Usage:
+    python mcp_client.py [--mode legacy|auto|2026-07-28] [--timeout SECS] [--no-discover] \
+        -- COMMAND [ARGS...] < ops.json
+
+Launches COMMAND as a stdio MCP server (with this process's full environment), reads a JSON
+array of operations from stdin, runs them in order in one session and prints ONE JSON object:
+
+    {"protocol_version": "...", "server_name": "..." | null,
+     "capabilities": {...}, "results": [<one entry per op>]}
+
+Operations:
+    {"op": "list_tools"}                                   -> [tool, ...]      (all pages)
+    {"op": "call_tool", "name": N, "arguments": {...}}     -> CallToolResult
+    {"op": "list_prompts"}                                 -> [prompt, ...]    (all pages)
+    {"op": "get_prompt", "name": N, "arguments": {...}}    -> GetPromptResult
+    {"op": "list_resources"}                               -> [resource, ...]  (all pages)
+    {"op": "list_resource_templates"}                      -> [template, ...]  (all pages)
+    {"op": "read_resource", "uri": U}                      -> ReadResourceResult
+    {"op": "ping"}                                         -> {} (legacy only; an error on 2026-07-28)
+
+Every model is dumped with `model_dump(mode="json", by_alias=True, exclude_none=True)`.
+If an op fails, its entry is {"error": {"code": C, "message": M[, "data": D]}} for an MCP
+error, or {"error": {"exception": TYPE, "message": M}} for anything else, and the next op
+runs. Exit status: 0 when the session was established (whatever the ops returned), 1 when
+it could not be (the exception goes to stderr), 2 on bad usage or bad input.
+
+Modes are the SDK's `Client(mode=...)`: "legacy" (initialize handshake), "auto" (probe
+`server/discover`, fall back to initialize) and a modern version such as "2026-07-28". The
+SDK's modern mode adopts the version without any wire traffic; this script then sends one
+`server/discover` at that version and adopts its answer, so `server_name` and
+`capabilities` are the server's own (and a server that cannot answer discover fails the
+session). `--no-discover` skips that and keeps the SDK's purely local adoption.
+
+The SDK's client-side response cache is disabled, so every op reaches the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+import warnings
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp import Client, MCPDeprecationWarning, MCPError, StdioServerParameters
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import BaseModel
+
+# `ping` and friends are deprecated for 2026-07-28; this client calls them on purpose.
+warnings.simplefilter("ignore", MCPDeprecationWarning)
+
+MODES = ("legacy", "auto", *MODERN_PROTOCOL_VERSIONS)
+PAGE_CAP = 1000  # a paginator that never ends must not hang a test
+
+
+def dump(model: BaseModel) -> Any:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+async def list_all(fetch: Any, attr: str) -> list[Any]:
+    """Follow `next_cursor` through every page and return the dumped items."""
+    items: list[Any] = []
+    cursor: str | None = None
+    for _ in range(PAGE_CAP):
+        page = await fetch(cursor=cursor)
+        items.extend(dump(item) for item in getattr(page, attr))
+        cursor = page.next_cursor
+        if cursor is None:
+            return items
+    raise RuntimeError(f"more than {PAGE_CAP} pages")
+
+
+async def run_op(client: Client, op: dict[str, Any]) -> Any:
+    kind = op.get("op")
+    if kind == "list_tools":
+        return await list_all(client.list_tools, "tools")
+    if kind == "call_tool":
+        return dump(await client.call_tool(op["name"], op.get("arguments")))
+    if kind == "list_prompts":
+        return await list_all(client.list_prompts, "prompts")
+    if kind == "get_prompt":
+        return dump(await client.get_prompt(op["name"], op.get("arguments")))
+    if kind == "list_resources":
+        return await list_all(client.list_resources, "resources")
+    if kind == "list_resource_templates":
+        return await list_all(client.list_resource_templates, "resource_templates")
+    if kind == "read_resource":
+        return dump(await client.read_resource(op["uri"]))
+    if kind == "ping":
+        return dump(await client.send_ping())
+    raise ValueError(f"unknown op {kind!r}")
+
+
+def error_entry(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, MCPError):
+        error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if exc.data is not None:
+            error["data"] = exc.data
+        return {"error": error}
+    return {"error": {"exception": type(exc).__name__, "message": str(exc)}}
+
+
+async def session(args: argparse.Namespace, ops: list[dict[str, Any]]) -> int:
+    params = StdioServerParameters(command=args.command[0], args=args.command[1:], env=dict(os.environ))
+    client = Client(
+        params,
+        mode=args.mode,
+        cache=None,
+        read_timeout_seconds=args.timeout,
+        client_info=types.Implementation(name="only1mcp-test-client", version="0"),
+    )
+    output: dict[str, Any] | None = None
+    stage = "establish a session with"
+    try:
+        async with client:
+            if args.mode in MODERN_PROTOCOL_VERSIONS and not args.no_discover:
+                stage = f"run server/discover at {args.mode} against"
+                with anyio.fail_after(args.timeout):
+                    raw = await client.session.send_discover(args.mode)
+                client.session.adopt(types.DiscoverResult.model_validate(raw))
+            stage = "run the ops against"
+            results: list[Any] = []
+            for op in ops:
+                try:
+                    results.append(await run_op(client, op))
+                except Exception as exc:  # noqa: BLE001 - recorded, then the next op runs
+                    results.append(error_entry(exc))
+            info = client.server_info
+            output = {
+                "protocol_version": client.protocol_version,
+                "server_name": info.name if info is not None else None,
+                "capabilities": dump(client.server_capabilities),
+                "results": results,
+            }
+            stage = "shut down the session with"
+    except Exception as exc:  # noqa: BLE001
+        print(f"mcp_client.py: could not {stage} {args.command!r}:", file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)
+        if output is None:
+            return 1
+        # The results are complete; a failed teardown does not invalidate them.
+
+    json.dump(output, sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Run a JSON list of MCP operations (read from stdin) against a stdio server.",
+        usage="%(prog)s [--mode MODE] [--timeout SECS] [--no-discover] -- COMMAND [ARGS...]",
+    )
+    parser.add_argument("--mode", choices=MODES, default="auto", help="SDK connect mode (default: auto)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds (default: 30)")
+    parser.add_argument(
+        "--no-discover",
+        action="store_true",
+        help="with a modern --mode, do not send server/discover (the SDK adopts the version locally)",
+    )
+    if "--" not in argv:
+        parser.error("missing `-- COMMAND [ARGS...]`")
+    split = argv.index("--")
+    args = parser.parse_args(argv[:split])
+    args.command = argv[split + 1 :]
+    if not args.command:
+        parser.error("missing COMMAND after `--`")
+    return args
+
+
+def read_ops() -> list[dict[str, Any]]:
+    try:
+        ops = json.load(sys.stdin)
+    except json.JSONDecodeError as exc:
+        print(f"mcp_client.py: stdin is not JSON: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if not isinstance(ops, list) or not all(isinstance(op, dict) and "op" in op for op in ops):
+        print('mcp_client.py: stdin must be a JSON array of {"op": ...} objects', file=sys.stderr)
+        sys.exit(2)
+    return ops
+
+
+def main() -> int:
+    args = parse_args(sys.argv[1:])
+    ops = read_ops()
+    return anyio.run(session, args, ops)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+//! Project automation for Only1MCP, run as `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//!
+//! Commands:
+//! - `peers`: install the real MCP peers the tests talk to into `<workspace>/peers/`
+//!   (Node reference servers and a Python venv with the `mcp` SDK); idempotent.
+//! - `test [ARGS...]`: `peers`, then `cargo test --workspace --locked [ARGS...]` (without
+//!   `--workspace` when ARGS select packages with `-p`/`--package`), with
+//!   `ONLY1MCP_PEERS` set to the absolute peers directory.
+//! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo deny check bans licenses
+//!   sources`, then `test`.
+//!
+//! The peers directory is `<workspace>/peers` unless `ONLY1MCP_PEERS` is already set, in which
+//! case that directory is used (and passed on to the tests unchanged).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "xtask is the automation binary; it runs tools (cargo, npm, python) by design"
+)]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "xtask is a command-line tool; reporting progress on the terminal is its job"
+)]
+
+mod peers;
+
+use std::{
+    env,
+    ffi::{OsStr, OsString},
+    path::{Path, PathBuf},
+    process::{Command, ExitCode, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Environment variable through which the tests find the installed peers.
+const PEERS_ENV: &str = "ONLY1MCP_PEERS";
+
+const HELP: &str = "\
+Usage: cargo xtask <COMMAND> [ARGS...]
+
+Commands:
+  peers          Install the MCP peers used by the tests into <workspace>/peers (idempotent)
+  test [ARGS]    Run `peers`, then `cargo test --workspace --locked [ARGS]` with ONLY1MCP_PEERS set
+                 (`--workspace` is left out when ARGS contain -p/--package)
+  ci             cargo fmt --check, clippy -D warnings, cargo deny check bans licenses sources, then `test`
+  help           Show this message
+
+Environment:
+  ONLY1MCP_PEERS   Peers directory to use instead of <workspace>/peers
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = env::args_os().skip(1);
+    let Some(command) = args.next() else {
+        print!("{HELP}");
+        bail!("no command given");
+    };
+    let rest: Vec<OsString> = args.collect();
+    let workspace = workspace_root()?;
+    match command.to_str() {
+        Some("peers") => {
+            no_extra_args("peers", &rest)?;
+            peers::install(&peers_dir(&workspace)?)
+        }
+        Some("test") => test(&workspace, &rest),
+        Some("ci") => {
+            no_extra_args("ci", &rest)?;
+            ci(&workspace)
+        }
+        Some("help" | "-h" | "--help") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        _ => {
+            print!("{HELP}");
+            bail!("unknown command {command:?}")
+        }
+    }
+}
+
+fn no_extra_args(command: &str, rest: &[OsString]) -> Result<()> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        bail!("`cargo xtask {command}` takes no arguments (got {rest:?})")
+    }
+}
+
+/// The workspace root: the parent of this package's manifest directory.
+///
+/// `cargo run` sets `CARGO_MANIFEST_DIR` at run time too; the compile-time value is the fallback
+/// for running the binary directly.
+fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let root = manifest_dir
+        .parent()
+        .context("xtask manifest directory has no parent")?;
+    root.canonicalize()
+        .with_context(|| format!("cannot resolve workspace root {}", root.display()))
+}
+
+/// The absolute peers directory: `$ONLY1MCP_PEERS` if set and non-empty, else `<workspace>/peers`.
+fn peers_dir(workspace: &Path) -> Result<PathBuf> {
+    match env::var_os(PEERS_ENV) {
+        Some(dir) if !dir.is_empty() => std::path::absolute(&dir)
+            .with_context(|| format!("cannot make {PEERS_ENV}={dir:?} absolute")),
+        _ => Ok(workspace.join("peers")),
+    }
+}
+
+/// The cargo binary that launched us (`$CARGO`), so nested runs use the same toolchain.
+fn cargo() -> OsString {
+    env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"))
+}
+
+fn cargo_in(workspace: &Path) -> Command {
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(workspace);
+    cmd
+}
+
+/// `cargo xtask test [ARGS...]`.
+fn test(workspace: &Path, extra: &[OsString]) -> Result<()> {
+    let peers = peers_dir(workspace)?;
+    peers::install(&peers)?;
+    // `--workspace` would override a `-p/--package` selection, so leave it out then.
+    let selects_packages = extra.iter().take_while(|arg| *arg != "--").any(|arg| {
+        let arg = arg.to_string_lossy();
+        arg == "-p" || arg.starts_with("--package") || (arg.starts_with("-p") && arg.len() > 2)
+    });
+    let mut cmd = cargo_in(workspace);
+    cmd.arg("test");
+    if !selects_packages {
+        cmd.arg("--workspace");
+    }
+    cmd.arg("--locked").args(extra).env(PEERS_ENV, &peers);
+    eprintln!("xtask: {PEERS_ENV}={}", peers.display());
+    run_step("cargo test", &mut cmd).map(drop)
+}
+
+/// `cargo xtask ci`.
+fn ci(workspace: &Path) -> Result<()> {
+    // Fail before the long steps if cargo-deny is missing.
+    let deny_present = cargo_in(workspace)
+        .args(["deny", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !deny_present {
+        bail!(
+            "cargo-deny is not installed, so `cargo deny check` cannot run; \
+             install it with `cargo install --locked cargo-deny`"
+        );
+    }
+
+    let started = Instant::now();
+    let mut timings = Vec::new();
+    let steps: [(&str, &[&str]); 3] = [
+        ("cargo fmt", &["fmt", "--all", "--check"]),
+        (
+            "cargo clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        (
+            "cargo deny",
+            &["deny", "check", "bans", "licenses", "sources"],
+        ),
+    ];
+    for (name, args) in steps {
+        let mut cmd = cargo_in(workspace);
+        cmd.args(args);
+        timings.push((name, run_step(name, &mut cmd)?));
+    }
+    let test_started = Instant::now();
+    test(workspace, &[])?;
+    timings.push(("peers + cargo test", test_started.elapsed()));
+
+    eprintln!("xtask: ci passed in {}", secs(started.elapsed()));
+    for (name, took) in timings {
+        eprintln!("xtask:   {name:<20} {}", secs(took));
+    }
+    Ok(())
+}
+
+/// Runs `cmd` with inherited stdio; fails unless it exits successfully. Returns the wall time.
+fn run_step(name: &str, cmd: &mut Command) -> Result<Duration> {
+    eprintln!("xtask: $ {}", show(cmd));
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{}`", cmd.get_program().display()))?;
+    let took = started.elapsed();
+    if !status.success() {
+        bail!("{name} failed ({status}) after {}", secs(took));
+    }
+    eprintln!("xtask: {name} ok ({})", secs(took));
+    Ok(took)
+}
+
+/// Runs `cmd` and returns its trimmed stdout; fails unless it exits successfully.
+fn capture(cmd: &mut Command) -> Result<String> {
+    let output = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start `{}`", show(cmd)))?;
+    if !output.status.success() {
+        bail!("`{}` failed ({})", show(cmd), output.status);
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// A shell-like rendering of `cmd` for progress messages.
+fn show(cmd: &Command) -> String {
+    let mut out = String::new();
+    if let Some(dir) = cmd.get_current_dir() {
+        out.push_str(&format!("(cd {}) ", dir.display()));
+    }
+    let words = std::iter::once(cmd.get_program()).chain(cmd.get_args());
+    let words: Vec<String> = words.map(quote).collect();
+    out.push_str(&words.join(" "));
+    out
+}
+
+fn quote(word: &OsStr) -> String {
+    let word = word.to_string_lossy();
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=@:+,".contains(c))
+    {
+        word.into_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+fn secs(took: Duration) -> String {
+    format!("{:.1}s", took.as_secs_f64())
+}
