@@ -47,6 +47,15 @@ impl ToolFilter {
         })
     }
 
+    /// A filter that exposes nothing (the safe fallback for a filter that
+    /// could not be compiled).
+    pub fn deny_all() -> Self {
+        Self {
+            allow: Some(GlobSet::empty()),
+            deny: None,
+        }
+    }
+
     /// Whether a tool with this (backend) name is exposed.
     pub fn allows(&self, name: &str) -> bool {
         self.allow.as_ref().is_none_or(|set| set.is_match(name))

@@ -33,6 +33,39 @@ pub struct Config {
     /// The backends, keyed by server id. Collisions are resolved in key order.
     #[serde(default)]
     pub servers: BTreeMap<String, ServerConfig>,
+    /// Servers in the `mcpServers` format of Claude Desktop and Cursor, so an
+    /// existing list can be used as it is. [`Config::absorb_mcp_servers`]
+    /// moves them into `servers`.
+    #[serde(
+        default,
+        rename = "mcpServers",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub mcp_servers: BTreeMap<String, McpServerEntry>,
+}
+
+/// One entry of a Claude Desktop / Cursor `mcpServers` block.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerEntry {
+    /// The program.
+    #[serde(default)]
+    pub command: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The working directory.
+    #[serde(default)]
+    pub cwd: Option<std::path::PathBuf>,
+    /// The transport type; only `stdio` is supported so far.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Cursor's and others' switch to turn an entry off.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// How exposed names are built.
@@ -230,6 +263,45 @@ impl fmt::Display for Invalid {
 }
 
 impl Config {
+    /// Moves `mcpServers` entries into `servers`. An id present in both, or an
+    /// entry that is not a stdio server, is a problem naming the field.
+    pub fn absorb_mcp_servers(&mut self) -> Result<(), Invalid> {
+        let mut problems = Vec::new();
+        for (id, entry) in std::mem::take(&mut self.mcp_servers) {
+            let field = format!("mcpServers.{id}");
+            if self.servers.contains_key(&id) {
+                problems.push(Problem {
+                    field,
+                    message: format!("duplicate server id: servers.{id} is defined too"),
+                });
+                continue;
+            }
+            if let Some(kind) = entry.kind.as_deref().filter(|k| *k != "stdio") {
+                problems.push(Problem {
+                    field: format!("{field}.type"),
+                    message: format!("{kind:?} servers are not supported; only stdio"),
+                });
+                continue;
+            }
+            self.servers.insert(
+                id,
+                ServerConfig {
+                    command: entry.command,
+                    args: entry.args,
+                    env: entry.env,
+                    cwd: entry.cwd,
+                    enabled: !entry.disabled,
+                    ..ServerConfig::default()
+                },
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Invalid(problems))
+        }
+    }
+
     /// Checks the rules serde cannot: separators, server ids, commands,
     /// patterns, the command allowlist. Reports every problem.
     pub fn validate(&self) -> Result<(), Invalid> {

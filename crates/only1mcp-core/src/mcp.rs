@@ -468,5 +468,67 @@ pub fn params_object(params: Option<&RawValue>) -> Result<RawObject, ErrorObject
     }
 }
 
+/// Rewrites the `_meta` object of request params with `edit`, keeping every
+/// other field verbatim. An empty `_meta` is removed; absent params become an
+/// object only if `_meta` ends up non-empty.
+pub fn edit_meta(
+    params: Option<&RawValue>,
+    edit: impl FnOnce(&mut RawObject),
+) -> Result<Option<Box<RawValue>>, ErrorObject> {
+    let mut object = params_object(params)?;
+    let mut meta: RawObject = match object.get("_meta") {
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|e| ErrorObject::new(code::INVALID_PARAMS, format!("Invalid _meta: {e}")))?,
+        None => RawObject::new(),
+    };
+    edit(&mut meta);
+    if meta.is_empty() {
+        object.shift_remove("_meta");
+    } else {
+        object.insert("_meta".to_owned(), to_raw_object(&meta)?);
+    }
+    if params.is_none() && object.is_empty() {
+        return Ok(None);
+    }
+    to_raw_object(&object).map(Some)
+}
+
+/// Serializes a raw object.
+pub fn to_raw_object(object: &RawObject) -> Result<Box<RawValue>, ErrorObject> {
+    serde_json::value::to_raw_value(object)
+        .map_err(|e| ErrorObject::new(code::INTERNAL_ERROR, format!("serialize: {e}")))
+}
+
+/// Params for a modern backend: the gateway's protocol version and the given
+/// client capabilities and info in `_meta`.
+pub fn modern_params(
+    params: Option<&RawValue>,
+    client_capabilities: &RawValue,
+    client_info: &RawValue,
+) -> Result<Option<Box<RawValue>>, ErrorObject> {
+    edit_meta(params, |meta| {
+        if let Ok(v) = serde_json::value::to_raw_value(version::V2026_07_28) {
+            meta.insert(meta::PROTOCOL_VERSION.to_owned(), v);
+        }
+        meta.insert(
+            meta::CLIENT_CAPABILITIES.to_owned(),
+            client_capabilities.to_owned(),
+        );
+        meta.insert(meta::CLIENT_INFO.to_owned(), client_info.to_owned());
+    })
+}
+
+/// Params for a legacy backend: the modern `io.modelcontextprotocol/*` keys
+/// removed from `_meta` (a legacy server does not expect them).
+pub fn legacy_params(params: Option<&RawValue>) -> Result<Option<Box<RawValue>>, ErrorObject> {
+    let has_modern_keys = params.is_some_and(|p| p.get().contains(meta::PROTOCOL_PREFIX));
+    if !has_modern_keys {
+        return Ok(params.map(ToOwned::to_owned));
+    }
+    edit_meta(params, |meta| {
+        meta.retain(|key, _| !key.starts_with(meta::PROTOCOL_PREFIX));
+    })
+}
+
 #[cfg(test)]
 mod tests;

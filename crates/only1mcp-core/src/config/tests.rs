@@ -106,3 +106,25 @@ fn unknown_keys_are_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("unknown field `comand`"), "{err}");
 }
+
+#[test]
+fn mcp_servers_are_imported() {
+    let mut config: Config = serde_json::from_str(
+        r#"{"servers":{"a":{"command":"x"}},
+            "mcpServers":{"fs":{"command":"npx","args":["-y","pkg"],"env":{"K":"v"}},
+                          "a":{"command":"dup"},
+                          "web":{"type":"http","command":""}}}"#,
+    )
+    .unwrap();
+    let err = config.absorb_mcp_servers().unwrap_err();
+    assert_eq!(
+        err.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "mcpServers.a: duplicate server id: servers.a is defined too",
+            "mcpServers.web.type: \"http\" servers are not supported; only stdio",
+        ]
+    );
+    assert_eq!(config.servers["fs"].args, ["-y", "pkg"]);
+    assert_eq!(config.servers["fs"].env["K"], "v");
+    assert!(config.servers["fs"].enabled);
+}

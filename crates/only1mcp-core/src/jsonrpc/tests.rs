@@ -126,16 +126,19 @@ fn serializes_compactly_with_version_first() {
 
 #[quickcheck]
 fn number_ids_round_trip(n: i64) -> bool {
-    round_trip(Id::Number(n))
+    round_trip(&Id::Number(n))
 }
 
 #[quickcheck]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "quickcheck hands arguments over by value"
+)]
 fn string_ids_round_trip(s: String) -> bool {
-    round_trip(Id::String(s.into()))
+    round_trip(&Id::String(s.into()))
 }
 
-fn round_trip(id: Id) -> bool {
-    let id = &id;
+fn round_trip(id: &Id) -> bool {
     let out = Message::Request(Request {
         id: id.clone(),
         method: "m".to_owned(),

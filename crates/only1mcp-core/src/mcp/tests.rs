@@ -1,3 +1,5 @@
+use serde_json::value::RawValue;
+
 use super::*;
 
 #[test]
@@ -56,4 +58,42 @@ fn list_pages_keep_items_raw() {
     assert_eq!(page.items[0]["x"].get(), r#"{"deep":[1,2.50]}"#);
     assert_eq!(page.next_cursor.as_deref(), Some("c2"));
     assert_eq!(page.ttl_ms, Some(100));
+}
+
+#[test]
+fn modern_params_add_meta_and_keep_the_rest() {
+    let params = RawValue::from_string(
+        r#"{"name":"t","arguments":{"x":1.0},"_meta":{"progressToken":3}}"#.to_owned(),
+    )
+    .unwrap();
+    let caps = RawValue::from_string("{}".to_owned()).unwrap();
+    let info = RawValue::from_string(r#"{"name":"g","version":"1"}"#.to_owned()).unwrap();
+    let out = modern_params(Some(&params), &caps, &info).unwrap().unwrap();
+    assert_eq!(
+        out.get(),
+        r#"{"name":"t","arguments":{"x":1.0},"_meta":{"progressToken":3,"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"g","version":"1"}}}"#
+    );
+    let back = legacy_params(Some(&out)).unwrap().unwrap();
+    assert_eq!(
+        back.get(),
+        r#"{"name":"t","arguments":{"x":1.0},"_meta":{"progressToken":3}}"#
+    );
+}
+
+#[test]
+fn legacy_params_leave_plain_params_untouched() {
+    let params = RawValue::from_string(r#"{"a": 1}"#.to_owned()).unwrap();
+    assert_eq!(
+        legacy_params(Some(&params)).unwrap().unwrap().get(),
+        r#"{"a": 1}"#
+    );
+    assert!(legacy_params(None).unwrap().is_none());
+    let only_meta = RawValue::from_string(
+        r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#.to_owned(),
+    )
+    .unwrap();
+    assert_eq!(
+        legacy_params(Some(&only_meta)).unwrap().unwrap().get(),
+        "{}"
+    );
 }

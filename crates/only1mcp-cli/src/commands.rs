@@ -1,0 +1,302 @@
+//! The subcommands.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use only1mcp_core::mcp::{self, ListKind};
+use only1mcp_proxy::load::{self, LoadError, Origin};
+use only1mcp_proxy::{Gateway, logging};
+
+use crate::output;
+
+/// Only1MCP: one MCP endpoint in front of many MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "only1mcp", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway: start every configured server and serve their merged
+    /// tools, prompts and resources as one MCP server.
+    ///
+    /// With no --config, uses ./only1mcp.yaml, ./only1mcp.yml or
+    /// ./only1mcp.toml if present, else a built-in config of two example
+    /// servers. Logs go to stderr; stdout carries only MCP messages.
+    Start {
+        /// The config file (.yaml, .yml, .toml, or .json with mcpServers).
+        #[arg(long, short, env = "ONLY1MCP_CONFIG")]
+        config: Option<PathBuf>,
+        /// Speak MCP on stdin/stdout, as an IDE launches it. This is the only
+        /// face so far, so it is also the default.
+        #[arg(long)]
+        stdio: bool,
+    },
+    /// Check a config file and report every problem, naming each field.
+    Validate {
+        /// The config file.
+        path: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start the configured servers, print their status and merged tools,
+    /// then stop them.
+    List {
+        /// The config file (default: as for `start`).
+        #[arg(long, short, env = "ONLY1MCP_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a starter config file.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "only1mcp.yaml")]
+        path: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Runs the parsed command.
+pub(crate) async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Start { config, stdio: _ } => start(config.as_deref()).await,
+        Command::Validate { path, json } => validate(&path, json),
+        Command::List { config, json } => list(config.as_deref(), json).await,
+        Command::Init { path, force } => init(&path, force),
+    }
+}
+
+/// Exit code for a config that cannot be used (EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
+fn load_or_report(
+    path: Option<&Path>,
+) -> Result<(only1mcp_core::config::Config, Origin), ExitCode> {
+    load::load(path).map_err(|e| {
+        output::error(&e.to_string());
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+async fn start(path: Option<&Path>) -> ExitCode {
+    let (config, origin) = match load_or_report(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    if let Err(e) = logging::init(&config.logging) {
+        output::error(&format!("cannot open the log file: {e}"));
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    tracing::info!(config = %origin, servers = config.servers.len(), "Starting Only1MCP");
+    let gateway = Gateway::start(&config).await;
+    let catalog = gateway.catalog();
+    tracing::info!(
+        tools = catalog.entries(ListKind::Tools).len(),
+        prompts = catalog.entries(ListKind::Prompts).len(),
+        resources = catalog.entries(ListKind::Resources).len(),
+        "Serving MCP on stdio"
+    );
+    drop(catalog);
+    let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    let res =
+        only1mcp_proxy::serve::serve_stdio(&gateway, stdin, tokio::io::stdout(), stop_signal())
+            .await;
+    gateway.shutdown().await;
+    tracing::info!("Stopped");
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::error(&format!("stdin: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn validate(path: &Path, json: bool) -> ExitCode {
+    match load::load_file(path) {
+        Ok(config) => {
+            let servers: Vec<&String> = config.servers.keys().collect();
+            if json {
+                output::json(&serde_json::json!({ "valid": true, "servers": servers }));
+            } else {
+                output::line(&format!(
+                    "{}: valid ({} server{}: {})",
+                    path.display(),
+                    servers.len(),
+                    if servers.len() == 1 { "" } else { "s" },
+                    servers
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let problems: Vec<String> = match &e {
+                LoadError::Invalid(invalid) => invalid.0.iter().map(ToString::to_string).collect(),
+                other => vec![other.to_string()],
+            };
+            if json {
+                output::json(&serde_json::json!({ "valid": false, "problems": problems }));
+            } else {
+                output::error(&format!("{}: invalid config", path.display()));
+                for problem in &problems {
+                    output::note(&format!("  - {problem}"));
+                }
+            }
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+async fn list(path: Option<&Path>, json: bool) -> ExitCode {
+    let (mut config, _origin) = match load_or_report(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    // Backend chatter would drown the table; RUST_LOG still wins.
+    config
+        .logging
+        .level
+        .get_or_insert_with(|| "warn".to_owned());
+    if config.logging.level.as_deref() == Some("info") {
+        config.logging.level = Some("warn".to_owned());
+    }
+    let _ = logging::init(&config.logging);
+    let gateway = Gateway::start(&config).await;
+    let catalog = gateway.catalog();
+    let report = gateway.report();
+    let tools: Vec<(String, String, String)> = catalog
+        .entries(ListKind::Tools)
+        .iter()
+        .map(|entry| {
+            let item: mcp::RawObject = serde_json::from_str(entry.item.get()).unwrap_or_default();
+            let description = mcp::string_field(&item, "description").unwrap_or_default();
+            (
+                entry.exposed.to_string(),
+                entry.route.server.to_string(),
+                description,
+            )
+        })
+        .collect();
+    if json {
+        let servers: Vec<serde_json::Value> = report
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "server": &*r.server,
+                    "status": r.status.to_string(),
+                    "protocol_version": r.protocol.as_ref().map(|(_, v)| v),
+                    "era": r.protocol.as_ref().map(|(era, _)| era),
+                })
+            })
+            .collect();
+        let tools: Vec<serde_json::Value> = tools
+            .iter()
+            .map(|(name, server, description)| {
+                serde_json::json!({ "name": name, "server": server, "description": description })
+            })
+            .collect();
+        output::json(&serde_json::json!({ "servers": servers, "tools": tools }));
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .iter()
+            .map(|r| {
+                let count = tools
+                    .iter()
+                    .filter(|(_, s, _)| s.as_str() == &*r.server)
+                    .count();
+                vec![
+                    r.server.to_string(),
+                    r.status.to_string(),
+                    r.protocol
+                        .as_ref()
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_else(|| "-".to_owned()),
+                    count.to_string(),
+                ]
+            })
+            .collect();
+        output::line(&output::table(
+            &["SERVER", "STATUS", "PROTOCOL", "TOOLS"],
+            &rows,
+        ));
+        let rows: Vec<Vec<String>> = tools
+            .iter()
+            .map(|(name, server, description)| {
+                vec![name.clone(), server.clone(), first_line(description, 60)]
+            })
+            .collect();
+        output::line(&output::table(&["TOOL", "SERVER", "DESCRIPTION"], &rows));
+        for conflict in catalog.conflicts() {
+            output::note(&format!("note: {conflict}"));
+        }
+    }
+    drop(catalog);
+    gateway.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+fn first_line(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() <= max {
+        line.to_owned()
+    } else {
+        let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+fn init(path: &Path, force: bool) -> ExitCode {
+    if path.exists() && !force {
+        output::error(&format!(
+            "{} exists; pass --force to overwrite it",
+            path.display()
+        ));
+        return ExitCode::FAILURE;
+    }
+    match std::fs::write(path, load::STARTER_YAML) {
+        Ok(()) => {
+            output::line(&format!(
+                "Wrote {}. Edit its servers, then run: only1mcp start --stdio --config {}",
+                path.display(),
+                path.display()
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            output::error(&format!("cannot write {}: {e}", path.display()));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! `only1mcp`: the command-line entry of the Only1MCP gateway.
+//!
+//! Thin by design: argument parsing and output live here, everything a test
+//! would want to reach lives in `only1mcp-proxy`.
+
+mod commands;
+mod output;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = commands::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            output::error(&format!("cannot start the async runtime: {e}"));
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(commands::run(cli))
+}

@@ -1,0 +1,456 @@
+//! One backend server: its process, its session, its lists, and the
+//! supervisor that restarts it.
+//!
+//! The supervisor task spawns the process, opens the session in the
+//! backend's era, fetches its lists, and then reads what the backend sends
+//! unasked until the connection closes. A crash fails the requests in flight
+//! (the client gets an error), and the supervisor starts the backend again
+//! after an exponential backoff. Callers see the state through
+//! [`Backend::status`] and wait for readiness in [`Backend::call`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use futures::StreamExt;
+use only1mcp_core::Error;
+use only1mcp_core::catalog::{Lists, Prefix, ToolFilter};
+use only1mcp_core::jsonrpc::{self, ErrorObject, Message, Notification, Outcome, Request};
+use only1mcp_core::mcp::{self, Era, ListKind, ListPage, method};
+use only1mcp_core::upstream::{Call, Upstream, UpstreamEvent};
+use only1mcp_transport::session::{self, ClientIdentity, Established};
+use only1mcp_transport::stdio::{self, Connection};
+use serde_json::value::RawValue;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tower::Service;
+
+/// The first restart delay; it doubles after each quick crash.
+const BACKOFF_START: Duration = Duration::from_millis(200);
+/// The longest restart delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A run this long resets the backoff.
+const STABLE_RUN: Duration = Duration::from_secs(60);
+/// How long the era probe may take before the backend is taken as legacy.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping backend gets to exit after its stdin closes.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// The most pages read from one list (guards against a cursor loop).
+const MAX_PAGES: usize = 1000;
+
+/// Where a backend stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Its first start is under way.
+    Starting,
+    /// Serving.
+    Ready,
+    /// It exited; a new start is under way or scheduled.
+    Restarting,
+    /// The last start failed (the reason); another is scheduled.
+    Failed(String),
+    /// Shut down.
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Starting => f.write_str("starting"),
+            Self::Ready => f.write_str("ready"),
+            Self::Restarting => f.write_str("restarting"),
+            Self::Failed(reason) => write!(f, "failed: {reason}"),
+            Self::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
+/// What the supervisor tells the gateway.
+pub(crate) trait Hub: Send + Sync + 'static {
+    /// A backend's lists (or readiness) changed: rebuild the catalog.
+    fn lists_changed(&self, server: &str);
+    /// A backend sent a progress notification with a gateway token.
+    fn progress(&self, server: &str, notification: Notification);
+}
+
+/// Settings of one backend, fixed for its lifetime.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How to start it.
+    pub spec: stdio::Spec,
+    /// Time it has per request.
+    pub request_timeout: Duration,
+    /// Time it has to start and finish the handshake.
+    pub startup_timeout: Duration,
+    /// How its names are exposed.
+    pub prefix: Prefix,
+    /// Which tools are exposed.
+    pub filter: ToolFilter,
+}
+
+/// A live session with the backend.
+#[derive(Debug)]
+struct Live {
+    connection: Connection,
+    established: Established,
+}
+
+/// One backend and its supervisor's shared state.
+#[derive(Debug)]
+pub struct Backend {
+    id: Arc<str>,
+    settings: Settings,
+    live: ArcSwapOption<Live>,
+    lists: ArcSwap<Lists>,
+    status: watch::Sender<Status>,
+    identity: ClientIdentity,
+}
+
+impl Backend {
+    pub(crate) fn new(settings: Settings, identity: ClientIdentity) -> Arc<Self> {
+        Arc::new(Self {
+            id: settings.spec.server.clone(),
+            settings,
+            live: ArcSwapOption::empty(),
+            lists: ArcSwap::from_pointee(Lists::default()),
+            status: watch::Sender::new(Status::Starting),
+            identity,
+        })
+    }
+
+    /// The server id.
+    pub fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Where it stands now.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// Its last fetched lists (kept while it restarts).
+    pub fn lists(&self) -> Arc<Lists> {
+        self.lists.load_full()
+    }
+
+    /// The era and capabilities of the current session, if one is open.
+    pub fn established(&self) -> Option<Established> {
+        self.live.load().as_ref().map(|l| l.established.clone())
+    }
+
+    /// Waits until the backend has finished its current start attempt
+    /// (ready or failed), at most `limit`.
+    pub async fn settled(&self, limit: Duration) {
+        let mut rx = self.status.subscribe();
+        let _ = tokio::time::timeout(
+            limit,
+            rx.wait_for(|s| !matches!(s, Status::Starting | Status::Restarting)),
+        )
+        .await;
+    }
+
+    /// Sends one request, waiting for readiness if the backend is (re)starting,
+    /// all within the request timeout. Dropping the future or running out of
+    /// time cancels the request on the backend.
+    pub async fn call(&self, call: Call) -> Result<(Era, Outcome), Error> {
+        let timeout = self.settings.request_timeout;
+        let work = async {
+            let mut rx = self.status.subscribe();
+            let status = rx
+                .wait_for(|s| !matches!(s, Status::Starting | Status::Restarting))
+                .await
+                .map(|s| s.clone())
+                .unwrap_or(Status::Stopped);
+            let live = match status {
+                Status::Ready => self.live.load_full(),
+                Status::Failed(reason) => return Err(self.unavailable(reason)),
+                Status::Stopped => return Err(self.unavailable("stopped".to_owned())),
+                Status::Starting | Status::Restarting => None,
+            };
+            let Some(live) = live else {
+                return Err(self.unavailable("not connected".to_owned()));
+            };
+            let era = live.established.era;
+            let mut connection = live.connection.clone();
+            drop(live);
+            connection.call(call).await.map(|outcome| (era, outcome))
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(res) => res,
+            Err(_) => Err(Error::UpstreamTimedOut {
+                server: self.id.to_string(),
+                after: timeout,
+            }),
+        }
+    }
+
+    fn unavailable(&self, reason: String) -> Error {
+        Error::UpstreamUnavailable {
+            server: self.id.to_string(),
+            reason,
+        }
+    }
+
+    /// Params as this backend's era expects them.
+    pub fn adapt_params(
+        &self,
+        era: Era,
+        params: Option<&RawValue>,
+    ) -> Result<Option<Box<RawValue>>, ErrorObject> {
+        match era {
+            Era::Legacy => mcp::legacy_params(params),
+            Era::Modern => {
+                mcp::modern_params(params, &self.identity.capabilities, &self.identity.info)
+            }
+        }
+    }
+
+    /// The supervisor: start, serve, restart, until `shutdown`.
+    pub(crate) async fn supervise(self: Arc<Self>, hub: Arc<dyn Hub>, shutdown: CancellationToken) {
+        let mut backoff = BACKOFF_START;
+        loop {
+            let started = Instant::now();
+            let outcome = tokio::select! {
+                () = shutdown.cancelled() => break,
+                outcome = self.run_once(&hub, &shutdown) => outcome,
+            };
+            match outcome {
+                RunEnd::Shutdown => break,
+                RunEnd::Failed(reason) => {
+                    tracing::warn!(server = %self.id, reason = %reason, retry_in_ms = backoff.as_millis(), "Backend failed to start");
+                    self.status.send_replace(Status::Failed(reason));
+                    // Its tools leave the catalog until it is back.
+                    self.live.store(None);
+                    self.lists.store(Arc::new(Lists::default()));
+                    hub.lists_changed(&self.id);
+                }
+                RunEnd::Exited => {
+                    tracing::warn!(server = %self.id, retry_in_ms = backoff.as_millis(), "Backend exited; restarting");
+                    self.status.send_replace(Status::Restarting);
+                }
+            }
+            if started.elapsed() >= STABLE_RUN {
+                backoff = BACKOFF_START;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        self.live.store(None);
+        self.status.send_replace(Status::Stopped);
+    }
+
+    async fn run_once(&self, hub: &Arc<dyn Hub>, shutdown: &CancellationToken) -> RunEnd {
+        let mut child = match stdio::spawn(&self.settings.spec) {
+            Ok(child) => child,
+            Err(e) => return RunEnd::Failed(e.to_string()),
+        };
+        let (mut connection, mut events) = Connection::start(&self.id, &mut child);
+        let startup = async {
+            let established = session::establish(
+                &self.id,
+                &mut connection,
+                &self.identity,
+                PROBE_TIMEOUT.min(self.settings.startup_timeout),
+                self.settings.startup_timeout,
+            )
+            .await?;
+            let lists = fetch_lists(&self.id, &mut connection, &established, &self.identity).await;
+            Ok::<_, Error>((established, lists))
+        };
+        let (established, lists) = tokio::select! {
+            res = startup => match res {
+                Ok(ok) => ok,
+                Err(e) => {
+                    stdio::stop(child, STOP_GRACE).await;
+                    return RunEnd::Failed(e.to_string());
+                }
+            },
+            // The process died during the handshake.
+            status = child.wait() => {
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                return RunEnd::Failed(format!("exited during start-up ({status})"));
+            }
+        };
+        tracing::info!(
+            server = %self.id,
+            era = ?established.era,
+            protocol_version = %established.protocol_version,
+            tools = lists.tools.len(),
+            prompts = lists.prompts.len(),
+            resources = lists.resources.len(),
+            "Backend ready"
+        );
+        self.lists.store(Arc::new(lists));
+        self.live.store(Some(Arc::new(Live {
+            connection: connection.clone(),
+            established: established.clone(),
+        })));
+        // The catalog includes this backend before anyone waiting for
+        // readiness goes on.
+        hub.lists_changed(&self.id);
+        self.status.send_replace(Status::Ready);
+
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => {
+                    self.live.store(None);
+                    stdio::stop(child, STOP_GRACE).await;
+                    return RunEnd::Shutdown;
+                }
+                event = events.next() => event,
+            };
+            match event {
+                None | Some(UpstreamEvent::Closed) => break,
+                Some(UpstreamEvent::Notification(note)) => {
+                    self.on_notification(hub, &mut connection, &established, note)
+                        .await;
+                }
+                Some(UpstreamEvent::Request(req)) => on_request(&connection, &self.id, &req),
+            }
+        }
+        // The connection closed: the pending calls have already failed.
+        self.live.store(None);
+        let status = child.wait().await;
+        tracing::warn!(server = %self.id, status = ?status.map(|s| s.to_string()), "Backend connection closed");
+        RunEnd::Exited
+    }
+
+    async fn on_notification(
+        &self,
+        hub: &Arc<dyn Hub>,
+        connection: &mut Connection,
+        established: &Established,
+        note: Notification,
+    ) {
+        let changed = ListKind::ALL
+            .into_iter()
+            .filter(|k| k.list_changed() == note.method)
+            .collect::<Vec<_>>();
+        if !changed.is_empty() {
+            let mut lists = (*self.lists.load_full()).clone();
+            for kind in changed {
+                match fetch_list(kind, &self.id, connection, established, &self.identity).await {
+                    Ok(items) => *lists.get_mut(kind) = items,
+                    Err(e) => {
+                        tracing::warn!(server = %self.id, list = kind.method(), error = %e, "Refreshing a list failed");
+                    }
+                }
+            }
+            self.lists.store(Arc::new(lists));
+            hub.lists_changed(&self.id);
+            return;
+        }
+        match note.method.as_str() {
+            method::PROGRESS => hub.progress(&self.id, note),
+            method::MESSAGE => {
+                let params = note
+                    .params
+                    .as_deref()
+                    .map(RawValue::get)
+                    .unwrap_or_default();
+                tracing::info!(target: "only1mcp::backend", server = %self.id, "log message: {params}");
+            }
+            other => {
+                tracing::debug!(server = %self.id, method = other, "Backend notification not forwarded")
+            }
+        }
+    }
+}
+
+enum RunEnd {
+    Shutdown,
+    Failed(String),
+    Exited,
+}
+
+/// Answers a request the backend sent. The gateway declares no client
+/// capabilities to backends, so only `ping` is expected; anything else is
+/// refused with a clear error rather than sent to an arbitrary client.
+fn on_request(connection: &Connection, server: &str, req: &Request) {
+    let outcome = if req.method == method::PING {
+        Ok(RawValue::from_string("{}".to_owned()).unwrap_or_default())
+    } else {
+        tracing::warn!(server, method = %req.method, "Backend request refused: no client capability was declared for it");
+        Err(ErrorObject::new(
+            jsonrpc::code::METHOD_NOT_FOUND,
+            format!(
+                "Only1MCP declared no client capability for {}; it is not forwarded",
+                req.method
+            ),
+        ))
+    };
+    let _ = connection.send(Message::Response(jsonrpc::Response {
+        id: Some(req.id.clone()),
+        outcome,
+    }));
+}
+
+async fn fetch_lists(
+    server: &str,
+    connection: &mut Connection,
+    established: &Established,
+    identity: &ClientIdentity,
+) -> Lists {
+    let mut lists = Lists::default();
+    for kind in ListKind::ALL {
+        if !kind.offered_by(&established.capabilities) {
+            continue;
+        }
+        match fetch_list(kind, server, connection, established, identity).await {
+            Ok(items) => *lists.get_mut(kind) = items,
+            Err(e) => tracing::warn!(server, list = kind.method(), error = %e, "Listing failed"),
+        }
+    }
+    lists
+}
+
+/// Reads every page of one list.
+async fn fetch_list(
+    kind: ListKind,
+    server: &str,
+    connection: &mut Connection,
+    established: &Established,
+    identity: &ClientIdentity,
+) -> Result<Vec<mcp::RawObject>, Error> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = cursor
+            .as_ref()
+            .map(|c| serde_json::value::to_raw_value(&serde_json::json!({ "cursor": c })))
+            .transpose()
+            .map_err(|e| protocol(server, &e.to_string()))?;
+        let params = match established.era {
+            Era::Legacy => params,
+            Era::Modern => {
+                mcp::modern_params(params.as_deref(), &identity.capabilities, &identity.info)
+                    .map_err(|e| protocol(server, &e.message))?
+            }
+        };
+        let outcome = connection.call(Call::new(kind.method(), params)).await?;
+        let result =
+            outcome.map_err(|e| protocol(server, &format!("{} ({})", e.message, e.code)))?;
+        let page = ListPage::parse(kind, &result).map_err(|e| protocol(server, &e.to_string()))?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+            _ => return Ok(items),
+        }
+    }
+    Ok(items)
+}
+
+fn protocol(server: &str, reason: &str) -> Error {
+    Error::UpstreamProtocol {
+        server: server.to_owned(),
+        reason: reason.to_owned(),
+    }
+}

@@ -1,0 +1,331 @@
+//! The gateway: every backend, the merged catalog, and what ties clients'
+//! requests to backends and back.
+//!
+//! The catalog is an immutable snapshot behind an [`ArcSwap`]: requests load
+//! it without locking, and a backend whose lists change makes the gateway
+//! build a new snapshot beside the old one and swap it in. Clients learn of a
+//! change through [`Gateway::subscribe`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use only1mcp_core::catalog::{Catalog, Prefix, ServerListing, ToolFilter};
+use only1mcp_core::config::Config;
+use only1mcp_core::jsonrpc::{Message, Notification};
+use only1mcp_core::mcp::{self, Implementation, ListKind, RawObject, ServerCapabilities};
+use only1mcp_core::naming::Namespace;
+use only1mcp_transport::downstream::Outbound;
+use only1mcp_transport::session::ClientIdentity;
+use only1mcp_transport::stdio::Spec;
+use serde_json::value::RawValue;
+use tokio::sync::broadcast;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, Hub, Settings, Status};
+
+/// The gateway's name towards clients and backends.
+pub fn implementation() -> Implementation {
+    Implementation {
+        name: "only1mcp".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        title: Some("Only1MCP".to_owned()),
+    }
+}
+
+/// Where a progress notification with a gateway token goes.
+#[derive(Debug)]
+struct ProgressRoute {
+    outbound: Outbound,
+    original: Box<RawValue>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    namespace: Namespace,
+    backends: BTreeMap<Arc<str>, Arc<Backend>>,
+    catalog: ArcSwap<Catalog>,
+    changes: broadcast::Sender<ListKind>,
+    next_token: AtomicU64,
+    // Held for one map operation at a time, never across an await.
+    progress: Mutex<HashMap<String, ProgressRoute>>,
+}
+
+impl Shared {
+    fn rebuild(&self) {
+        let listings: Vec<ServerListing> = self
+            .backends
+            .values()
+            .map(|backend| ServerListing {
+                server: backend.id().clone(),
+                prefix: backend.settings().prefix,
+                filter: backend.settings().filter.clone(),
+                lists: (*backend.lists()).clone(),
+            })
+            .collect();
+        let next = Catalog::build(&listings, &self.namespace);
+        let previous = self.catalog.swap(Arc::new(next));
+        let current = self.catalog.load();
+        for conflict in current.conflicts() {
+            if !previous.conflicts().contains(conflict) {
+                tracing::warn!(%conflict, "Name collision resolved");
+            }
+        }
+        for kind in [ListKind::Tools, ListKind::Prompts, ListKind::Resources] {
+            let differs = |k: ListKind| {
+                let (old, new) = (previous.entries(k), current.entries(k));
+                old.len() != new.len()
+                    || old
+                        .iter()
+                        .zip(new)
+                        .any(|(a, b)| a.item.get() != b.item.get())
+            };
+            let changed = differs(kind)
+                || (kind == ListKind::Resources && differs(ListKind::ResourceTemplates));
+            if changed {
+                let _ = self.changes.send(kind);
+            }
+        }
+    }
+}
+
+impl Hub for Shared {
+    fn lists_changed(&self, server: &str) {
+        tracing::debug!(server, "Rebuilding the catalog");
+        self.rebuild();
+    }
+
+    fn progress(&self, server: &str, notification: Notification) {
+        let Ok(mut params) = mcp::params_object(notification.params.as_deref()) else {
+            return;
+        };
+        let Some(token) = mcp::string_field(&params, mcp::meta::PROGRESS_TOKEN) else {
+            return;
+        };
+        let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(route) = progress.get(&token) else {
+            tracing::debug!(server, token, "Progress for no active request; dropped");
+            return;
+        };
+        params.insert(mcp::meta::PROGRESS_TOKEN.to_owned(), route.original.clone());
+        let Ok(params) = mcp::to_raw_object(&params) else {
+            return;
+        };
+        let message = Message::Notification(Notification {
+            method: notification.method,
+            params: Some(params),
+        });
+        let outbound = route.outbound.clone();
+        drop(progress);
+        tokio::spawn(async move { outbound.send(&message).await });
+    }
+}
+
+/// A progress token registered for one forwarded request; dropping it
+/// unregisters the route, so progress stops once the request is answered.
+#[derive(Debug)]
+pub struct ProgressGuard {
+    shared: Arc<Shared>,
+    token: String,
+}
+
+impl ProgressGuard {
+    /// The token to send to the backend.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl Drop for ProgressGuard {
+    fn drop(&mut self) {
+        self.shared
+            .progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.token);
+    }
+}
+
+/// A backend's status, for `only1mcp list` and logs.
+#[derive(Debug, Clone)]
+pub struct BackendReport {
+    /// The server id.
+    pub server: Arc<str>,
+    /// Where it stands.
+    pub status: Status,
+    /// The era and version it speaks, if connected.
+    pub protocol: Option<(mcp::Era, String)>,
+}
+
+/// The running gateway. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tasks: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl Gateway {
+    /// Starts every enabled backend and waits until each has finished its
+    /// first start attempt (ready or failed) or its start-up timeout passed.
+    /// A backend that fails is reported and left out; the rest are served.
+    pub async fn start(config: &Config) -> Self {
+        let namespace = Namespace::new(&config.naming.separator).unwrap_or_default();
+        let identity = ClientIdentity::new(&implementation(), &serde_json::json!({}));
+        let mut backends = BTreeMap::new();
+        for (id, server) in config.servers.iter().filter(|(_, s)| s.enabled) {
+            let id: Arc<str> = id.as_str().into();
+            // Config::validate has checked the patterns; should one still fail
+            // to compile, expose nothing rather than what it meant to deny.
+            let filter = ToolFilter::new(&server.tools).unwrap_or_else(|e| {
+                tracing::error!(server = %id, error = %e, "Invalid tool filter; exposing no tools");
+                ToolFilter::deny_all()
+            });
+            let settings = Settings {
+                spec: Spec {
+                    server: id.clone(),
+                    command: server.command.clone(),
+                    args: server.args.clone(),
+                    env: server.env.clone(),
+                    cwd: server.cwd.clone(),
+                },
+                request_timeout: config.request_timeout(server),
+                startup_timeout: config.defaults.startup_timeout,
+                prefix: Prefix::resolve(config.naming.prefix, server.prefix),
+                filter,
+            };
+            backends.insert(id, Backend::new(settings, identity.clone()));
+        }
+        let shared = Arc::new(Shared {
+            namespace,
+            backends,
+            catalog: ArcSwap::from_pointee(Catalog::default()),
+            changes: broadcast::channel(64).0,
+            next_token: AtomicU64::new(1),
+            progress: Mutex::new(HashMap::new()),
+        });
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        for backend in shared.backends.values() {
+            let hub: Arc<dyn Hub> = shared.clone();
+            tasks.spawn(backend.clone().supervise(hub, shutdown.clone()));
+        }
+        let limit = config.defaults.startup_timeout + Duration::from_secs(1);
+        futures::future::join_all(shared.backends.values().map(|b| b.settled(limit))).await;
+        for backend in shared.backends.values() {
+            if let Status::Failed(reason) = backend.status() {
+                tracing::error!(server = %backend.id(), reason = %reason, "Backend left out: it failed to start");
+            }
+        }
+        Self {
+            shared,
+            shutdown,
+            tasks: Arc::new(Mutex::new(tasks)),
+        }
+    }
+
+    /// The current merged catalog.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.shared.catalog.load_full()
+    }
+
+    /// A backend by server id.
+    pub fn backend(&self, server: &str) -> Option<&Arc<Backend>> {
+        self.shared.backends.get(server)
+    }
+
+    /// Every backend's status.
+    pub fn report(&self) -> Vec<BackendReport> {
+        self.shared
+            .backends
+            .values()
+            .map(|b| BackendReport {
+                server: b.id().clone(),
+                status: b.status(),
+                protocol: b.established().map(|e| (e.era, e.protocol_version)),
+            })
+            .collect()
+    }
+
+    /// The merged capabilities of the connected backends.
+    pub fn capabilities(&self) -> ServerCapabilities {
+        let all: Vec<ServerCapabilities> = self
+            .shared
+            .backends
+            .values()
+            .filter_map(|b| b.established().map(|e| e.capabilities))
+            .collect();
+        let mut merged = ServerCapabilities::merge(&all);
+        // The aggregate always serves tools/list, even if empty for now.
+        merged
+            .tools
+            .get_or_insert(mcp::ListChanged { list_changed: true });
+        merged
+    }
+
+    /// The backends' instructions, each labelled with its server.
+    pub fn instructions(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .shared
+            .backends
+            .values()
+            .filter_map(|b| {
+                let text = b.established()?.instructions?;
+                Some(format!("[{}] {}", b.id(), text.trim()))
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("\n\n"))
+    }
+
+    /// Every backend, in priority order.
+    pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.shared.backends.values()
+    }
+
+    /// Catalog changes, one message per changed list kind.
+    pub fn subscribe(&self) -> broadcast::Receiver<ListKind> {
+        self.shared.changes.subscribe()
+    }
+
+    /// Registers a progress route: the backend will see a gateway-unique
+    /// token, and its progress goes to `outbound` with `original` put back.
+    pub fn register_progress(&self, outbound: Outbound, original: Box<RawValue>) -> ProgressGuard {
+        let token = format!(
+            "only1mcp-{}",
+            self.shared.next_token.fetch_add(1, Ordering::Relaxed)
+        );
+        self.shared
+            .progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token.clone(), ProgressRoute { outbound, original });
+        ProgressGuard {
+            shared: self.shared.clone(),
+            token,
+        }
+    }
+
+    /// Stops every backend (closing stdin, then killing after a grace
+    /// period) and waits for their supervisors to finish.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        let mut tasks =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Replaces the progress token in request params (`_meta.progressToken`).
+pub fn with_progress_token(
+    params: Option<&RawValue>,
+    token: &str,
+) -> Result<Option<Box<RawValue>>, only1mcp_core::jsonrpc::ErrorObject> {
+    mcp::edit_meta(params, |meta: &mut RawObject| {
+        if let Ok(raw) = serde_json::value::to_raw_value(token) {
+            meta.insert(mcp::meta::PROGRESS_TOKEN.to_owned(), raw);
+        }
+    })
+}

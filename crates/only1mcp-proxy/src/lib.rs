@@ -1,0 +1,22 @@
+//! The Only1MCP gateway, assembled: config loading, backend supervision, the
+//! merged catalog and each client's session.
+//!
+//! - [`load`]: figment loading of YAML/TOML/JSON files with `ONLY1MCP_` env
+//!   overrides, the `mcpServers` import and the built-in default.
+//! - [`backend`]: one backend's process, session and restart loop.
+//! - [`gateway`]: all backends, the catalog snapshot, progress routing.
+//! - [`session`]: one client's session: era handling and routing.
+//! - [`serve`]: the stdio face.
+//! - [`logging`]: the tracing subscriber.
+//!
+//! This crate may depend on every library crate of the workspace; nothing but
+//! the binaries (`only1mcp-cli`, `only1mcp-tui`) depends on it.
+
+pub mod backend;
+pub mod gateway;
+pub mod load;
+pub mod logging;
+pub mod serve;
+pub mod session;
+
+pub use gateway::Gateway;

@@ -1,0 +1,129 @@
+//! Loading the config: files (YAML, TOML, or JSON with `mcpServers`),
+//! `ONLY1MCP_` environment overrides, and the built-in default.
+//!
+//! Precedence, lowest first: the file, then environment variables such as
+//! `ONLY1MCP_DEFAULTS__REQUEST_TIMEOUT=5s` or
+//! `ONLY1MCP_SERVERS__ECHO__ENABLED=false` (`__` separates levels). Only
+//! variables under the config's own sections are read, so unrelated
+//! `ONLY1MCP_*` variables cannot break loading.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Json, Toml, Yaml};
+use only1mcp_core::config::{self, Config};
+
+/// The sections an environment override may target.
+const ENV_SECTIONS: &[&str] = &["naming", "defaults", "security", "logging", "servers"];
+
+/// Files `start` looks for in the working directory when no `--config` is
+/// given.
+pub const DEFAULT_FILES: &[&str] = &["only1mcp.yaml", "only1mcp.yml", "only1mcp.toml"];
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file's extension is not one the loader reads.
+    #[error("{0}: unknown config format (use .yaml, .yml, .toml or .json)")]
+    UnknownFormat(PathBuf),
+    /// The file does not exist.
+    #[error("{0}: no such file")]
+    NotFound(PathBuf),
+    /// Parsing failed; the message names the key and the file.
+    #[error("{0}")]
+    Parse(Box<figment::Error>),
+    /// The config parsed but breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] config::Invalid),
+}
+
+/// Where a loaded config came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A file.
+    File(PathBuf),
+    /// The built-in default (two example servers).
+    BuiltIn,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::BuiltIn => f.write_str("the built-in default config"),
+        }
+    }
+}
+
+/// Loads, imports `mcpServers` and validates the config at `path`.
+pub fn load_file(path: &Path) -> Result<Config, LoadError> {
+    if !path.exists() {
+        return Err(LoadError::NotFound(path.to_owned()));
+    }
+    let figment = match path.extension().and_then(|e| e.to_str()) {
+        Some("yaml" | "yml") => Figment::from(Yaml::file_exact(path)),
+        Some("toml") => Figment::from(Toml::file_exact(path)),
+        Some("json") => Figment::from(Json::file_exact(path)),
+        _ => return Err(LoadError::UnknownFormat(path.to_owned())),
+    };
+    finish(figment)
+}
+
+/// Loads the config `start` uses: `path` if given, else the first of
+/// [`DEFAULT_FILES`] in the working directory, else the built-in default.
+pub fn load(path: Option<&Path>) -> Result<(Config, Origin), LoadError> {
+    if let Some(path) = path {
+        return load_file(path).map(|c| (c, Origin::File(path.to_owned())));
+    }
+    for name in DEFAULT_FILES {
+        let path = Path::new(name);
+        if path.exists() {
+            return load_file(path).map(|c| (c, Origin::File(path.to_owned())));
+        }
+    }
+    finish(Figment::from(Yaml::string(&built_in_yaml()))).map(|c| (c, Origin::BuiltIn))
+}
+
+fn finish(figment: Figment) -> Result<Config, LoadError> {
+    let env = Env::prefixed("ONLY1MCP_").split("__").filter(|key| {
+        let first = key.as_str().split('.').next().unwrap_or_default();
+        ENV_SECTIONS.contains(&first)
+    });
+    let mut config: Config = figment
+        .merge(env)
+        .extract()
+        .map_err(|e| LoadError::Parse(Box::new(e)))?;
+    config.absorb_mcp_servers()?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// The directory holding the running executable: the example servers are
+/// built next to `only1mcp`.
+fn exe_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_owned))
+        .unwrap_or_default()
+}
+
+/// The built-in default: the two example servers shipped in `examples/`,
+/// found next to the `only1mcp` executable. It needs neither Node nor Python.
+pub fn built_in_yaml() -> String {
+    let dir = exe_dir();
+    let echo = dir.join("only1mcp-echo-server");
+    let arith = dir.join("only1mcp-arith-server");
+    // JSON strings are valid YAML scalars and escape any path safely.
+    let quote = |p: &Path| serde_json::to_string(&p.to_string_lossy()).unwrap_or_default();
+    format!(
+        "servers:\n  echo:\n    command: {}\n  arith:\n    command: {}\n",
+        quote(&echo),
+        quote(&arith)
+    )
+}
+
+/// The starter config `only1mcp init` writes.
+pub const STARTER_YAML: &str = include_str!("../../../config-templates/solo.yaml");
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+use super::*;
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn templates_load_and_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = load_file(&write(&dir, "a.yaml", STARTER_YAML)).unwrap();
+    let toml = load_file(&write(
+        &dir,
+        "a.toml",
+        include_str!("../../../../config-templates/solo.toml"),
+    ))
+    .unwrap();
+    assert_eq!(yaml, toml);
+    assert_eq!(yaml.servers["time"].tools.allow, ["*_time"]);
+}
+
+#[test]
+fn claude_desktop_json_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "claude_desktop_config.json",
+        r#"{"mcpServers":{"fs":{"command":"npx","args":["-y","@modelcontextprotocol/server-filesystem","/tmp"]}}}"#,
+    );
+    let config = load_file(&path).unwrap();
+    assert_eq!(config.servers["fs"].command, "npx");
+}
+
+#[test]
+fn unknown_keys_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "bad.yaml", "servers:\n  a:\n    comand: x\n");
+    let err = load_file(&path).unwrap_err().to_string();
+    assert!(err.contains("comand"), "{err}");
+    assert!(err.contains("servers.a"), "{err}");
+}
+
+#[test]
+fn rule_violations_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "bad.toml",
+        "[naming]\nseparator = \"\"\n[servers.a]\ncommand = \"\"\n",
+    );
+    let err = load_file(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("naming.separator: the separator must not be empty"),
+        "{err}"
+    );
+    assert!(
+        err.contains("servers.a.command: must not be empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn built_in_default_has_the_two_example_servers() {
+    let config = finish(Figment::from(Yaml::string(&built_in_yaml()))).unwrap();
+    assert_eq!(config.servers.keys().collect::<Vec<_>>(), ["arith", "echo"]);
+    assert!(
+        config.servers["echo"]
+            .command
+            .ends_with("only1mcp-echo-server")
+    );
+}

@@ -1,0 +1,38 @@
+//! Log output for the gateway: human-readable or JSON lines, to stderr or a
+//! file, never to stdout (stdout belongs to the MCP client in stdio mode).
+//!
+//! This moves to `only1mcp-observability` when metrics and OpenTelemetry
+//! exporters arrive; it is the only place that installs a subscriber.
+
+use only1mcp_core::config::{LogFormat, LoggingConfig};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. `RUST_LOG` wins over the config's level;
+/// the default is `info`. Returns an error if a log file cannot be opened.
+pub fn init(config: &LoggingConfig) -> std::io::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::try_new(config.level.as_deref().unwrap_or("info"))
+            .unwrap_or_else(|_| EnvFilter::new("info"))
+    });
+    let writer = match &config.file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(file))
+        }
+        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false);
+    let res = match config.format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    // A subscriber already installed (tests, embedders) is not an error.
+    drop(res);
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! The gateway's stdio face: `only1mcp start --stdio`.
+//!
+//! Reads the client's messages from stdin (one per line, at most
+//! [`MAX_DOWNSTREAM_LINE`] bytes), answers on stdout, logs only to stderr.
+//! At end of input it waits for the requests in flight, then stops every
+//! backend, so no child outlives the gateway.
+
+use tokio::io::{AsyncBufRead, AsyncWrite};
+
+use only1mcp_transport::downstream::{self, MAX_DOWNSTREAM_LINE};
+use only1mcp_transport::framing::{Line, LineReader};
+
+use crate::gateway::Gateway;
+use crate::session::ClientSession;
+
+/// Serves one client over a reader/writer pair until the reader ends or
+/// `stop` resolves (a signal), then drains and returns. The caller shuts the
+/// gateway down.
+pub async fn serve_stdio<R, W>(
+    gateway: &Gateway,
+    reader: R,
+    writer: W,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    R: AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (outbound, writer_task) = downstream::writer(writer);
+    let session = ClientSession::new(gateway.clone(), outbound);
+    let mut lines = LineReader::new(reader, MAX_DOWNSTREAM_LINE);
+    tokio::pin!(stop);
+    let res = loop {
+        let line = tokio::select! {
+            () = &mut stop => break Ok(()),
+            line = lines.next_line() => line,
+        };
+        match line {
+            Ok(Some(Line::Data(bytes))) => session.handle_frame(&bytes).await,
+            Ok(Some(Line::TooLong { len })) => {
+                tracing::warn!(
+                    len,
+                    limit = MAX_DOWNSTREAM_LINE,
+                    "Client message too large; rejected"
+                );
+                session.reject_oversized(MAX_DOWNSTREAM_LINE).await;
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    tracing::info!("Client input ended; finishing requests in flight");
+    session.drain().await;
+    drop(session);
+    // The writer ends once the last handle to the client is gone.
+    let _ = writer_task.await;
+    res
+}

@@ -1,0 +1,568 @@
+//! One client's session: reads its messages, answers in its era, routes its
+//! requests to backends.
+//!
+//! A request that carries the modern `_meta` protocol version is served
+//! statelessly (2026-07-28). An `initialize` opens a legacy session; after it,
+//! requests without modern `_meta` are legacy. Each request runs in its own
+//! task so a slow backend never holds up the others; a client's
+//! `notifications/cancelled` aborts that task, which cancels the backend call.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use only1mcp_core::Error;
+use only1mcp_core::catalog::Route;
+use only1mcp_core::jsonrpc::{
+    self, ErrorObject, Frame, Id, Invalid, Message, Notification, Outcome, Request, Response,
+};
+use only1mcp_core::mcp::{
+    self, DiscoverResult, Era, InitializeParams, InitializeResult, ListKind, RawObject, error_code,
+    method, version,
+};
+use only1mcp_core::upstream::Call;
+use only1mcp_transport::downstream::Outbound;
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::gateway::{Gateway, implementation, with_progress_token};
+
+/// The era-specific state of a session.
+#[derive(Debug, Default)]
+struct State {
+    /// Set once a legacy `initialize` was answered: the negotiated version.
+    legacy_version: Option<&'static str>,
+    /// Whether `notifications/initialized` arrived.
+    initialized: bool,
+}
+
+/// One client's session.
+#[derive(Debug)]
+pub struct ClientSession {
+    gateway: Gateway,
+    outbound: Outbound,
+    state: Mutex<State>,
+    in_flight: Mutex<HashMap<Id, AbortHandle>>,
+    tasks: TaskTracker,
+}
+
+impl ClientSession {
+    /// A session answering through `outbound`.
+    pub fn new(gateway: Gateway, outbound: Outbound) -> Arc<Self> {
+        let session = Arc::new(Self {
+            gateway,
+            outbound,
+            state: Mutex::new(State::default()),
+            in_flight: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+        });
+        session.clone().forward_list_changes();
+        session
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<Id, AbortHandle>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells an initialized legacy client when the merged lists change.
+    fn forward_list_changes(self: Arc<Self>) {
+        let mut changes = self.gateway.subscribe();
+        let weak = Arc::downgrade(&self);
+        drop(self);
+        tokio::spawn(async move {
+            loop {
+                let kind = match changes.recv().await {
+                    Ok(kind) => kind,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                let Some(session) = weak.upgrade() else { break };
+                if session.outbound.is_closed() {
+                    break;
+                }
+                if session.state().initialized {
+                    let note = Message::Notification(Notification {
+                        method: kind.list_changed().to_owned(),
+                        params: None,
+                    });
+                    session.outbound.send(&note).await;
+                }
+            }
+        });
+    }
+
+    /// Handles one frame (a line on stdio).
+    pub async fn handle_frame(self: &Arc<Self>, bytes: &[u8]) {
+        match jsonrpc::parse(bytes) {
+            Ok(Frame::Single(message)) => self.handle_message(message, None).await,
+            Ok(Frame::Batch(entries)) => self.handle_batch(entries).await,
+            Err(invalid) => self.reply(invalid.into_response()).await,
+        }
+    }
+
+    /// Answers a frame that was too large to read.
+    pub async fn reject_oversized(&self, limit: usize) {
+        let error = Error::MessageTooLarge { limit }.to_error_object();
+        self.reply(Response::error(None, error)).await;
+    }
+
+    /// Waits for every request in flight to be answered.
+    pub async fn drain(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    async fn reply(&self, response: Response) {
+        self.outbound.send(&Message::Response(response)).await;
+    }
+
+    async fn handle_batch(self: &Arc<Self>, entries: Vec<Result<Message, Invalid>>) {
+        // Batches exist only in 2025-03-26.
+        if self.state().legacy_version != Some(version::V2025_03_26) {
+            let error = Error::InvalidRequest(
+                "batches are only accepted from 2025-03-26 sessions".to_owned(),
+            );
+            self.reply(Response::error(None, error.to_error_object()))
+                .await;
+            return;
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for entry in entries {
+            match entry {
+                Ok(message) => self.handle_message(message, Some(tx.clone())).await,
+                Err(invalid) => {
+                    let _ = tx.send(invalid.into_response());
+                }
+            }
+        }
+        drop(tx);
+        let session = self.clone();
+        self.tasks.spawn(async move {
+            let mut rx = rx;
+            let mut responses = Vec::new();
+            while let Some(res) = rx.recv().await {
+                responses.push(Message::Response(res).to_vec());
+            }
+            if responses.is_empty() {
+                return;
+            }
+            let joined = format!(
+                "[{}]",
+                responses
+                    .iter()
+                    .map(|r| String::from_utf8_lossy(r))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            if let Ok(raw) = RawValue::from_string(joined) {
+                session
+                    .outbound
+                    .send_raw(raw.get().as_bytes().to_vec())
+                    .await;
+            }
+        });
+    }
+
+    async fn handle_message(
+        self: &Arc<Self>,
+        message: Message,
+        batch: Option<tokio::sync::mpsc::UnboundedSender<Response>>,
+    ) {
+        match message {
+            // The handshake is answered in order: what follows depends on it.
+            Message::Request(req) if req.method == method::INITIALIZE && batch.is_none() => {
+                let id = req.id.clone();
+                let outcome = self.dispatch(req).await;
+                self.reply(Response {
+                    id: Some(id),
+                    outcome,
+                })
+                .await;
+            }
+            Message::Request(req) => self.spawn_request(req, batch),
+            Message::Notification(note) => self.handle_notification(&note),
+            Message::Response(res) => {
+                tracing::debug!(id = ?res.id, "Response from the client to no request of ours; dropped");
+            }
+        }
+    }
+
+    fn spawn_request(
+        self: &Arc<Self>,
+        req: Request,
+        batch: Option<tokio::sync::mpsc::UnboundedSender<Response>>,
+    ) {
+        let id = req.id.clone();
+        let session = self.clone();
+        let (go_tx, go_rx) = oneshot::channel::<()>();
+        let span = tracing::info_span!("request", request_id = %id, method = %req.method);
+        let handle = self.tasks.spawn(
+            async move {
+                if go_rx.await.is_err() {
+                    return;
+                }
+                let id = req.id.clone();
+                let outcome = session.dispatch(req).await;
+                session.in_flight().remove(&id);
+                let response = Response {
+                    id: Some(id),
+                    outcome,
+                };
+                match batch {
+                    Some(batch) => {
+                        let _ = batch.send(response);
+                    }
+                    None => session.reply(response).await,
+                }
+            }
+            .instrument(span),
+        );
+        if let Some(previous) = self.in_flight().insert(id, handle.abort_handle()) {
+            // The client reused the id of a request still in flight; both
+            // run, but only the newest can be cancelled by id.
+            drop(previous);
+        }
+        let _ = go_tx.send(());
+    }
+
+    fn handle_notification(&self, note: &Notification) {
+        match note.method.as_str() {
+            method::INITIALIZED => self.state().initialized = true,
+            method::CANCELLED => {
+                let Some(id) = cancelled_id(note.params.as_deref()) else {
+                    return;
+                };
+                if let Some(handle) = self.in_flight().remove(&id) {
+                    tracing::info!(request_id = %id, "Client cancelled the request");
+                    handle.abort();
+                }
+            }
+            other => tracing::debug!(method = other, "Client notification ignored"),
+        }
+    }
+
+    /// Answers one request.
+    async fn dispatch(self: &Arc<Self>, req: Request) -> Outcome {
+        let era = match self.request_era(&req) {
+            Ok(era) => era,
+            Err(error) => return Err(error.to_error_object()),
+        };
+        let res = match (req.method.as_str(), era) {
+            (method::INITIALIZE, Era::Legacy) => self.initialize(&req),
+            (method::SERVER_DISCOVER, _) => self.discover(),
+            (method::PING, Era::Legacy) => Ok(empty()),
+            (method::TOOLS_LIST, _) => self.list(ListKind::Tools, &req, era),
+            (method::PROMPTS_LIST, _) => self.list(ListKind::Prompts, &req, era),
+            (method::RESOURCES_LIST, _) => self.list(ListKind::Resources, &req, era),
+            (method::RESOURCES_TEMPLATES_LIST, _) => {
+                self.list(ListKind::ResourceTemplates, &req, era)
+            }
+            (method::TOOLS_CALL, _) => self.call_named(ListKind::Tools, req, era).await,
+            (method::PROMPTS_GET, _) => self.call_named(ListKind::Prompts, req, era).await,
+            (method::RESOURCES_READ, _)
+            | (method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE, Era::Legacy) => {
+                self.call_by_uri(req, era).await
+            }
+            (method::COMPLETION_COMPLETE, _) => self.complete(req, era).await,
+            (method::LOGGING_SET_LEVEL, Era::Legacy) => self.set_level(req).await,
+            (other, _) => Err(Error::MethodNotFound(other.to_owned()).to_error_object()),
+        };
+        res.and_then(|result| finish(result, era))
+    }
+
+    /// Which era a request belongs to, checking the modern `_meta` rules.
+    fn request_era(&self, req: &Request) -> Result<Era, Error> {
+        let meta = mcp::request_meta(req.params.as_deref())
+            .map_err(|e| Error::InvalidParams(e.message))?;
+        if let Some(requested) = meta.protocol_version {
+            if Era::of(&requested) != Some(Era::Modern) {
+                return Err(Error::UnsupportedProtocolVersion { requested });
+            }
+            if meta.client_capabilities.is_none() {
+                return Err(Error::InvalidParams(format!(
+                    "_meta[\"{}\"] is required",
+                    mcp::meta::CLIENT_CAPABILITIES
+                )));
+            }
+            return Ok(Era::Modern);
+        }
+        let state = self.state();
+        if state.legacy_version.is_some()
+            || req.method == method::INITIALIZE
+            || req.method == method::PING
+        {
+            return Ok(Era::Legacy);
+        }
+        Err(Error::InvalidParams(format!(
+            "_meta[\"{}\"] is required (2026-07-28), or send initialize first (earlier revisions)",
+            mcp::meta::PROTOCOL_VERSION
+        )))
+    }
+
+    fn initialize(&self, req: &Request) -> Outcome {
+        let params: InitializeParams = req
+            .params
+            .as_deref()
+            .map(|p| serde_json::from_str(p.get()))
+            .transpose()
+            .map_err(|e| Error::InvalidParams(e.to_string()).to_error_object())?
+            .ok_or_else(|| {
+                Error::InvalidParams("initialize needs params".to_owned()).to_error_object()
+            })?;
+        let version = mcp::negotiate_legacy(&params.protocol_version);
+        {
+            let mut state = self.state();
+            state.legacy_version = Some(version);
+        }
+        if let Some(client) = &params.client_info {
+            tracing::info!(client = %client.name, client_version = %client.version, protocol_version = version, "Client initialized a session");
+        }
+        jsonrpc::to_raw(&InitializeResult {
+            protocol_version: version.to_owned(),
+            capabilities: self.gateway.capabilities(),
+            server_info: implementation(),
+            instructions: self.gateway.instructions(),
+        })
+    }
+
+    fn discover(&self) -> Outcome {
+        let mut meta = serde_json::Map::new();
+        meta.insert(
+            mcp::meta::SERVER_INFO.to_owned(),
+            serde_json::to_value(implementation()).unwrap_or_default(),
+        );
+        jsonrpc::to_raw(&DiscoverResult {
+            supported_versions: version::MODERN.iter().map(|v| (*v).to_owned()).collect(),
+            capabilities: self.gateway.capabilities(),
+            instructions: self.gateway.instructions(),
+            result_type: "complete".to_owned(),
+            ttl_ms: 0,
+            cache_scope: "public".to_owned(),
+            meta: Some(meta),
+        })
+    }
+
+    fn list(&self, kind: ListKind, req: &Request, era: Era) -> Outcome {
+        let params = mcp::params_object(req.params.as_deref())?;
+        if let Some(cursor) = mcp::string_field(&params, "cursor")
+            && !cursor.is_empty()
+        {
+            return Err(
+                Error::InvalidParams(format!("unknown cursor {cursor:?}")).to_error_object()
+            );
+        }
+        let catalog = self.gateway.catalog();
+        let entries = catalog.entries(kind);
+        let mut out = String::with_capacity(64 + entries.len() * 256);
+        out.push_str("{\"");
+        out.push_str(kind.field());
+        out.push_str("\":[");
+        for (idx, entry) in entries.iter().enumerate() {
+            if idx > 0 {
+                out.push(',');
+            }
+            out.push_str(entry.item.get());
+        }
+        out.push(']');
+        if era == Era::Modern {
+            out.push_str(",\"ttlMs\":0,\"cacheScope\":\"public\"");
+        }
+        out.push('}');
+        RawValue::from_string(out)
+            .map_err(|e| ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, e.to_string()))
+    }
+
+    /// `tools/call` and `prompts/get`: route by exposed name, rename, forward.
+    async fn call_named(self: &Arc<Self>, kind: ListKind, req: Request, era: Era) -> Outcome {
+        let mut params = mcp::params_object(req.params.as_deref())?;
+        let Some(name) = mcp::string_field(&params, "name") else {
+            return Err(
+                Error::InvalidParams("params.name is required".to_owned()).to_error_object()
+            );
+        };
+        let catalog = self.gateway.catalog();
+        let route = match kind {
+            ListKind::Tools => catalog.tool(&name).ok_or(Error::ToolNotFound(name)),
+            _ => catalog.prompt(&name).ok_or(Error::PromptNotFound(name)),
+        }
+        .map_err(|e| e.to_error_object())?;
+        let Route { server, name } = route.clone();
+        drop(catalog);
+        mcp::set_string_field(&mut params, "name", &name);
+        let params = mcp::to_raw_object(&params)?;
+        self.forward(&server, req.method, Some(params), era).await
+    }
+
+    /// `resources/read` and (legacy) subscribe/unsubscribe: route by URI.
+    async fn call_by_uri(self: &Arc<Self>, req: Request, era: Era) -> Outcome {
+        let params = mcp::params_object(req.params.as_deref())?;
+        let Some(uri) = mcp::string_field(&params, "uri") else {
+            return Err(Error::InvalidParams("params.uri is required".to_owned()).to_error_object());
+        };
+        let server = self
+            .gateway
+            .catalog()
+            .resource(&uri)
+            .cloned()
+            .ok_or_else(|| Error::ResourceNotFound(uri).to_error_object())?;
+        self.forward(&server, req.method, req.params, era).await
+    }
+
+    /// `completion/complete`: route by the prompt or resource it refers to.
+    async fn complete(self: &Arc<Self>, req: Request, era: Era) -> Outcome {
+        let mut params = mcp::params_object(req.params.as_deref())?;
+        let reference: RawObject = params
+            .get("ref")
+            .map(|r| serde_json::from_str(r.get()))
+            .transpose()
+            .map_err(|e| Error::InvalidParams(format!("params.ref: {e}")).to_error_object())?
+            .ok_or_else(|| {
+                Error::InvalidParams("params.ref is required".to_owned()).to_error_object()
+            })?;
+        let catalog = self.gateway.catalog();
+        let server = match mcp::string_field(&reference, "type").as_deref() {
+            Some("ref/prompt") => {
+                let name = mcp::string_field(&reference, "name").unwrap_or_default();
+                let route = catalog
+                    .prompt(&name)
+                    .cloned()
+                    .ok_or_else(|| Error::PromptNotFound(name).to_error_object())?;
+                let mut reference = reference;
+                mcp::set_string_field(&mut reference, "name", &route.name);
+                params.insert("ref".to_owned(), mcp::to_raw_object(&reference)?);
+                route.server
+            }
+            Some("ref/resource") => {
+                let uri = mcp::string_field(&reference, "uri").unwrap_or_default();
+                catalog
+                    .template(&uri)
+                    .cloned()
+                    .ok_or_else(|| Error::ResourceNotFound(uri).to_error_object())?
+            }
+            other => {
+                return Err(
+                    Error::InvalidParams(format!("unknown ref type {other:?}")).to_error_object()
+                );
+            }
+        };
+        drop(catalog);
+        let params = mcp::to_raw_object(&params)?;
+        self.forward(&server, req.method, Some(params), era).await
+    }
+
+    /// Legacy `logging/setLevel`: sent on to every legacy backend that
+    /// declared logging; the client gets `{}` once all have answered.
+    async fn set_level(&self, req: Request) -> Outcome {
+        let calls = self.gateway.backends().filter_map(|backend| {
+            let established = backend.established()?;
+            let wanted = established.era == Era::Legacy && established.capabilities.logging.is_some();
+            wanted.then(|| {
+                let call = Call::new(method::LOGGING_SET_LEVEL, req.params.clone());
+                async move {
+                    if let Err(e) = backend.call(call).await {
+                        tracing::warn!(server = %backend.id(), error = %e, "logging/setLevel failed");
+                    }
+                }
+            })
+        });
+        futures::future::join_all(calls).await;
+        Ok(empty())
+    }
+
+    /// Sends a request to a backend in that backend's era, mapping progress
+    /// tokens, and adapts the answer to the client's era.
+    async fn forward(
+        self: &Arc<Self>,
+        server: &str,
+        method: String,
+        params: Option<Box<RawValue>>,
+        era: Era,
+    ) -> Outcome {
+        let backend = self.gateway.backend(server).cloned().ok_or_else(|| {
+            Error::UpstreamUnavailable {
+                server: server.to_owned(),
+                reason: "not configured".to_owned(),
+            }
+            .to_error_object()
+        })?;
+        let meta = mcp::request_meta(params.as_deref())?;
+        let mut params = params;
+        let _progress = match meta.progress_token {
+            Some(original) => {
+                let guard = self
+                    .gateway
+                    .register_progress(self.outbound.clone(), original);
+                params = with_progress_token(params.as_deref(), guard.token())?;
+                Some(guard)
+            }
+            None => None,
+        };
+        let backend_era = backend
+            .established()
+            .map_or(Era::Legacy, |established| established.era);
+        let params = backend.adapt_params(backend_era, params.as_deref())?;
+        let (backend_era, outcome) =
+            backend.call(Call::new(method, params)).await.map_err(|e| {
+                tracing::warn!(server, error = %e, "Backend call failed");
+                e.to_error_object()
+            })?;
+        adapt_outcome(outcome, backend_era, era)
+    }
+}
+
+/// Adapts a backend's answer to the client's era.
+fn adapt_outcome(outcome: Outcome, backend: Era, client: Era) -> Outcome {
+    match outcome {
+        Ok(result) => {
+            if backend == Era::Modern
+                && client == Era::Legacy
+                && result.get().contains("\"input_required\"")
+            {
+                return Err(ErrorObject::new(
+                    jsonrpc::code::INTERNAL_ERROR,
+                    "the backend needs input from the client (2026-07-28 input_required), which Only1MCP does not bridge to earlier revisions",
+                ));
+            }
+            Ok(result)
+        }
+        Err(mut error) => {
+            if client == Era::Modern && error.code == error_code::RESOURCE_NOT_FOUND_LEGACY {
+                error.code = jsonrpc::code::INVALID_PARAMS;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Adds `resultType: "complete"` to results for modern clients.
+fn finish(result: Box<RawValue>, era: Era) -> Outcome {
+    if era == Era::Legacy || result.get().contains("\"resultType\"") {
+        return Ok(result);
+    }
+    let mut object: RawObject = serde_json::from_str(result.get())
+        .map_err(|e| ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, e.to_string()))?;
+    if !object.contains_key("resultType") {
+        object.insert(
+            "resultType".to_owned(),
+            RawValue::from_string("\"complete\"".to_owned()).unwrap_or_default(),
+        );
+    }
+    mcp::to_raw_object(&object)
+}
+
+fn empty() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).unwrap_or_default()
+}
+
+fn cancelled_id(params: Option<&RawValue>) -> Option<Id> {
+    let params = mcp::params_object(params).ok()?;
+    serde_json::from_str(params.get("requestId")?.get()).ok()
+}

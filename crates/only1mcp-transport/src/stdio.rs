@@ -1,0 +1,336 @@
+//! Upstream stdio: a backend MCP server as a child process.
+//!
+//! [`spawn`] is the one place in the workspace that starts a process: the
+//! command is executed directly (never through a shell), with a small default
+//! environment plus the configured variables, and is killed if its handle is
+//! dropped. [`Connection::start`] wires the child's pipes: a writer task owns
+//! stdin, a reader task turns stdout lines into responses (matched by id) and
+//! [`UpstreamEvent`]s, and a third task copies stderr lines into the log under
+//! the server's name.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use only1mcp_core::jsonrpc::{self, Frame, Id, Message, Notification, Outcome, Request};
+use only1mcp_core::mcp::method;
+use only1mcp_core::upstream::{Call, Events, Upstream, UpstreamEvent};
+use only1mcp_core::{Error, config};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::framing::{Line, LineReader, write_line};
+
+/// The variables a child inherits from the gateway, as the MCP SDKs do; any
+/// other variable must be configured explicitly, so secrets in the gateway's
+/// own environment do not leak to every backend.
+pub const INHERITED_ENV: &[&str] = &[
+    "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR",
+];
+
+/// The largest line a backend may send (responses can carry big resources).
+pub const MAX_UPSTREAM_LINE: usize = 64 * 1024 * 1024;
+
+/// How to start one backend.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The server id, used in logs and errors.
+    pub server: Arc<str>,
+    /// The program.
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+    /// The working directory.
+    pub cwd: Option<PathBuf>,
+}
+
+/// Why a backend could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// `${VAR}` named a variable that is not set.
+    #[error(transparent)]
+    MissingVar(#[from] config::MissingVar),
+    /// The OS refused to start the program.
+    #[error("could not start {command:?}: {source}")]
+    Io {
+        /// The program.
+        command: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Starts the backend process with piped stdio. No shell is involved: the
+/// command and each argument reach `execve` as they are, after `${VAR}`
+/// expansion from the gateway's environment.
+pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let command = config::expand_env(&spec.command, lookup)?;
+    let args = spec
+        .args
+        .iter()
+        .map(|arg| config::expand_env(arg, lookup))
+        .collect::<Result<Vec<_>, _>>()?;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "this is the one blessed place that spawns backends"
+    )]
+    let mut cmd = Command::new(&command);
+    cmd.args(&args)
+        .env_clear()
+        .envs(
+            INHERITED_ENV
+                .iter()
+                .filter_map(|k| Some((*k, std::env::var_os(k)?))),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (key, value) in &spec.env {
+        cmd.env(key, config::expand_env(value, lookup)?);
+    }
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    tracing::info!(server = %spec.server, command = %command, args = ?args, "Spawning backend");
+    cmd.spawn()
+        .map_err(|source| SpawnError::Io { command, source })
+}
+
+/// Stops a child: close its stdin (MCP servers exit on EOF), wait up to
+/// `grace`, then kill it and reap it, so no zombie is left behind.
+pub async fn stop(mut child: Child, grace: Duration) {
+    drop(child.stdin.take());
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}
+
+type Pending = Mutex<HashMap<i64, oneshot::Sender<Outcome>>>;
+
+#[derive(Debug)]
+struct Shared {
+    server: Arc<str>,
+    next_id: AtomicI64,
+    // A plain mutex: held for one map operation, never across an await.
+    pending: Pending,
+    writer: mpsc::Sender<Vec<u8>>,
+}
+
+impl Shared {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<i64, oneshot::Sender<Outcome>>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A connection to a stdio backend: a cheap-to-clone [`Upstream`] service.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    /// Takes over the child's pipes and starts the reader, writer and stderr
+    /// tasks. The returned events end with [`UpstreamEvent::Closed`] when the
+    /// backend closes its stdout (it exited or crashed).
+    pub fn start(server: &Arc<str>, child: &mut Child) -> (Self, Events) {
+        let (writer_tx, writer_rx) = mpsc::channel(1024);
+        let (events_tx, events_rx) = mpsc::channel(1024);
+        let shared = Arc::new(Shared {
+            server: server.clone(),
+            next_id: AtomicI64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            writer: writer_tx,
+        });
+        if let Some(stdin) = child.stdin.take() {
+            tokio::spawn(write_loop(server.clone(), stdin, writer_rx));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(stderr_loop(server.clone(), stderr));
+        }
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(read_loop(shared.clone(), stdout, events_tx));
+        }
+        let events = futures::stream::unfold(events_rx, |mut rx| async move {
+            rx.recv().await.map(|event| (event, rx))
+        });
+        (Self { shared }, Box::pin(events))
+    }
+
+    /// The server id.
+    pub fn server(&self) -> &Arc<str> {
+        &self.shared.server
+    }
+}
+
+async fn write_loop(server: Arc<str>, mut stdin: ChildStdin, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(line) = rx.recv().await {
+        if let Err(e) = write_line(&mut stdin, &line).await {
+            tracing::debug!(server = %server, error = %e, "Backend stdin closed");
+            break;
+        }
+    }
+}
+
+async fn stderr_loop(server: Arc<str>, stderr: ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "only1mcp::backend", server = %server, "{line}");
+    }
+}
+
+async fn read_loop(shared: Arc<Shared>, stdout: ChildStdout, events: mpsc::Sender<UpstreamEvent>) {
+    let mut reader = LineReader::new(BufReader::new(stdout), MAX_UPSTREAM_LINE);
+    loop {
+        let line = match reader.next_line().await {
+            Ok(Some(Line::Data(line))) => line,
+            Ok(Some(Line::TooLong { len })) => {
+                tracing::warn!(server = %shared.server, len, "Backend sent an oversized message; dropped");
+                continue;
+            }
+            Ok(None) | Err(_) => break,
+        };
+        let messages = match jsonrpc::parse(&line) {
+            Ok(Frame::Single(message)) => vec![message],
+            Ok(Frame::Batch(entries)) => entries.into_iter().filter_map(Result::ok).collect(),
+            Err(invalid) => {
+                tracing::warn!(
+                    server = %shared.server,
+                    error = %invalid.error.message,
+                    "Backend wrote a line that is not JSON-RPC; ignored"
+                );
+                continue;
+            }
+        };
+        for message in messages {
+            match message {
+                Message::Response(res) => {
+                    let waiter = match &res.id {
+                        Some(Id::Number(id)) => shared.pending().remove(id),
+                        _ => None,
+                    };
+                    match waiter {
+                        Some(tx) => {
+                            let _ = tx.send(res.outcome);
+                        }
+                        None => tracing::debug!(
+                            server = %shared.server,
+                            id = ?res.id,
+                            "Response to no pending request (late or cancelled); dropped"
+                        ),
+                    }
+                }
+                Message::Notification(note) => {
+                    if events
+                        .send(UpstreamEvent::Notification(note))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Message::Request(req) => {
+                    if events.send(UpstreamEvent::Request(req)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    // The backend is gone: fail everything still waiting.
+    let waiting: Vec<_> = shared.pending().drain().collect();
+    drop(waiting);
+    let _ = events.send(UpstreamEvent::Closed).await;
+}
+
+/// Sends `notifications/cancelled` for a call whose caller went away.
+struct CancelOnDrop {
+    shared: Arc<Shared>,
+    id: i64,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if self.shared.pending().remove(&self.id).is_none() {
+            return;
+        }
+        let params =
+            serde_json::json!({ "requestId": self.id, "reason": "cancelled by the gateway" });
+        let note = Message::Notification(Notification {
+            method: method::CANCELLED.to_owned(),
+            params: serde_json::value::to_raw_value(&params).ok(),
+        });
+        let _ = self.shared.writer.try_send(note.to_vec());
+    }
+}
+
+/// The response future of [`Connection`].
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Outcome, Error>> + Send>>;
+
+impl tower_service::Service<Call> for Connection {
+    type Response = Outcome;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // Backpressure is the bounded writer queue, awaited inside the call.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            shared.pending().insert(id, tx);
+            // `initialize` must not be cancelled (MCP lifecycle rule).
+            let mut guard = CancelOnDrop {
+                shared: shared.clone(),
+                id,
+                armed: call.method != method::INITIALIZE,
+            };
+            let line = Message::Request(Request {
+                id: Id::Number(id),
+                method: call.method,
+                params: call.params,
+            })
+            .to_vec();
+            let closed = || Error::UpstreamClosed {
+                server: shared.server.to_string(),
+            };
+            if shared.writer.send(line).await.is_err() {
+                guard.armed = false;
+                shared.pending().remove(&id);
+                return Err(closed());
+            }
+            let res = rx.await.map_err(|_| closed());
+            guard.armed = false;
+            res
+        })
+    }
+}
+
+impl Upstream for Connection {
+    fn send(&self, message: Message) -> Result<(), Error> {
+        self.shared
+            .writer
+            .try_send(message.to_vec())
+            .map_err(|_| Error::UpstreamClosed {
+                server: self.shared.server.to_string(),
+            })
+    }
+}
