@@ -1,1 +1,15 @@
-//! Integration tests.
+//! Black-box tests of the `only1mcp` binary: the gateway runs as a real
+//! child process, in front of real MCP servers (the example servers of this
+//! repository and the npm/PyPI reference servers installed by
+//! `cargo xtask peers`), driven by raw JSON-RPC lines or the Python SDK.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod cli;
+mod peers;
+mod stdio;
+
+/// Points the harness at the binary under test.
+fn init() {
+    only1mcp_test_support::init(env!("CARGO_BIN_EXE_only1mcp"));
+}

@@ -1,0 +1,369 @@
+//! The stdio face against the example servers, driven by raw JSON-RPC lines.
+
+use only1mcp_test_support::{self as support, Gateway, examples_config};
+use serde_json::{Value, json};
+
+use crate::init;
+
+fn text(response: &Value) -> &str {
+    response["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {response}"))
+}
+
+fn error_code(response: &Value) -> i64 {
+    response["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no error in {response}"))
+}
+
+#[test]
+fn merged_tools_list_is_namespaced_and_stable() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    let init = gateway.initialize();
+    assert_eq!(init["protocolVersion"], "2025-11-25");
+    assert_eq!(init["serverInfo"]["name"], "only1mcp");
+    assert_eq!(init["capabilities"]["tools"]["listChanged"], true);
+    let first = gateway.request("tools/list", json!({}));
+    let second = gateway.request("tools/list", json!({}));
+    assert_eq!(
+        first["result"], second["result"],
+        "tools/list must be stable"
+    );
+    insta::assert_json_snapshot!("merged_tools_list", first["result"]);
+}
+
+#[test]
+fn calls_reach_each_backend_in_its_own_era() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    // echo speaks only the legacy era, arith answers server/discover.
+    let echo = gateway.call_tool("echo__echo", json!({"text": "hi"}));
+    assert_eq!(text(&echo), "hi");
+    let add = gateway.call_tool("arith__add", json!({"a": 2, "b": 3}));
+    assert_eq!(text(&add), "5");
+    assert_eq!(add["result"]["structuredContent"], json!({"result": 5}));
+    let divide = gateway.call_tool("arith__divide", json!({"a": 1, "b": 0}));
+    assert_eq!(divide["result"]["isError"], true);
+    let (_, log) = gateway.finish();
+    assert!(
+        log.contains("server=arith era=Modern protocol_version=2026-07-28"),
+        "{log}"
+    );
+    assert!(
+        log.contains("server=echo era=Legacy protocol_version=2025-11-25"),
+        "{log}"
+    );
+}
+
+#[test]
+fn prompts_resources_and_templates_route_to_their_owner() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    let prompt = gateway.request(
+        "prompts/get",
+        json!({"name": "echo__greet", "arguments": {"name": "Ada"}}),
+    );
+    assert_eq!(
+        prompt["result"]["messages"][0]["content"]["text"],
+        "Say hello to Ada."
+    );
+    let resources = gateway.request("resources/list", json!({}));
+    let uris: Vec<&str> = resources["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(uris, ["arith://constants", "echo://readme"]);
+    let constants = gateway.request("resources/read", json!({"uri": "arith://constants"}));
+    assert!(
+        constants["result"]["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("3.14159")
+    );
+    let templated = gateway.request("resources/read", json!({"uri": "echo://messages/42"}));
+    assert_eq!(templated["result"]["contents"][0]["text"], "message 42");
+    let missing = gateway.request("resources/read", json!({"uri": "nowhere://x"}));
+    assert_eq!(error_code(&missing), -32602);
+    let unknown_tool = gateway.call_tool("nope__tool", json!({}));
+    assert_eq!(error_code(&unknown_tool), -32602);
+}
+
+#[test]
+fn modern_requests_are_served_statelessly() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let discover = gateway.request("server/discover", json!({"_meta": meta}));
+    assert_eq!(
+        discover["result"]["supportedVersions"],
+        json!(["2026-07-28"])
+    );
+    assert_eq!(discover["result"]["resultType"], "complete");
+    let list = gateway.request("tools/list", json!({"_meta": meta}));
+    assert_eq!(list["result"]["resultType"], "complete");
+    assert_eq!(list["result"]["ttlMs"], 0);
+    // A legacy-only backend answers a modern client through the gateway.
+    let echo = gateway.request(
+        "tools/call",
+        json!({"name": "echo__reverse", "arguments": {"text": "abc"}, "_meta": meta}),
+    );
+    assert_eq!(text(&echo), "cba");
+    assert_eq!(echo["result"]["resultType"], "complete");
+    // Version and capability checks, and methods the modern era removed.
+    let bad = gateway.request("tools/list", json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "1900-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}));
+    assert_eq!(error_code(&bad), -32022);
+    assert_eq!(bad["error"]["data"]["requested"], "1900-01-01");
+    let no_caps = gateway.request(
+        "tools/list",
+        json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}),
+    );
+    assert_eq!(error_code(&no_caps), -32602);
+    let ping = gateway.request("ping", json!({"_meta": meta}));
+    assert_eq!(error_code(&ping), -32601);
+    // Without _meta and without initialize there is no era to answer in.
+    let neither = gateway.request("tools/list", json!({}));
+    assert_eq!(error_code(&neither), -32602);
+}
+
+#[test]
+fn bad_input_gets_errors_and_the_gateway_keeps_serving() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+
+    gateway.send_raw(b"this is not json");
+    let res = gateway.recv();
+    assert_eq!((res["id"].clone(), error_code(&res)), (Value::Null, -32700));
+
+    gateway.send_raw(br#"{"jsonrpc":"1.0","id":41,"method":"ping"}"#);
+    let res = gateway.recv();
+    assert_eq!((res["id"].clone(), error_code(&res)), (json!(41), -32600));
+
+    let res = gateway.request("no/such/method", json!({}));
+    assert_eq!(error_code(&res), -32601);
+
+    // A 10 MB line is refused as a whole, without reading it into memory.
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{{"name":"echo__echo","arguments":{{"text":"{}"}}}}}}"#,
+        "x".repeat(10 * 1024 * 1024)
+    );
+    gateway.send_raw(huge.as_bytes());
+    let res = gateway.recv();
+    assert_eq!(error_code(&res), -32600);
+    assert!(
+        res["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than"),
+        "{res}"
+    );
+
+    // Batches are for 2025-03-26 sessions only.
+    gateway.send_raw(br#"[{"jsonrpc":"2.0","id":43,"method":"ping"}]"#);
+    assert_eq!(error_code(&gateway.recv()), -32600);
+
+    let echo = gateway.call_tool("echo__echo", json!({"text": "still here"}));
+    assert_eq!(text(&echo), "still here");
+}
+
+#[test]
+fn batches_work_for_2025_03_26_clients() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    let res = gateway.request("initialize", json!({"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "it", "version": "1"}}));
+    assert_eq!(res["result"]["protocolVersion"], "2025-03-26");
+    gateway.send_raw(br#"[{"jsonrpc":"2.0","id":"a","method":"ping"},{"jsonrpc":"2.0","id":"b","method":"tools/call","params":{"name":"arith__multiply","arguments":{"a":6,"b":7}}},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#);
+    let batch = gateway.recv();
+    let mut answers = batch.as_array().unwrap().clone();
+    answers.sort_by_key(|r| r["id"].as_str().unwrap().to_owned());
+    assert_eq!(answers.len(), 2, "{batch}");
+    assert_eq!(answers[0]["result"], json!({}));
+    assert_eq!(answers[1]["result"]["content"][0]["text"], "42");
+}
+
+#[test]
+fn a_crash_mid_call_fails_that_call_and_the_backend_comes_back() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    let before = gateway.children();
+    assert_eq!(before.len(), 2, "two backends expected: {before:?}");
+    let crash = gateway.call_tool("echo__crash", json!({}));
+    assert_eq!(error_code(&crash), -32603);
+    assert!(
+        crash["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("closed the connection"),
+        "{crash}"
+    );
+    // The next call waits for the restart and succeeds.
+    let echo = gateway.call_tool("echo__echo", json!({"text": "again"}));
+    assert_eq!(text(&echo), "again");
+    // The crashed process was reaped, not left as a zombie, and replaced.
+    let after = gateway.children();
+    assert_eq!(after.len(), 2, "{after:?}");
+    let gone: Vec<_> = before.iter().filter(|pid| !after.contains(pid)).collect();
+    assert_eq!(
+        gone.len(),
+        1,
+        "exactly one backend was replaced: {before:?} -> {after:?}"
+    );
+    assert_eq!(
+        support::process_state(*gone[0]),
+        None,
+        "the crashed backend was not reaped"
+    );
+}
+
+#[test]
+fn a_timeout_answers_the_client_and_cancels_the_backend_request() {
+    init();
+    let config = examples_config("", "defaults:\n  request_timeout: 300ms\n");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    let slow = gateway.call_tool("echo__sleep", json!({"ms": 20000}));
+    assert_eq!(error_code(&slow), -32603);
+    assert!(
+        slow["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 300ms"),
+        "{slow}"
+    );
+    // The example server logs to stderr when a cancellation reaches it.
+    gateway.wait_for_log("cancelled");
+    let echo = gateway.call_tool("echo__echo", json!({"text": "fine"}));
+    assert_eq!(text(&echo), "fine");
+}
+
+#[test]
+fn a_client_cancellation_reaches_the_backend_and_gets_no_answer() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    let id = gateway.send_request(
+        "tools/call",
+        json!({"name": "arith__sleep", "arguments": {"ms": 20000}}),
+    );
+    gateway.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id}}));
+    gateway.wait_for_log("cancelled");
+    // The next answer is for the next request, not the cancelled one.
+    let ping = gateway.request("ping", json!({}));
+    assert_eq!(ping["result"], json!({}));
+}
+
+#[test]
+fn progress_reaches_the_client_with_its_own_token() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    let res = gateway.request("tools/call", json!({"name": "echo__sleep", "arguments": {"ms": 200}, "_meta": {"progressToken": "mine"}}));
+    assert_eq!(text(&res), "slept 200 ms");
+    let progress: Vec<&Value> = gateway
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress")
+        .collect();
+    assert!(
+        !progress.is_empty(),
+        "no progress forwarded: {:?}",
+        gateway.notifications
+    );
+    assert!(
+        progress
+            .iter()
+            .all(|n| n["params"]["progressToken"] == "mine"),
+        "{progress:?}"
+    );
+}
+
+#[test]
+fn a_backend_that_fails_to_start_is_left_out() {
+    init();
+    let broken = format!(
+        "  broken:\n    command: {}\n    env:\n      ONLY1MCP_EXAMPLE_STARTUP_FAIL: \"1\"\n  missing:\n    command: /nonexistent/mcp-server\n",
+        support::quote(&support::example_server("only1mcp-echo-server"))
+    );
+    let config = examples_config(&broken, "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    let list = gateway.request("tools/list", json!({}));
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"echo__echo") && names.contains(&"arith__add"),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("broken__") || n.starts_with("missing__")),
+        "{names:?}"
+    );
+    let log = gateway.log();
+    assert!(
+        log.contains("Backend left out: it failed to start server=broken"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Backend left out: it failed to start server=missing"),
+        "{log}"
+    );
+}
+
+#[test]
+fn env_is_expanded_and_the_gateway_env_is_not_leaked() {
+    init();
+    let extra = format!(
+        "  probe:\n    command: {}\n    env:\n      GREETING: \"hello-${{ONLY1MCP_IT_SECRET}}\"\n",
+        support::quote(&support::example_server("only1mcp-echo-server"))
+    );
+    let config = examples_config(&extra, "");
+    let mut gateway = Gateway::start(&config.path, &[("ONLY1MCP_IT_SECRET", "s3cret")]);
+    gateway.initialize();
+    let greeting = gateway.call_tool("probe__env", json!({"name": "GREETING"}));
+    assert_eq!(text(&greeting), "hello-s3cret");
+    let leaked = gateway.call_tool("probe__env", json!({"name": "ONLY1MCP_IT_SECRET"}));
+    assert_eq!(text(&leaked), "(unset)");
+}
+
+#[test]
+fn backends_stop_when_the_client_closes_stdin() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    let children = gateway.children();
+    assert_eq!(children.len(), 2, "{children:?}");
+    let (code, log) = gateway.finish();
+    assert_eq!(code, Some(0), "{log}");
+    for pid in children {
+        assert!(
+            !support::process_running(pid),
+            "backend {pid} outlived the gateway"
+        );
+    }
+}

@@ -1,0 +1,384 @@
+//! The harness of Only1MCP's black-box tests: paths to the gateway, the
+//! example servers and the installed npm/PyPI peers; a gateway process driven
+//! line by line over stdio; the Python SDK test client.
+//!
+//! Dev-dependency only. It starts real processes and talks to them over real
+//! pipes; nothing here is a mock. It depends on no Only1MCP crate, so tests
+//! see the gateway exactly as a client does.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the harness starts the processes under test"
+)]
+#![allow(clippy::unwrap_used, reason = "a harness failure is a test failure")]
+#![allow(
+    clippy::needless_pass_by_value,
+    reason = "tests pass json! literals; taking them by value reads better"
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_owned()
+}
+
+/// Where `cargo xtask peers` installed the npm and PyPI peers.
+pub fn peers() -> PathBuf {
+    let dir = std::env::var_os("ONLY1MCP_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("peers"));
+    assert!(
+        dir.join("venv").exists() && dir.join("node").exists(),
+        "the MCP peers are not installed in {}: run `cargo xtask peers` (or `cargo xtask test`)",
+        dir.display()
+    );
+    dir
+}
+
+/// An npm peer's executable, e.g. `mcp-server-everything`.
+pub fn npm_bin(name: &str) -> PathBuf {
+    peers().join("node/node_modules/.bin").join(name)
+}
+
+/// A program in the peers' Python venv, e.g. `python` or `mcp-server-time`.
+pub fn venv_bin(name: &str) -> PathBuf {
+    peers().join("venv/bin").join(name)
+}
+
+/// The example servers, built once per test run with the same cargo and
+/// profile as the tests (they belong to another package, so cargo does not
+/// build them for this one).
+pub fn example_server(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "only1mcp-example-servers",
+                "--bins",
+            ])
+            .current_dir(workspace())
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the example servers failed");
+        gateway_bin().parent().unwrap().to_owned()
+    });
+    dir.join(name)
+}
+
+static GATEWAY_BIN: OnceLock<PathBuf> = OnceLock::new();
+
+/// Tells the harness where the `only1mcp` binary under test is; call it with
+/// `env!("CARGO_BIN_EXE_only1mcp")` before anything else (repeat calls are
+/// fine).
+pub fn init(gateway: &str) {
+    let _ = GATEWAY_BIN.set(PathBuf::from(gateway));
+}
+
+/// The `only1mcp` binary under test.
+pub fn gateway_bin() -> PathBuf {
+    GATEWAY_BIN
+        .get()
+        .expect("call only1mcp_test_support::init first")
+        .clone()
+}
+
+/// A temp dir with a config file in it.
+#[derive(Debug)]
+pub struct ConfigDir {
+    /// The dir (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The config file.
+    pub path: PathBuf,
+}
+
+/// Writes `yaml` as `only1mcp.yaml` in a new temp dir.
+pub fn config(yaml: &str) -> ConfigDir {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("only1mcp.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    ConfigDir { dir, path }
+}
+
+/// A YAML config of the two example servers plus `extra` (more servers,
+/// indented as entries under `servers:`), with optional top-level text.
+pub fn examples_config(extra_servers: &str, top: &str) -> ConfigDir {
+    config(&format!(
+        "{top}\nservers:\n  echo:\n    command: {}\n  arith:\n    command: {}\n{extra_servers}",
+        quote(&example_server("only1mcp-echo-server")),
+        quote(&example_server("only1mcp-arith-server")),
+    ))
+}
+
+/// A path as a quoted YAML scalar.
+pub fn quote(path: &Path) -> String {
+    serde_json::to_string(&path.to_string_lossy()).unwrap()
+}
+
+/// The gateway as a child process speaking MCP on its stdio, driven line by
+/// line. Its stderr (the log) goes to a file the test can read.
+#[derive(Debug)]
+pub struct Gateway {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    log: PathBuf,
+    _log_dir: tempfile::TempDir,
+    next_id: i64,
+    /// Notifications received while waiting for responses.
+    pub notifications: Vec<Value>,
+}
+
+impl Gateway {
+    /// Starts `only1mcp start --stdio --config <config>` with extra env.
+    pub fn start(config: &Path, env: &[(&str, &str)]) -> Self {
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("gateway.log");
+        let mut child = Command::new(gateway_bin())
+            .args(["start", "--stdio", "--config"])
+            .arg(config)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            log,
+            _log_dir: log_dir,
+            next_id: 1,
+            notifications: Vec::new(),
+        }
+    }
+
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Writes raw bytes followed by a newline.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Writes one message.
+    pub fn send(&mut self, message: &Value) {
+        self.send_raw(serde_json::to_string(message).unwrap().as_bytes());
+    }
+
+    /// The next line from stdout, parsed. Every line must be JSON.
+    pub fn recv(&mut self) -> Value {
+        let line = match self.lines.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("no message within {WAIT:?}; log:\n{}", self.log())
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("the gateway closed stdout; log:\n{}", self.log())
+            }
+        };
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
+    }
+
+    /// Reads until the response with `id`, keeping notifications aside.
+    pub fn response(&mut self, id: &Value) -> Value {
+        loop {
+            let message = self.recv();
+            if message.get("id") == Some(id) && message.get("method").is_none() {
+                return message;
+            }
+            if message.get("id").is_none() {
+                self.notifications.push(message);
+            } else {
+                panic!("unexpected message while waiting for id {id}: {message}");
+            }
+        }
+    }
+
+    /// Sends a request with a fresh numeric id and returns its response.
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send_request(method, params);
+        self.response(&id)
+    }
+
+    /// Sends a request with a fresh numeric id, returns the id.
+    pub fn send_request(&mut self, method: &str, params: Value) -> Value {
+        let id = json!(self.next_id);
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        id
+    }
+
+    /// Runs the legacy handshake (2025-11-25) and returns the result.
+    pub fn initialize(&mut self) -> Value {
+        let res = self.request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "it", "version": "1"}}),
+        );
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        res["result"].clone()
+    }
+
+    /// Calls a tool and returns the whole response.
+    pub fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
+        self.request("tools/call", json!({"name": name, "arguments": arguments}))
+    }
+
+    /// The log written so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "log never contained {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Child process ids of the gateway (its backends).
+    pub fn children(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        let tasks = format!("/proc/{}/task", self.pid());
+        for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            out.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Closes stdin and waits for the gateway to exit; returns its exit code.
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not exit after stdin closed:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process's state letter from `/proc` (`R`, `S`, `Z` for a zombie, …),
+/// or `None` once it is fully gone (reaped).
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// Whether a process still runs (exists and is neither a zombie nor dead).
+pub fn process_running(pid: u32) -> bool {
+    process_state(pid).is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// Runs the Python SDK test client (`tests/py/mcp_client.py` of the CLI
+/// crate) against `command`, with the ops as JSON; returns its JSON output.
+pub fn python_client(mode: &str, command: &[&str], ops: &Value, env: &[(&str, &str)]) -> Value {
+    let script = workspace().join("crates/only1mcp-cli/tests/py/mcp_client.py");
+    let mut child = Command::new(venv_bin("python"))
+        .arg(script)
+        .args(["--mode", mode, "--"])
+        .args(command)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(ops).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "python client failed ({}):\n{stderr}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "python client printed no JSON ({e}):\n{}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Runs `only1mcp ARGS…` in `dir` to completion (logs at error level).
+pub fn run_cli(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(gateway_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap()
+}
