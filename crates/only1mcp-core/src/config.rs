@@ -30,6 +30,9 @@ pub struct Config {
     /// Log output.
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// The HTTP face (Streamable HTTP, legacy HTTP+SSE, WebSocket).
+    #[serde(default)]
+    pub http: HttpConfig,
     /// The backends, keyed by server id. Collisions are resolved in key order.
     #[serde(default)]
     pub servers: BTreeMap<String, ServerConfig>,
@@ -60,7 +63,14 @@ pub struct McpServerEntry {
     /// The working directory.
     #[serde(default)]
     pub cwd: Option<std::path::PathBuf>,
-    /// The transport type; only `stdio` is supported so far.
+    /// The server's URL, for network servers.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// HTTP headers for network servers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The transport type: `stdio`, `http`/`streamable-http`/`streamableHttp`,
+    /// `sse` or `websocket`/`ws`.
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
     /// Cursor's and others' switch to turn an entry off.
@@ -185,13 +195,94 @@ pub enum LogFormat {
     Json,
 }
 
-/// One backend MCP server, started as a child process speaking stdio.
+/// The gateway's HTTP face.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct HttpConfig {
+    /// Where to listen (default `127.0.0.1:7331`). Binding anything but a
+    /// loopback address exposes the gateway to the network.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// Extra `Origin` values accepted besides the loopback ones
+    /// (`http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*`).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Extra `Host` names accepted besides the loopback ones (DNS-rebinding
+    /// protection).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// The largest request body in bytes (default 4 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
+    /// TLS (HTTPS); off unless both files are given.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_body: default_max_body(),
+            tls: None,
+        }
+    }
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 7331))
+}
+
+fn default_max_body() -> usize {
+    4 * 1024 * 1024
+}
+
+/// Certificate and key for HTTPS (PEM files).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct TlsConfig {
+    /// The certificate chain (PEM).
+    pub cert: std::path::PathBuf,
+    /// The private key (PEM).
+    pub key: std::path::PathBuf,
+}
+
+/// How the gateway reaches a backend given by `url`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UrlTransport {
+    /// Streamable HTTP (2025-03-26 and later; both eras). The default for
+    /// `http(s)://` URLs.
+    #[default]
+    StreamableHttp,
+    /// The deprecated HTTP+SSE transport of 2024-11-05 (`GET /sse`).
+    Sse,
+    /// One JSON-RPC message per WebSocket text frame (subprotocol `mcp`).
+    /// The default for `ws(s)://` URLs.
+    Websocket,
+}
+
+/// One backend MCP server: a child process speaking stdio (`command`) or a
+/// server reached over the network (`url`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct ServerConfig {
     /// The program to run: a path, or a name looked up in `PATH`. Never run
-    /// through a shell.
+    /// through a shell. Exactly one of `command` and `url` is set.
+    #[serde(default)]
     pub command: String,
+    /// The server's URL (`http(s)://…/mcp`, `http://…/sse`, `ws(s)://…`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// How to reach `url` (default: by its scheme).
+    #[serde(default)]
+    pub transport: Option<UrlTransport>,
+    /// Extra HTTP headers sent to `url` (`${VAR}` in values is expanded), for
+    /// example an API key. Never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     /// Its arguments, passed as they are (`${VAR}` is expanded).
     #[serde(default)]
     pub args: Vec<String>,
@@ -276,13 +367,23 @@ impl Config {
                 });
                 continue;
             }
-            if let Some(kind) = entry.kind.as_deref().filter(|k| *k != "stdio") {
-                problems.push(Problem {
-                    field: format!("{field}.type"),
-                    message: format!("{kind:?} servers are not supported; only stdio"),
-                });
-                continue;
-            }
+            let transport = match entry.kind.as_deref() {
+                None | Some("stdio") => None,
+                Some("http" | "streamable-http" | "streamableHttp" | "streamable_http") => {
+                    Some(UrlTransport::StreamableHttp)
+                }
+                Some("sse") => Some(UrlTransport::Sse),
+                Some("websocket" | "ws") => Some(UrlTransport::Websocket),
+                Some(other) => {
+                    problems.push(Problem {
+                        field: format!("{field}.type"),
+                        message: format!(
+                            "unknown transport {other:?} (expected stdio, http, sse or websocket)"
+                        ),
+                    });
+                    continue;
+                }
+            };
             self.servers.insert(
                 id,
                 ServerConfig {
@@ -290,6 +391,9 @@ impl Config {
                     args: entry.args,
                     env: entry.env,
                     cwd: entry.cwd,
+                    url: entry.url,
+                    transport: transport.filter(|_| entry.kind.is_some()),
+                    headers: entry.headers,
                     enabled: !entry.disabled,
                     ..ServerConfig::default()
                 },
@@ -300,6 +404,18 @@ impl Config {
         } else {
             Err(Invalid(problems))
         }
+    }
+
+    /// The transport to use for a `url` server.
+    pub fn url_transport(server: &ServerConfig) -> Option<UrlTransport> {
+        let url = server.url.as_deref()?;
+        Some(server.transport.unwrap_or(
+            if url.starts_with("ws://") || url.starts_with("wss://") {
+                UrlTransport::Websocket
+            } else {
+                UrlTransport::StreamableHttp
+            },
+        ))
     }
 
     /// Checks the rules serde cannot: separators, server ids, commands,
@@ -329,8 +445,18 @@ impl Config {
             {
                 problem(format!("servers.{id}"), e.to_string());
             }
-            if server.command.trim().is_empty() {
-                problem(at("command"), "must not be empty".to_owned());
+            if let Some(url) = &server.url {
+                if !server.command.is_empty() {
+                    problem(at("url"), "set either command or url, not both".to_owned());
+                }
+                let scheme = url.split("://").next().unwrap_or_default();
+                if !url.contains("://") || !matches!(scheme, "http" | "https" | "ws" | "wss") {
+                    problem(at("url"), format!("{url:?} must start with http://, https://, ws:// or wss://"));
+                }
+            } else if !server.transport.is_none() || !server.headers.is_empty() {
+                problem(at("transport"), "transport and headers need a url".to_owned());
+            } else if server.command.trim().is_empty() {
+                problem(at("command"), "must not be empty (or set url)".to_owned());
             } else if !self.security.allows(&server.command) {
                 problem(
                     at("command"),

@@ -41,7 +41,7 @@ fn every_problem_names_its_field() {
             "naming.separator: the separator \"::\" may only contain ASCII letters, digits, '_', '-' and '.'",
             "servers.bad id.request_timeout: must be greater than zero",
             "servers.bad id.tools.deny[0]: unclosed character class; missing ']'",
-            "servers.empty.command: must not be empty",
+            "servers.empty.command: must not be empty (or set url)",
         ],
     );
 }
@@ -113,7 +113,8 @@ fn mcp_servers_are_imported() {
         r#"{"servers":{"a":{"command":"x"}},
             "mcpServers":{"fs":{"command":"npx","args":["-y","pkg"],"env":{"K":"v"}},
                           "a":{"command":"dup"},
-                          "web":{"type":"http","command":""}}}"#,
+                          "web":{"type":"http","url":"http://127.0.0.1:9/mcp"},
+                          "odd":{"type":"carrier-pigeon"}}}"#,
     )
     .unwrap();
     let err = config.absorb_mcp_servers().unwrap_err();
@@ -121,10 +122,15 @@ fn mcp_servers_are_imported() {
         err.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
         [
             "mcpServers.a: duplicate server id: servers.a is defined too",
-            "mcpServers.web.type: \"http\" servers are not supported; only stdio",
+            "mcpServers.odd.type: unknown transport \"carrier-pigeon\" (expected stdio, http, sse or websocket)",
         ]
     );
     assert_eq!(config.servers["fs"].args, ["-y", "pkg"]);
     assert_eq!(config.servers["fs"].env["K"], "v");
     assert!(config.servers["fs"].enabled);
+    assert_eq!(
+        Config::url_transport(&config.servers["web"]),
+        Some(UrlTransport::StreamableHttp)
+    );
+    config.validate().unwrap();
 }
