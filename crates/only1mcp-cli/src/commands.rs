@@ -23,17 +23,25 @@ enum Command {
     /// Run the gateway: start every configured server and serve their merged
     /// tools, prompts and resources as one MCP server.
     ///
+    /// By default it listens for MCP over HTTP (Streamable HTTP at /mcp,
+    /// HTTP+SSE at /sse, WebSocket at /ws) on http.listen
+    /// (127.0.0.1:7331). With --stdio it speaks MCP on stdin/stdout instead,
+    /// as an IDE launches it.
+    ///
     /// With no --config, uses ./only1mcp.yaml, ./only1mcp.yml or
     /// ./only1mcp.toml if present, else a built-in config of two example
-    /// servers. Logs go to stderr; stdout carries only MCP messages.
+    /// servers. Logs go to stderr.
     Start {
         /// The config file (.yaml, .yml, .toml, or .json with mcpServers).
         #[arg(long, short, env = "ONLY1MCP_CONFIG")]
         config: Option<PathBuf>,
-        /// Speak MCP on stdin/stdout, as an IDE launches it. This is the only
-        /// face so far, so it is also the default.
+        /// Speak MCP on stdin/stdout (for IDEs) instead of HTTP.
         #[arg(long)]
         stdio: bool,
+        /// Listen on this address instead of http.listen (e.g. 127.0.0.1:0
+        /// for any free port; the bound address is logged).
+        #[arg(long, conflicts_with = "stdio")]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Check a config file and report every problem, naming each field.
     Validate {
@@ -67,7 +75,11 @@ enum Command {
 /// Runs the parsed command.
 pub(crate) async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Start { config, stdio: _ } => start(config.as_deref()).await,
+        Command::Start {
+            config,
+            stdio,
+            listen,
+        } => start(config.as_deref(), stdio, listen).await,
         Command::Validate { path, json } => validate(&path, json),
         Command::List { config, json } => list(config.as_deref(), json).await,
         Command::Init { path, force } => init(&path, force),
@@ -86,35 +98,57 @@ fn load_or_report(
     })
 }
 
-async fn start(path: Option<&Path>) -> ExitCode {
-    let (config, origin) = match load_or_report(path) {
+async fn start(path: Option<&Path>, stdio: bool, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let (mut config, origin) = match load_or_report(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    if let Some(listen) = listen {
+        config.http.listen = listen;
+    }
     if let Err(e) = logging::init(&config.logging) {
         output::error(&format!("cannot open the log file: {e}"));
         return ExitCode::from(EXIT_CONFIG);
     }
     tracing::info!(config = %origin, servers = config.servers.len(), "Starting Only1MCP");
+    // Bind before starting backends, so a taken port fails fast.
+    let listener = if stdio {
+        None
+    } else {
+        match tokio::net::TcpListener::bind(config.http.listen).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                output::error(&format!("cannot listen on {}: {e}", config.http.listen));
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    };
     let gateway = Gateway::start(&config).await;
     let catalog = gateway.catalog();
     tracing::info!(
         tools = catalog.entries(ListKind::Tools).len(),
         prompts = catalog.entries(ListKind::Prompts).len(),
         resources = catalog.entries(ListKind::Resources).len(),
-        "Serving MCP on stdio"
+        "Catalog ready"
     );
     drop(catalog);
-    let stdin = tokio::io::BufReader::new(tokio::io::stdin());
-    let res =
-        only1mcp_proxy::serve::serve_stdio(&gateway, stdin, tokio::io::stdout(), stop_signal())
-            .await;
+    let res = match listener {
+        None => {
+            tracing::info!("Serving MCP on stdio");
+            let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+            only1mcp_proxy::serve::serve_stdio(&gateway, stdin, tokio::io::stdout(), stop_signal())
+                .await
+        }
+        Some(listener) => {
+            only1mcp_proxy::http::serve(&gateway, &config.http, listener, stop_signal()).await
+        }
+    };
     gateway.shutdown().await;
     tracing::info!("Stopped");
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            output::error(&format!("stdin: {e}"));
+            output::error(&e.to_string());
             ExitCode::FAILURE
         }
     }

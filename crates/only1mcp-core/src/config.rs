@@ -409,13 +409,15 @@ impl Config {
     /// The transport to use for a `url` server.
     pub fn url_transport(server: &ServerConfig) -> Option<UrlTransport> {
         let url = server.url.as_deref()?;
-        Some(server.transport.unwrap_or(
-            if url.starts_with("ws://") || url.starts_with("wss://") {
-                UrlTransport::Websocket
-            } else {
-                UrlTransport::StreamableHttp
-            },
-        ))
+        Some(
+            server
+                .transport
+                .unwrap_or(if url.starts_with("ws://") || url.starts_with("wss://") {
+                    UrlTransport::Websocket
+                } else {
+                    UrlTransport::StreamableHttp
+                }),
+        )
     }
 
     /// Checks the rules serde cannot: separators, server ids, commands,
@@ -451,10 +453,16 @@ impl Config {
                 }
                 let scheme = url.split("://").next().unwrap_or_default();
                 if !url.contains("://") || !matches!(scheme, "http" | "https" | "ws" | "wss") {
-                    problem(at("url"), format!("{url:?} must start with http://, https://, ws:// or wss://"));
+                    problem(
+                        at("url"),
+                        format!("{url:?} must start with http://, https://, ws:// or wss://"),
+                    );
                 }
-            } else if !server.transport.is_none() || !server.headers.is_empty() {
-                problem(at("transport"), "transport and headers need a url".to_owned());
+            } else if server.transport.is_some() || !server.headers.is_empty() {
+                problem(
+                    at("transport"),
+                    "transport and headers need a url".to_owned(),
+                );
             } else if server.command.trim().is_empty() {
                 problem(at("command"), "must not be empty (or set url)".to_owned());
             } else if !self.security.allows(&server.command) {

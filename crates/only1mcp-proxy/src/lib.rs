@@ -7,6 +7,7 @@
 //! - [`gateway`]: all backends, the catalog snapshot, progress routing.
 //! - [`session`]: one client's session: era handling and routing.
 //! - [`serve`]: the stdio face.
+//! - [`http`]: the HTTP face (Streamable HTTP, HTTP+SSE, WebSocket).
 //! - [`logging`]: the tracing subscriber.
 //!
 //! This crate may depend on every library crate of the workspace; nothing but
@@ -14,6 +15,7 @@
 
 pub mod backend;
 pub mod gateway;
+pub mod http;
 pub mod load;
 pub mod logging;
 pub mod serve;

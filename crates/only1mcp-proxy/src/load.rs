@@ -95,7 +95,46 @@ fn finish(figment: Figment) -> Result<Config, LoadError> {
         .map_err(|e| LoadError::Parse(Box::new(e)))?;
     config.absorb_mcp_servers()?;
     config.validate()?;
+    check_tls(&config)?;
     Ok(config)
+}
+
+/// Checks that the TLS certificate and key exist and parse as PEM.
+fn check_tls(config: &Config) -> Result<(), config::Invalid> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(tls) = &config.http.tls else {
+        return Ok(());
+    };
+    let mut problems = Vec::new();
+    match CertificateDer::pem_file_iter(&tls.cert) {
+        Ok(certs) => match certs.collect::<Result<Vec<_>, _>>() {
+            Ok(certs) if !certs.is_empty() => {}
+            Ok(_) => problems.push(config::Problem {
+                field: "http.tls.cert".to_owned(),
+                message: format!("{}: no certificate in the file", tls.cert.display()),
+            }),
+            Err(e) => problems.push(config::Problem {
+                field: "http.tls.cert".to_owned(),
+                message: format!("{}: {e}", tls.cert.display()),
+            }),
+        },
+        Err(e) => problems.push(config::Problem {
+            field: "http.tls.cert".to_owned(),
+            message: format!("{}: {e}", tls.cert.display()),
+        }),
+    }
+    if let Err(e) = PrivateKeyDer::from_pem_file(&tls.key) {
+        problems.push(config::Problem {
+            field: "http.tls.key".to_owned(),
+            message: format!("{}: {e}", tls.key.display()),
+        });
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(config::Invalid(problems))
+    }
 }
 
 /// The directory holding the running executable: the example servers are

@@ -27,7 +27,8 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (outbound, writer_task) = downstream::writer(writer);
-    let session = ClientSession::new(gateway.clone(), outbound);
+    let session = ClientSession::new(gateway.clone(), Some(outbound));
+    session.forward_list_changes();
     let mut lines = LineReader::new(reader, MAX_DOWNSTREAM_LINE);
     tokio::pin!(stop);
     let res = loop {

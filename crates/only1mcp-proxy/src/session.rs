@@ -6,10 +6,20 @@
 //! requests without modern `_meta` are legacy. Each request runs in its own
 //! task so a slow backend never holds up the others; a client's
 //! `notifications/cancelled` aborts that task, which cancels the backend call.
+//!
+//! The session is transport-agnostic. A stream transport (stdio, WebSocket,
+//! the legacy SSE face) hands it whole frames with [`ClientSession::handle_frame`]
+//! and gets everything back on the session's [`Outbound`]. The Streamable HTTP
+//! face answers each POST on its own response: it calls
+//! [`ClientSession::spawn_request`] with a [`Reply::Stream`] (legacy: the call
+//! runs on even if the client disconnects) or awaits
+//! [`ClientSession::respond`] in place (modern: dropping the response stream
+//! drops the call, which is the cancellation).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use arc_swap::ArcSwapOption;
 use only1mcp_core::Error;
 use only1mcp_core::catalog::Route;
 use only1mcp_core::jsonrpc::{
@@ -22,7 +32,7 @@ use only1mcp_core::mcp::{
 use only1mcp_core::upstream::Call;
 use only1mcp_transport::downstream::Outbound;
 use serde_json::value::RawValue;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -38,28 +48,53 @@ struct State {
     initialized: bool,
 }
 
+/// Where the answer to one request goes.
+#[derive(Debug)]
+pub enum Reply {
+    /// The session's own outbound (stdio, WebSocket, legacy SSE).
+    Session,
+    /// A batch collector.
+    Batch(mpsc::UnboundedSender<Response>),
+    /// An HTTP response: related notifications (progress) go to `notes`, the
+    /// answer to `done`.
+    Stream {
+        /// Notifications related to the request.
+        notes: Outbound,
+        /// The final response.
+        done: oneshot::Sender<Response>,
+    },
+}
+
+/// What a request is answered with, besides its params.
+#[derive(Debug, Clone)]
+struct Ctx {
+    /// The era to answer in.
+    era: Era,
+    /// Where progress notifications of this request go.
+    notes: Option<Outbound>,
+}
+
 /// One client's session.
 #[derive(Debug)]
 pub struct ClientSession {
     gateway: Gateway,
-    outbound: Outbound,
+    outbound: ArcSwapOption<Outbound>,
     state: Mutex<State>,
     in_flight: Mutex<HashMap<Id, AbortHandle>>,
     tasks: TaskTracker,
 }
 
 impl ClientSession {
-    /// A session answering through `outbound`.
-    pub fn new(gateway: Gateway, outbound: Outbound) -> Arc<Self> {
-        let session = Arc::new(Self {
+    /// A session whose unsolicited messages go to `outbound` (none yet for an
+    /// HTTP session until its GET stream opens).
+    pub fn new(gateway: Gateway, outbound: Option<Outbound>) -> Arc<Self> {
+        Arc::new(Self {
             gateway,
-            outbound,
+            outbound: ArcSwapOption::from_pointee(outbound),
             state: Mutex::new(State::default()),
             in_flight: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
-        });
-        session.clone().forward_list_changes();
-        session
+        })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -72,11 +107,21 @@ impl ClientSession {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Tells an initialized legacy client when the merged lists change.
-    fn forward_list_changes(self: Arc<Self>) {
+    /// Replaces where unsolicited messages go (an HTTP session's GET stream).
+    pub fn set_outbound(&self, outbound: Option<Outbound>) {
+        self.outbound.store(outbound.map(Arc::new));
+    }
+
+    /// The legacy version this session negotiated, if it did.
+    pub fn legacy_version(&self) -> Option<&'static str> {
+        self.state().legacy_version
+    }
+
+    /// Tells this session's client, once it is an initialized legacy session,
+    /// when the merged lists change. Ends when the session is dropped.
+    pub fn forward_list_changes(self: &Arc<Self>) {
         let mut changes = self.gateway.subscribe();
-        let weak = Arc::downgrade(&self);
-        drop(self);
+        let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
                 let kind = match changes.recv().await {
@@ -85,26 +130,48 @@ impl ClientSession {
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 };
                 let Some(session) = weak.upgrade() else { break };
-                if session.outbound.is_closed() {
-                    break;
+                if !session.state().initialized {
+                    continue;
                 }
-                if session.state().initialized {
-                    let note = Message::Notification(Notification {
-                        method: kind.list_changed().to_owned(),
-                        params: None,
-                    });
-                    session.outbound.send(&note).await;
-                }
+                let note = Message::Notification(Notification {
+                    method: kind.list_changed().to_owned(),
+                    params: None,
+                });
+                session.send(&note).await;
             }
         });
     }
 
-    /// Handles one frame (a line on stdio).
+    /// Sends to the session's outbound, if it has one.
+    async fn send(&self, message: &Message) {
+        let outbound = self.outbound.load_full();
+        if let Some(outbound) = outbound {
+            outbound.send(message).await;
+        }
+    }
+
+    /// Handles one frame of a stream transport (a line on stdio).
     pub async fn handle_frame(self: &Arc<Self>, bytes: &[u8]) {
         match jsonrpc::parse(bytes) {
-            Ok(Frame::Single(message)) => self.handle_message(message, None).await,
+            Ok(Frame::Single(message)) => self.handle_message(message).await,
             Ok(Frame::Batch(entries)) => self.handle_batch(entries).await,
             Err(invalid) => self.reply(invalid.into_response()).await,
+        }
+    }
+
+    /// Handles one message whose answer (if any) goes to the session.
+    pub async fn handle_message(self: &Arc<Self>, message: Message) {
+        match message {
+            // The handshake is answered in order: what follows depends on it.
+            Message::Request(req) if req.method == method::INITIALIZE => {
+                let response = self.respond(req, None).await;
+                self.reply(response).await;
+            }
+            Message::Request(req) => self.spawn_request(req, Reply::Session),
+            Message::Notification(note) => self.handle_notification(&note),
+            Message::Response(res) => {
+                tracing::debug!(id = ?res.id, "Response from the client to no request of ours; dropped");
+            }
         }
     }
 
@@ -121,85 +188,68 @@ impl ClientSession {
     }
 
     async fn reply(&self, response: Response) {
-        self.outbound.send(&Message::Response(response)).await;
+        self.send(&Message::Response(response)).await;
     }
 
-    async fn handle_batch(self: &Arc<Self>, entries: Vec<Result<Message, Invalid>>) {
-        // Batches exist only in 2025-03-26.
-        if self.state().legacy_version != Some(version::V2025_03_26) {
+    /// Answers a batch (2025-03-26 sessions only) with one array, through
+    /// `reply`: the session for stream transports, or the given HTTP reply.
+    pub async fn handle_batch(self: &Arc<Self>, entries: Vec<Result<Message, Invalid>>) {
+        if let Some(frame) = self.batch(entries).await {
+            let outbound = self.outbound.load_full();
+            if let Some(outbound) = outbound {
+                outbound.send_raw(frame).await;
+            }
+        }
+    }
+
+    /// Runs a batch and returns the serialized array of responses, or `None`
+    /// if it held no requests.
+    pub async fn batch(
+        self: &Arc<Self>,
+        entries: Vec<Result<Message, Invalid>>,
+    ) -> Option<Vec<u8>> {
+        if self.legacy_version() != Some(version::V2025_03_26) {
             let error = Error::InvalidRequest(
                 "batches are only accepted from 2025-03-26 sessions".to_owned(),
             );
-            self.reply(Response::error(None, error.to_error_object()))
-                .await;
-            return;
+            return Some(
+                Message::Response(Response::error(None, error.to_error_object())).to_vec(),
+            );
         }
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::unbounded_channel();
         for entry in entries {
             match entry {
-                Ok(message) => self.handle_message(message, Some(tx.clone())).await,
+                Ok(Message::Request(req)) => self.spawn_request(req, Reply::Batch(tx.clone())),
+                Ok(Message::Notification(note)) => self.handle_notification(&note),
+                Ok(Message::Response(_)) => {}
                 Err(invalid) => {
                     let _ = tx.send(invalid.into_response());
                 }
             }
         }
         drop(tx);
-        let session = self.clone();
-        self.tasks.spawn(async move {
-            let mut rx = rx;
-            let mut responses = Vec::new();
-            while let Some(res) = rx.recv().await {
-                responses.push(Message::Response(res).to_vec());
-            }
-            if responses.is_empty() {
-                return;
-            }
-            let joined = format!(
-                "[{}]",
-                responses
-                    .iter()
-                    .map(|r| String::from_utf8_lossy(r))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            if let Ok(raw) = RawValue::from_string(joined) {
-                session
-                    .outbound
-                    .send_raw(raw.get().as_bytes().to_vec())
-                    .await;
-            }
-        });
-    }
-
-    async fn handle_message(
-        self: &Arc<Self>,
-        message: Message,
-        batch: Option<tokio::sync::mpsc::UnboundedSender<Response>>,
-    ) {
-        match message {
-            // The handshake is answered in order: what follows depends on it.
-            Message::Request(req) if req.method == method::INITIALIZE && batch.is_none() => {
-                let id = req.id.clone();
-                let outcome = self.dispatch(req).await;
-                self.reply(Response {
-                    id: Some(id),
-                    outcome,
-                })
-                .await;
-            }
-            Message::Request(req) => self.spawn_request(req, batch),
-            Message::Notification(note) => self.handle_notification(&note),
-            Message::Response(res) => {
-                tracing::debug!(id = ?res.id, "Response from the client to no request of ours; dropped");
-            }
+        let mut responses = Vec::new();
+        while let Some(res) = rx.recv().await {
+            responses.push(Message::Response(res).to_vec());
         }
+        if responses.is_empty() {
+            return None;
+        }
+        let mut frame = Vec::with_capacity(responses.iter().map(Vec::len).sum::<usize>() + 2);
+        frame.push(b'[');
+        for (idx, res) in responses.iter().enumerate() {
+            if idx > 0 {
+                frame.push(b',');
+            }
+            frame.extend_from_slice(res);
+        }
+        frame.push(b']');
+        Some(frame)
     }
 
-    fn spawn_request(
-        self: &Arc<Self>,
-        req: Request,
-        batch: Option<tokio::sync::mpsc::UnboundedSender<Response>>,
-    ) {
+    /// Runs a request in its own task, cancellable by the client's
+    /// `notifications/cancelled`, answering through `reply`.
+    pub fn spawn_request(self: &Arc<Self>, req: Request, reply: Reply) {
         let id = req.id.clone();
         let session = self.clone();
         let (go_tx, go_rx) = oneshot::channel::<()>();
@@ -210,30 +260,34 @@ impl ClientSession {
                     return;
                 }
                 let id = req.id.clone();
-                let outcome = session.dispatch(req).await;
-                session.in_flight().remove(&id);
-                let response = Response {
-                    id: Some(id),
-                    outcome,
+                let notes = match &reply {
+                    Reply::Stream { notes, .. } => Some(notes.clone()),
+                    Reply::Session | Reply::Batch(_) => {
+                        session.outbound.load_full().map(|o| (*o).clone())
+                    }
                 };
-                match batch {
-                    Some(batch) => {
+                let response = session.respond(req, notes).await;
+                session.in_flight().remove(&id);
+                match reply {
+                    Reply::Session => session.reply(response).await,
+                    Reply::Batch(batch) => {
                         let _ = batch.send(response);
                     }
-                    None => session.reply(response).await,
+                    Reply::Stream { done, .. } => {
+                        let _ = done.send(response);
+                    }
                 }
             }
             .instrument(span),
         );
-        if let Some(previous) = self.in_flight().insert(id, handle.abort_handle()) {
-            // The client reused the id of a request still in flight; both
-            // run, but only the newest can be cancelled by id.
-            drop(previous);
-        }
+        // A reused id replaces the older entry: only the newest request with
+        // an id can be cancelled by it.
+        self.in_flight().insert(id, handle.abort_handle());
         let _ = go_tx.send(());
     }
 
-    fn handle_notification(&self, note: &Notification) {
+    /// Handles a notification from the client.
+    pub fn handle_notification(&self, note: &Notification) {
         match note.method.as_str() {
             method::INITIALIZED => self.state().initialized = true,
             method::CANCELLED => {
@@ -249,12 +303,24 @@ impl ClientSession {
         }
     }
 
+    /// Answers one request in place; progress goes to `notes`. Dropping the
+    /// future cancels the backend call.
+    pub async fn respond(self: &Arc<Self>, req: Request, notes: Option<Outbound>) -> Response {
+        let id = req.id.clone();
+        let outcome = self.dispatch(req, notes).await;
+        Response {
+            id: Some(id),
+            outcome,
+        }
+    }
+
     /// Answers one request.
-    async fn dispatch(self: &Arc<Self>, req: Request) -> Outcome {
+    async fn dispatch(self: &Arc<Self>, req: Request, notes: Option<Outbound>) -> Outcome {
         let era = match self.request_era(&req) {
             Ok(era) => era,
             Err(error) => return Err(error.to_error_object()),
         };
+        let ctx = Ctx { era, notes };
         let res = match (req.method.as_str(), era) {
             (method::INITIALIZE, Era::Legacy) => self.initialize(&req),
             (method::SERVER_DISCOVER, _) => self.discover(),
@@ -265,13 +331,13 @@ impl ClientSession {
             (method::RESOURCES_TEMPLATES_LIST, _) => {
                 self.list(ListKind::ResourceTemplates, &req, era)
             }
-            (method::TOOLS_CALL, _) => self.call_named(ListKind::Tools, req, era).await,
-            (method::PROMPTS_GET, _) => self.call_named(ListKind::Prompts, req, era).await,
+            (method::TOOLS_CALL, _) => self.call_named(ListKind::Tools, req, &ctx).await,
+            (method::PROMPTS_GET, _) => self.call_named(ListKind::Prompts, req, &ctx).await,
             (method::RESOURCES_READ, _)
             | (method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE, Era::Legacy) => {
-                self.call_by_uri(req, era).await
+                self.call_by_uri(req, &ctx).await
             }
-            (method::COMPLETION_COMPLETE, _) => self.complete(req, era).await,
+            (method::COMPLETION_COMPLETE, _) => self.complete(req, &ctx).await,
             (method::LOGGING_SET_LEVEL, Era::Legacy) => self.set_level(req).await,
             (other, _) => Err(Error::MethodNotFound(other.to_owned()).to_error_object()),
         };
@@ -381,7 +447,7 @@ impl ClientSession {
     }
 
     /// `tools/call` and `prompts/get`: route by exposed name, rename, forward.
-    async fn call_named(self: &Arc<Self>, kind: ListKind, req: Request, era: Era) -> Outcome {
+    async fn call_named(self: &Arc<Self>, kind: ListKind, req: Request, ctx: &Ctx) -> Outcome {
         let mut params = mcp::params_object(req.params.as_deref())?;
         let Some(name) = mcp::string_field(&params, "name") else {
             return Err(
@@ -398,11 +464,11 @@ impl ClientSession {
         drop(catalog);
         mcp::set_string_field(&mut params, "name", &name);
         let params = mcp::to_raw_object(&params)?;
-        self.forward(&server, req.method, Some(params), era).await
+        self.forward(&server, req.method, Some(params), ctx).await
     }
 
     /// `resources/read` and (legacy) subscribe/unsubscribe: route by URI.
-    async fn call_by_uri(self: &Arc<Self>, req: Request, era: Era) -> Outcome {
+    async fn call_by_uri(self: &Arc<Self>, req: Request, ctx: &Ctx) -> Outcome {
         let params = mcp::params_object(req.params.as_deref())?;
         let Some(uri) = mcp::string_field(&params, "uri") else {
             return Err(Error::InvalidParams("params.uri is required".to_owned()).to_error_object());
@@ -413,11 +479,11 @@ impl ClientSession {
             .resource(&uri)
             .cloned()
             .ok_or_else(|| Error::ResourceNotFound(uri).to_error_object())?;
-        self.forward(&server, req.method, req.params, era).await
+        self.forward(&server, req.method, req.params, ctx).await
     }
 
     /// `completion/complete`: route by the prompt or resource it refers to.
-    async fn complete(self: &Arc<Self>, req: Request, era: Era) -> Outcome {
+    async fn complete(self: &Arc<Self>, req: Request, ctx: &Ctx) -> Outcome {
         let mut params = mcp::params_object(req.params.as_deref())?;
         let reference: RawObject = params
             .get("ref")
@@ -455,7 +521,7 @@ impl ClientSession {
         };
         drop(catalog);
         let params = mcp::to_raw_object(&params)?;
-        self.forward(&server, req.method, Some(params), era).await
+        self.forward(&server, req.method, Some(params), ctx).await
     }
 
     /// Legacy `logging/setLevel`: sent on to every legacy backend that
@@ -484,7 +550,7 @@ impl ClientSession {
         server: &str,
         method: String,
         params: Option<Box<RawValue>>,
-        era: Era,
+        ctx: &Ctx,
     ) -> Outcome {
         let backend = self.gateway.backend(server).cloned().ok_or_else(|| {
             Error::UpstreamUnavailable {
@@ -495,15 +561,20 @@ impl ClientSession {
         })?;
         let meta = mcp::request_meta(params.as_deref())?;
         let mut params = params;
-        let _progress = match meta.progress_token {
-            Some(original) => {
-                let guard = self
-                    .gateway
-                    .register_progress(self.outbound.clone(), original);
+        let _progress = match (meta.progress_token, &ctx.notes) {
+            (Some(original), Some(notes)) => {
+                let guard = self.gateway.register_progress(notes.clone(), original);
                 params = with_progress_token(params.as_deref(), guard.token())?;
                 Some(guard)
             }
-            None => None,
+            // Nowhere to send progress: the backend gets no token.
+            (Some(_), None) => {
+                params = mcp::edit_meta(params.as_deref(), |meta| {
+                    meta.shift_remove(mcp::meta::PROGRESS_TOKEN);
+                })?;
+                None
+            }
+            (None, _) => None,
         };
         let backend_era = backend
             .established()
@@ -514,7 +585,7 @@ impl ClientSession {
                 tracing::warn!(server, error = %e, "Backend call failed");
                 e.to_error_object()
             })?;
-        adapt_outcome(outcome, backend_era, era)
+        adapt_outcome(outcome, backend_era, ctx.era)
     }
 }
 

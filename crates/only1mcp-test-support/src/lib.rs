@@ -338,13 +338,14 @@ pub fn process_running(pid: u32) -> bool {
 }
 
 /// Runs the Python SDK test client (`tests/py/mcp_client.py` of the CLI
-/// crate) against `command`, with the ops as JSON; returns its JSON output.
-pub fn python_client(mode: &str, command: &[&str], ops: &Value, env: &[(&str, &str)]) -> Value {
+/// crate) with the ops as JSON; returns its JSON output. `target` selects the
+/// server: `["--", "cmd", "arg"]`, `["--url", url]` or `["--sse", url]`.
+pub fn python_client(mode: &str, target: &[&str], ops: &Value, env: &[(&str, &str)]) -> Value {
     let script = workspace().join("crates/only1mcp-cli/tests/py/mcp_client.py");
     let mut child = Command::new(venv_bin("python"))
         .arg(script)
-        .args(["--mode", mode, "--"])
-        .args(command)
+        .args(["--mode", mode])
+        .args(target)
         .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
@@ -381,4 +382,117 @@ pub fn run_cli(args: &[&str], dir: &Path) -> std::process::Output {
         .env("RUST_LOG", "error")
         .output()
         .unwrap()
+}
+
+/// The gateway serving HTTP on a free loopback port (`--listen 127.0.0.1:0`).
+#[derive(Debug)]
+pub struct HttpGateway {
+    child: Child,
+    log: PathBuf,
+    _log_dir: tempfile::TempDir,
+    /// `http(s)://127.0.0.1:PORT` (no path).
+    pub base: String,
+}
+
+impl HttpGateway {
+    /// Starts `only1mcp start --config <config> --listen 127.0.0.1:0` and
+    /// waits until it logs the address it listens on.
+    pub fn start(config: &Path) -> Self {
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("gateway.log");
+        let child = Command::new(gateway_bin())
+            .args(["start", "--listen", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        let base = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(idx) = text.find("Listening url=") {
+                let url = text[idx + "Listening url=".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default();
+                break url.trim_end_matches("/mcp").to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway never listened:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self {
+            child,
+            log,
+            _log_dir: log_dir,
+            base,
+        }
+    }
+
+    /// The Streamable HTTP endpoint.
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+
+    /// The log written so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit code.
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not stop:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for HttpGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a Node script from the CLI crate's `tests/js` with the peers' Node
+/// modules on its path; returns its stdout parsed as JSON.
+pub fn node_script(script: &str, args: &[&str]) -> Value {
+    let path = workspace()
+        .join("crates/only1mcp-cli/tests/js")
+        .join(script);
+    let out = Command::new("node")
+        .arg("--experimental-websocket")
+        .arg(path)
+        .args(args)
+        .env("NODE_PATH", peers().join("node/node_modules"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "node {script} failed ({}):\n{stderr}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "node {script} printed no JSON ({e}):\n{}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }

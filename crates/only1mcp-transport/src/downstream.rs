@@ -22,6 +22,13 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// A handle whose messages arrive, serialized, on the returned receiver
+    /// (for a response stream of the HTTP face, or a WebSocket writer).
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<Vec<u8>>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (Self { tx }, rx)
+    }
+
     /// Queues a message; returns `false` if the client is gone.
     pub async fn send(&self, message: &Message) -> bool {
         self.tx.send(message.to_vec()).await.is_ok()

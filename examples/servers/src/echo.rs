@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::{Action, CRASH, Catalog, RpcError, SLEEP, Tool, arg_str, text_result};
+use crate::{Action, CRASH, Catalog, RpcError, SLEEP, TOGGLE_EXTRA, Tool, arg_str, text_result};
 
 const README: &str = "only1mcp-echo-server is an example MCP server used to test the Only1MCP \
 gateway. Tools: echo, reverse, sleep, crash, env.";
@@ -39,6 +39,7 @@ const TOOLS: &[Tool] = &[
     },
     SLEEP,
     CRASH,
+    TOGGLE_EXTRA,
     Tool {
         name: "env",
         description: "Return the value of an environment variable of the server process, \

@@ -89,7 +89,28 @@ pub enum Action {
     Sleep,
     /// Logs to stderr and exits the process with code 3 without answering.
     Crash,
+    /// Shows or hides the [`EXTRA`] tool and sends
+    /// `notifications/tools/list_changed`.
+    ToggleExtra,
 }
+
+/// The tool that [`Action::ToggleExtra`] adds to and removes from the list.
+pub const EXTRA: Tool = Tool {
+    name: "extra",
+    description: "A tool that appears and disappears (see toggle_extra).",
+    input_schema: empty_schema,
+    output_schema: None,
+    action: Action::Pure(|_| Ok(text_result("extra"))),
+};
+
+/// Shows or hides the `extra` tool, announcing the change.
+pub const TOGGLE_EXTRA: Tool = Tool {
+    name: "toggle_extra",
+    description: "Show or hide the `extra` tool and send notifications/tools/list_changed.",
+    input_schema: empty_schema,
+    output_schema: None,
+    action: Action::ToggleExtra,
+};
 
 /// One tool of a [`Catalog`].
 #[derive(Debug, Clone, Copy)]
@@ -253,6 +274,8 @@ pub struct Server<C> {
     pending: Pending,
     initialized: AtomicBool,
     warned_uninitialized: AtomicBool,
+    /// Whether the [`EXTRA`] tool is listed.
+    extra: AtomicBool,
 }
 
 impl<C: Catalog> Server<C> {
@@ -266,6 +289,7 @@ impl<C: Catalog> Server<C> {
             pending: Arc::default(),
             initialized: AtomicBool::new(false),
             warned_uninitialized: AtomicBool::new(false),
+            extra: AtomicBool::new(false),
         }
     }
 
@@ -408,7 +432,14 @@ impl<C: Catalog> Server<C> {
             "server/discover" if self.catalog.modern() => self.discover(),
             "ping" | "logging/setLevel" => json!({}),
             "tools/list" => {
-                let tools: Vec<Value> = self.catalog.tools().iter().map(Tool::descriptor).collect();
+                let extra = self.extra.load(Ordering::SeqCst).then_some(&EXTRA);
+                let tools: Vec<Value> = self
+                    .catalog
+                    .tools()
+                    .iter()
+                    .chain(extra)
+                    .map(Tool::descriptor)
+                    .collect();
                 json!({ "tools": tools })
             }
             "tools/call" => match self.call_tool(id, params, era)? {
@@ -503,10 +534,12 @@ impl<C: Catalog> Server<C> {
             .get("name")
             .and_then(Value::as_str)
             .ok_or_else(|| RpcError::invalid_params("Missing tool name"))?;
+        let extra = self.extra.load(Ordering::SeqCst).then_some(&EXTRA);
         let tool = self
             .catalog
             .tools()
             .iter()
+            .chain(extra)
             .find(|tool| tool.name == name)
             .ok_or_else(|| RpcError::invalid_params(format!("Unknown tool: {name}")))?;
         let empty = Map::new();
@@ -520,6 +553,15 @@ impl<C: Catalog> Server<C> {
             Action::Crash => {
                 log(&self.name, "crash tool called; exiting with code 3");
                 std::process::exit(3);
+            }
+            Action::ToggleExtra => {
+                let shown = !self.extra.fetch_xor(true, Ordering::SeqCst);
+                self.outbox.send(&json!({
+                    "jsonrpc": "2.0",
+                    "method": "notifications/tools/list_changed",
+                }));
+                let state = if shown { "shown" } else { "hidden" };
+                Ok(Some(text_result(&format!("extra tool {state}"))))
             }
             Action::Sleep => match arg_u64(args, "ms") {
                 Err(msg) => Ok(Some(tool_error(&msg))),

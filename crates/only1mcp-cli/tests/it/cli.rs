@@ -98,5 +98,5 @@ fn claude_desktop_config_is_imported() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listing["tools"].as_array().unwrap().len(), 5, "{listing}");
+    assert_eq!(listing["tools"].as_array().unwrap().len(), 6, "{listing}");
 }

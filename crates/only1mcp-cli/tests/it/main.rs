@@ -4,8 +4,13 @@
 //! `cargo xtask peers`), driven by raw JSON-RPC lines or the Python SDK.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    clippy::needless_pass_by_value,
+    reason = "tests pass json! literals; taking them by value reads better"
+)]
 
 mod cli;
+mod http;
 mod peers;
 mod stdio;
 

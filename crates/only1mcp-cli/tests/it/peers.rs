@@ -8,6 +8,7 @@ use crate::init;
 
 fn gateway_command(config: &std::path::Path) -> Vec<String> {
     vec![
+        "--".to_owned(),
         support::gateway_bin().to_string_lossy().into_owned(),
         "start".to_owned(),
         "--stdio".to_owned(),

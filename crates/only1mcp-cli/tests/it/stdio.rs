@@ -367,3 +367,46 @@ fn backends_stop_when_the_client_closes_stdin() {
         );
     }
 }
+
+#[test]
+fn a_backend_list_change_reaches_the_client_and_the_catalog() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    let names = |gateway: &mut Gateway| -> Vec<String> {
+        let list = gateway.request("tools/list", json!({}));
+        list["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(!names(&mut gateway).contains(&"echo__extra".to_owned()));
+    let shown = gateway.call_tool("echo__toggle_extra", json!({}));
+    assert_eq!(text(&shown), "extra tool shown");
+    // The gateway re-lists the backend, then tells the client.
+    while !gateway
+        .notifications
+        .iter()
+        .any(|n| n["method"] == "notifications/tools/list_changed")
+    {
+        let message = gateway.recv();
+        gateway.notifications.push(message);
+    }
+    assert!(names(&mut gateway).contains(&"echo__extra".to_owned()));
+    assert_eq!(text(&gateway.call_tool("echo__extra", json!({}))), "extra");
+    gateway.notifications.clear();
+    gateway.call_tool("echo__toggle_extra", json!({}));
+    while !gateway
+        .notifications
+        .iter()
+        .any(|n| n["method"] == "notifications/tools/list_changed")
+    {
+        let message = gateway.recv();
+        gateway.notifications.push(message);
+    }
+    let gone = gateway.call_tool("echo__extra", json!({}));
+    assert_eq!(error_code(&gone), -32602);
+}

@@ -5,7 +5,7 @@ Usage:
     python mcp_client.py [--mode legacy|auto|2026-07-28] [--timeout SECS] [--no-discover] \
         -- COMMAND [ARGS...] < ops.json
 
-Launches COMMAND as a stdio MCP server (with this process's full environment), reads a JSON
+Connects to --url (Streamable HTTP), --sse (HTTP+SSE) or launches COMMAND as a stdio MCP server (with this process's full environment), reads a JSON
 array of operations from stdin, runs them in order in one session and prints ONE JSON object:
 
     {"protocol_version": "...", "server_name": "..." | null,
@@ -50,6 +50,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp import Client, MCPDeprecationWarning, MCPError, StdioServerParameters
+from mcp.client.sse import sse_client
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
@@ -108,9 +109,14 @@ def error_entry(exc: BaseException) -> dict[str, Any]:
 
 
 async def session(args: argparse.Namespace, ops: list[dict[str, Any]]) -> int:
-    params = StdioServerParameters(command=args.command[0], args=args.command[1:], env=dict(os.environ))
+    if args.url:
+        server: Any = args.url
+    elif args.sse:
+        server = sse_client(args.sse)
+    else:
+        server = StdioServerParameters(command=args.command[0], args=args.command[1:], env=dict(os.environ))
     client = Client(
-        params,
+        server,
         mode=args.mode,
         cache=None,
         read_timeout_seconds=args.timeout,
@@ -156,8 +162,10 @@ async def session(args: argparse.Namespace, ops: list[dict[str, Any]]) -> int:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Run a JSON list of MCP operations (read from stdin) against a stdio server.",
-        usage="%(prog)s [--mode MODE] [--timeout SECS] [--no-discover] -- COMMAND [ARGS...]",
+        usage="%(prog)s [--mode MODE] [--timeout SECS] [--no-discover] (--url URL | --sse URL | -- COMMAND [ARGS...])",
     )
+    parser.add_argument("--url", help="a Streamable HTTP server URL instead of a stdio command")
+    parser.add_argument("--sse", help="a 2024-11-05 HTTP+SSE server URL (GET /sse) instead of a stdio command")
     parser.add_argument("--mode", choices=MODES, default="auto", help="SDK connect mode (default: auto)")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds (default: 30)")
     parser.add_argument(
@@ -166,7 +174,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="with a modern --mode, do not send server/discover (the SDK adopts the version locally)",
     )
     if "--" not in argv:
-        parser.error("missing `-- COMMAND [ARGS...]`")
+        args = parser.parse_args(argv)
+        if not (args.url or args.sse):
+            parser.error("missing `--url URL`, `--sse URL` or `-- COMMAND [ARGS...]`")
+        args.command = [args.url or args.sse]
+        return args
     split = argv.index("--")
     args = parser.parse_args(argv[:split])
     args.command = argv[split + 1 :]

@@ -70,3 +70,21 @@ fn built_in_default_has_the_two_example_servers() {
             .ends_with("only1mcp-echo-server")
     );
 }
+
+#[test]
+fn tls_files_must_exist_and_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write(&dir, "key.pem", "not a key");
+    let path = write(
+        &dir,
+        "tls.yaml",
+        &format!(
+            "http:\n  tls:\n    cert: {}\n    key: {}\n",
+            dir.path().join("missing.pem").display(),
+            key.display()
+        ),
+    );
+    let err = load_file(&path).unwrap_err().to_string();
+    assert!(err.contains("http.tls.cert"), "{err}");
+    assert!(err.contains("http.tls.key"), "{err}");
+}

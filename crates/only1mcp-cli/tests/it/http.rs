@@ -1,0 +1,502 @@
+//! The HTTP face: Streamable HTTP (both eras), HTTP+SSE and WebSocket, with
+//! real clients (the Python SDK, the TypeScript SDK) and raw HTTP.
+
+use std::time::Duration;
+
+use only1mcp_test_support::{self as support, HttpGateway, examples_config, python_client};
+use serde_json::{Value, json};
+
+use crate::init;
+
+const MODERN: &str = "2026-07-28";
+
+fn meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {}
+    })
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().unwrap()
+}
+
+/// A POST to /mcp with the headers a modern client sends.
+fn modern_post(
+    http: &reqwest::Client,
+    gw: &HttpGateway,
+    method: &str,
+    name: Option<&str>,
+    params: Value,
+) -> reqwest::RequestBuilder {
+    let mut req = http
+        .post(gw.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", method);
+    if let Some(name) = name {
+        req = req.header("mcp-name", name);
+    }
+    req.body(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string())
+}
+
+/// Parses an SSE body into its `data:` payloads.
+fn sse_messages(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:").map(str::trim_start))
+                .collect();
+            (!data.is_empty() && !data.concat().is_empty())
+                .then(|| serde_json::from_str(&data.join("\n")).unwrap())
+        })
+        .collect()
+}
+
+fn python(mode: &str, flag: &str, url: &str, ops: &Value) -> Value {
+    python_client(mode, &[flag, url], ops, &[])
+}
+
+#[test]
+fn python_sdk_clients_of_both_eras_use_the_http_face() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let ops = json!([
+        {"op": "list_tools"},
+        {"op": "call_tool", "name": "arith__add", "arguments": {"a": 2, "b": 40}},
+        {"op": "call_tool", "name": "echo__reverse", "arguments": {"text": "abc"}},
+    ]);
+    for mode in ["legacy", MODERN] {
+        let out = python(mode, "--url", &gw.mcp_url(), &ops);
+        let expected_version = if mode == "legacy" {
+            "2025-11-25"
+        } else {
+            MODERN
+        };
+        assert_eq!(out["protocol_version"], expected_version, "{out}");
+        assert_eq!(out["results"][0].as_array().unwrap().len(), 11, "{out}");
+        assert_eq!(out["results"][1]["content"][0]["text"], "42", "{out}");
+        assert_eq!(out["results"][2]["content"][0]["text"], "cba", "{out}");
+    }
+    let sse = python("legacy", "--sse", &format!("{}/sse", gw.base), &ops);
+    assert_eq!(sse["results"][1]["content"][0]["text"], "42", "{sse}");
+    let (code, log) = gw.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn typescript_sdk_websocket_client_calls_a_tool() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let ws = format!("{}/ws", gw.base.replace("http://", "ws://"));
+    let out = support::node_script(
+        "ws_client.mjs",
+        &[&ws, "arith__multiply", r#"{"a":6,"b":7}"#],
+    );
+    assert_eq!(out["server"]["name"], "only1mcp", "{out}");
+    assert!(
+        out["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "echo__echo"),
+        "{out}"
+    );
+    assert_eq!(out["result"]["content"][0]["text"], "42", "{out}");
+}
+
+#[tokio::test]
+async fn two_clients_each_get_only_their_own_progress() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let call = |token: &'static str| {
+        modern_post(
+            &http,
+            &gw,
+            "tools/call",
+            Some("echo__sleep"),
+            json!({"name": "echo__sleep", "arguments": {"ms": 400}, "_meta": {"progressToken": token, "io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}),
+        )
+        .send()
+    };
+    let (a, b) = tokio::join!(call("token-a"), call("token-b"));
+    for (res, token) in [(a.unwrap(), "token-a"), (b.unwrap(), "token-b")] {
+        assert_eq!(
+            res.headers()["content-type"],
+            "text/event-stream",
+            "progress must stream"
+        );
+        let messages = sse_messages(&res.text().await.unwrap());
+        let progress: Vec<&Value> = messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .collect();
+        assert!(!progress.is_empty(), "{messages:?}");
+        assert!(
+            progress
+                .iter()
+                .all(|p| p["params"]["progressToken"] == token),
+            "{messages:?}"
+        );
+        let last = messages.last().unwrap();
+        assert_eq!(
+            last["result"]["content"][0]["text"], "slept 400 ms",
+            "{messages:?}"
+        );
+        assert_eq!(last["result"]["resultType"], "complete");
+    }
+}
+
+#[tokio::test]
+async fn modern_requests_are_checked_against_their_headers() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let ok = modern_post(&http, &gw, "tools/list", None, json!({"_meta": meta()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(
+        ok.headers().get("mcp-session-id").is_none(),
+        "the modern era has no sessions"
+    );
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["result"]["resultType"], "complete");
+    // A second Mcp-Method header that disagrees with the body.
+    let res = modern_post(&http, &gw, "tools/list", None, json!({"_meta": meta()}))
+        .header("mcp-method", "prompts/list")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], -32020);
+    // Mcp-Name disagrees with params.name.
+    let res = modern_post(
+        &http,
+        &gw,
+        "tools/call",
+        Some("echo__reverse"),
+        json!({"name": "echo__echo", "arguments": {"text": "x"}, "_meta": meta()}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 400);
+    // Unknown method: 404 with -32601.
+    let res = modern_post(&http, &gw, "nope/nope", None, json!({"_meta": meta()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], -32601);
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_other_sessions_go_on() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let post = |body: String| {
+        http.post(gw.mcp_url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+    };
+    // A legacy session that must keep working throughout.
+    let init = post(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(init.status(), 200);
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        session.bytes().all(|b| (0x21..=0x7e).contains(&b)),
+        "{session}"
+    );
+    let call_echo = |text: &str| {
+        post(json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo__echo","arguments":{"text":text}}}).to_string())
+            .header("mcp-session-id", session.as_str())
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+    };
+    assert_eq!(call_echo("one").await.unwrap().status(), 200);
+
+    // Bad Origin: 403.
+    let res = post("{}".to_owned())
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // DNS rebinding: a foreign Host is refused too.
+    let res = post("{}".to_owned())
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // No session id on a legacy request: 400.
+    let res = post(json!({"jsonrpc":"2.0","id":3,"method":"tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    // An unknown session: 404.
+    let res = post(json!({"jsonrpc":"2.0","id":4,"method":"tools/list"}).to_string())
+        .header("mcp-session-id", "no-such-session")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // An oversized body: 413, answered without reading it all.
+    assert_eq!(oversized_post_status(&gw.base, 10 * 1024 * 1024).await, 413);
+    // Malformed JSON: a parse error.
+    let res = post("{nope".to_owned()).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], -32700);
+    // Wrong content type: 415.
+    let res = http
+        .post(gw.mcp_url())
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415);
+
+    let res = call_echo("two").await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let message = sse_messages(&text)
+        .pop()
+        .unwrap_or_else(|| serde_json::from_str(&text).unwrap());
+    assert_eq!(message["result"]["content"][0]["text"], "two");
+
+    // DELETE ends the session; it is then unknown.
+    let res = http
+        .delete(gw.mcp_url())
+        .header("mcp-session-id", session.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(call_echo("three").await.unwrap().status(), 404);
+}
+
+/// Sends a POST announcing `len` body bytes over a raw socket, writes what
+/// the server takes, and returns the status it answers with. (An HTTP client
+/// library fails with a broken pipe when the server answers early, which is
+/// exactly what a body limit should do.)
+async fn oversized_post_status(base: &str, len: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {len}\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    while sent < len {
+        match tokio::time::timeout(Duration::from_millis(500), socket.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += chunk.len(),
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    let mut response = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let status_line = String::from_utf8_lossy(&response[..n]).into_owned();
+    status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Reads SSE events from a streaming response until `pred` matches one;
+/// returns the events read.
+async fn read_events_until(
+    res: &mut reqwest::Response,
+    pred: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), res.chunk())
+            .await
+            .expect("no SSE event within 10 s")
+            .unwrap()
+            .expect("the stream ended");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let event = buffer[..end].to_owned();
+            buffer.drain(..end + 2);
+            let done = pred(&event);
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn legacy_get_stream_carries_list_changed_and_is_resumable() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let post = |body: Value, session: Option<&str>| {
+        let mut req = http
+            .post(gw.mcp_url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(session) = session {
+            req = req
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        req.body(body.to_string()).send()
+    };
+    let init = post(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}), None)
+        .await
+        .unwrap();
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        post(
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            Some(&session)
+        )
+        .await
+        .unwrap()
+        .status(),
+        202
+    );
+    let open = |last: Option<&str>| {
+        let mut req = http
+            .get(gw.mcp_url())
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session.as_str());
+        if let Some(last) = last {
+            req = req.header("last-event-id", last);
+        }
+        req.send()
+    };
+    let mut stream = open(None).await.unwrap();
+    assert_eq!(stream.status(), 200);
+    // 2025-11-25: the stream opens with a priming event (an id, empty data).
+    let priming = read_events_until(&mut stream, |_| true).await;
+    assert_eq!(priming, ["id: 0\ndata: "], "{priming:?}");
+
+    // A backend's tool list changes: the session's stream says so.
+    post(json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo__toggle_extra","arguments":{}}}), Some(&session)).await.unwrap();
+    let events = read_events_until(&mut stream, |e| {
+        e.contains("notifications/tools/list_changed")
+    })
+    .await;
+    let event = events.last().unwrap();
+    assert!(event.starts_with("id: 1\n"), "{event:?}");
+    drop(stream);
+
+    // While no stream is open, the next change is kept; a reconnect with
+    // Last-Event-ID replays it, and only it.
+    post(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo__toggle_extra","arguments":{}}}), Some(&session)).await.unwrap();
+    let mut resumed = open(Some("1")).await.unwrap();
+    let replayed = read_events_until(&mut resumed, |e| e.contains("list_changed")).await;
+    assert!(replayed[0].starts_with("id: 2\n"), "{replayed:?}");
+    // That change was the extra tool going away again.
+    let list = post(
+        json!({"jsonrpc":"2.0","id":4,"method":"tools/list"}),
+        Some(&session),
+    )
+    .await
+    .unwrap();
+    let list: Value = list.json().await.unwrap();
+    assert!(!list.to_string().contains("echo__extra"), "{list}");
+
+    // GET without a session is not offered (405); DELETE of an unknown one is 404.
+    let res = http
+        .get(gw.mcp_url())
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    let res = http
+        .delete(gw.mcp_url())
+        .header("mcp-session-id", "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn https_with_a_test_ca() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf_params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
+    let tls = format!(
+        "http:\n  tls:\n    cert: {}\n    key: {}\n",
+        support::quote(&dir.path().join("cert.pem")),
+        support::quote(&dir.path().join("key.pem"))
+    );
+    let config = examples_config("", &tls);
+    let gw = HttpGateway::start(&config.path);
+    assert!(gw.base.starts_with("https://"), "{}", gw.base);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let res = modern_post(
+        &http,
+        &gw,
+        "tools/call",
+        Some("arith__add"),
+        json!({"name": "arith__add", "arguments": {"a": 1, "b": 1}, "_meta": meta()}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let message = sse_messages(&text)
+        .pop()
+        .unwrap_or_else(|| serde_json::from_str(&text).unwrap());
+    assert_eq!(message["result"]["content"][0]["text"], "2");
+    // A client that does not trust the CA fails the handshake.
+    let untrusting = reqwest::Client::builder().build().unwrap();
+    assert!(untrusting.get(gw.mcp_url()).send().await.is_err());
+}

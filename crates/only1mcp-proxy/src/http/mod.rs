@@ -1,0 +1,194 @@
+//! The gateway's HTTP face: Streamable HTTP at `/mcp` (both eras), the
+//! legacy HTTP+SSE transport at `/sse` + `/messages`, and WebSocket at `/ws`.
+//!
+//! Every route goes through the same guard: `Host` and `Origin` are checked
+//! (DNS-rebinding protection; 403 on a bad one) and bodies are capped (413).
+//! Sessions belong to one client each: what a session receives (its
+//! responses, its progress, its `list_changed`) reaches only that client.
+
+mod guard;
+mod sse;
+mod sse_body;
+mod streamable;
+mod ws;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderValue, StatusCode, header};
+use only1mcp_core::config::HttpConfig;
+use only1mcp_core::jsonrpc::{self, ErrorObject, Message};
+use only1mcp_core::mcp::error_code;
+use tokio_util::sync::CancellationToken;
+
+use crate::gateway::Gateway;
+use crate::session::ClientSession;
+
+pub use guard::Guard;
+
+/// Shared state of the HTTP face.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    gateway: Gateway,
+    /// Legacy Streamable HTTP sessions by `Mcp-Session-Id`.
+    sessions: Mutex<HashMap<String, Arc<streamable::LegacySession>>>,
+    /// 2024-11-05 HTTP+SSE sessions by `sessionId`.
+    sse_sessions: Mutex<HashMap<String, Arc<ClientSession>>>,
+    guard: Guard,
+    max_body: usize,
+    /// Cancelled on shutdown: ends long-lived streams so draining finishes.
+    shutdown: CancellationToken,
+}
+
+impl HttpState {
+    /// State for a face serving `gateway` under `config`, bound to `local`.
+    pub fn new(gateway: Gateway, config: &HttpConfig, local: SocketAddr) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                gateway,
+                sessions: Mutex::new(HashMap::new()),
+                sse_sessions: Mutex::new(HashMap::new()),
+                guard: Guard::new(config, local),
+                max_body: config.max_body,
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    fn sessions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<streamable::LegacySession>>> {
+        self.inner
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn sse_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ClientSession>>> {
+        self.inner
+            .sse_sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends long-lived streams (GET, SSE, listen, WebSocket).
+    pub fn close_streams(&self) {
+        self.inner.shutdown.cancel();
+    }
+}
+
+/// The router of the HTTP face.
+pub fn router(state: HttpState) -> Router {
+    let max_body = state.inner.max_body;
+    Router::new()
+        .route(
+            "/mcp",
+            post(streamable::post)
+                .get(streamable::get)
+                .delete(streamable::delete),
+        )
+        .route("/sse", get(sse::open))
+        .route("/messages", post(sse::message))
+        .route("/message", post(sse::message))
+        .route("/ws", get(ws::upgrade))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Serves the HTTP face on `listener` until `stop` resolves, then finishes
+/// the requests in flight and returns.
+pub async fn serve(
+    gateway: &Gateway,
+    config: &HttpConfig,
+    listener: tokio::net::TcpListener,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    let state = HttpState::new(gateway.clone(), config, local);
+    let app = router(state.clone());
+    match &config.tls {
+        None => {
+            tracing::info!(url = %format!("http://{local}/mcp"), "Listening");
+            let closer = state.clone();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    stop.await;
+                    closer.close_streams();
+                })
+                .await
+        }
+        Some(tls) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("TLS certificate or key: {e}"))
+                })?;
+            tracing::info!(url = %format!("https://{local}/mcp"), "Listening");
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            let closer = state.clone();
+            tokio::spawn(async move {
+                stop.await;
+                closer.close_streams();
+                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            let listener = listener.into_std()?;
+            axum_server::from_tcp_rustls(listener, rustls)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+        }
+    }
+}
+
+/// The HTTP status for a JSON-RPC error code on the Streamable HTTP face.
+fn status_for(code: i64) -> StatusCode {
+    match code {
+        jsonrpc::code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        jsonrpc::code::PARSE_ERROR
+        | jsonrpc::code::INVALID_REQUEST
+        | jsonrpc::code::INVALID_PARAMS
+        | error_code::HEADER_MISMATCH
+        | error_code::MISSING_REQUIRED_CLIENT_CAPABILITY
+        | error_code::UNSUPPORTED_PROTOCOL_VERSION => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
+}
+
+/// A JSON body with the given status.
+fn json_body(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// An error response with no id (the request could not be read).
+fn error_response(status: StatusCode, code: i64, message: &str) -> Response {
+    let message = Message::Response(jsonrpc::Response::error(
+        None,
+        ErrorObject::new(code, message),
+    ));
+    json_body(status, message.to_vec())
+}

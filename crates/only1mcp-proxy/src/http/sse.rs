@@ -1,0 +1,83 @@
+//! The deprecated HTTP+SSE transport of 2024-11-05: `GET /sse` opens a
+//! session stream whose first event names the URL to POST messages to
+//! (`/messages?sessionId=…`); every answer and notification then arrives on
+//! that stream as an `event: message`. The session ends when the stream does.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::StatusCode;
+use only1mcp_core::jsonrpc;
+use only1mcp_transport::downstream::Outbound;
+
+use super::{HttpState, error_response, sse_body};
+use crate::session::ClientSession;
+
+/// Removes the session when its stream ends (the client went away).
+struct Forget {
+    state: HttpState,
+    id: String,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.state.sse_sessions().remove(&self.id);
+        tracing::info!(session = %self.id, "SSE session closed");
+    }
+}
+
+/// `GET /sse`.
+pub(super) async fn open(State(state): State<HttpState>) -> Response {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (outbound, mut rx) = Outbound::channel(256);
+    let session = ClientSession::new(state.inner.gateway.clone(), Some(outbound));
+    session.forward_list_changes();
+    state.sse_sessions().insert(id.clone(), session);
+    tracing::info!(session = %id, "SSE session opened");
+    let shutdown = state.inner.shutdown.clone();
+    let endpoint = format!("/messages?sessionId={id}");
+    let forget = Forget { state, id };
+    let stream = async_stream::stream! {
+        let _forget = forget;
+        yield sse_body::event(None, Some("endpoint"), endpoint.as_bytes());
+        let mut keep_alive = tokio::time::interval(sse_body::KEEP_ALIVE);
+        keep_alive.tick().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = keep_alive.tick() => yield sse_body::ping(),
+                message = rx.recv() => match message {
+                    Some(bytes) => yield sse_body::message(&bytes),
+                    None => break,
+                },
+            }
+        }
+    };
+    sse_body::response(stream)
+}
+
+/// `POST /messages?sessionId=…`: 202, the answer goes to the stream.
+pub(super) async fn message(
+    State(state): State<HttpState>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let Some(session) = query
+        .get("sessionId")
+        .and_then(|id| state.sse_sessions().get(id).cloned())
+    else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            jsonrpc::code::INVALID_REQUEST,
+            "Session not found",
+        );
+    };
+    if let Err(invalid) = jsonrpc::parse(&body) {
+        let body = jsonrpc::Message::Response(invalid.into_response()).to_vec();
+        return super::json_body(StatusCode::BAD_REQUEST, body);
+    }
+    session.handle_frame(&body).await;
+    StatusCode::ACCEPTED.into_response()
+}

@@ -1,0 +1,572 @@
+//! Streamable HTTP at `/mcp`, both eras on one endpoint.
+//!
+//! - **Modern** (2026-07-28): chosen by an `MCP-Protocol-Version: 2026-07-28`
+//!   header, or by modern `_meta` on a request without a session. Stateless:
+//!   the headers are checked against the body (-32020), the request is
+//!   answered in place, and closing the response stream drops the call, which
+//!   cancels it on the backend. `subscriptions/listen` opens a notification
+//!   stream.
+//! - **Legacy** (2025-11-25 back to 2025-03-26): `initialize` issues an
+//!   `Mcp-Session-Id` that every later request must carry (400 without, 404
+//!   for an unknown or ended one). Requests run detached, because a
+//!   disconnect is not a cancellation in this era; `GET` opens the session's
+//!   stream for unsolicited messages, with event ids and `Last-Event-ID`
+//!   replay; `DELETE` ends the session.
+//!
+//! A request's answer is JSON unless the request produced a notification
+//! (progress) before its result and the client accepts SSE; then the
+//! response becomes an SSE stream carrying the notifications and the result.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use only1mcp_core::jsonrpc::{self, Frame, Message, Notification, Request};
+use only1mcp_core::mcp::{self, Era, error_code, method, version};
+use only1mcp_transport::downstream::Outbound;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{HttpState, error_response, json_body, sse_body, status_for};
+use crate::session::{ClientSession, Reply};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const METHOD_HEADER: &str = "mcp-method";
+const NAME_HEADER: &str = "mcp-name";
+/// Events kept per session for `Last-Event-ID` replay.
+const REPLAY: usize = 256;
+
+/// What the client accepts.
+#[derive(Debug, Clone, Copy)]
+struct Accepts {
+    json: bool,
+    sse: bool,
+}
+
+impl Accepts {
+    fn of(headers: &HeaderMap) -> Self {
+        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+            return Self {
+                json: true,
+                sse: false,
+            };
+        };
+        let has = |wanted: &str| {
+            accept.split(',').any(|part| {
+                let media = part.split(';').next().unwrap_or_default().trim();
+                media == wanted || media == "*/*"
+            })
+        };
+        Self {
+            json: has("application/json"),
+            sse: has("text/event-stream"),
+        }
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `POST /mcp`.
+pub(super) async fn post(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = header(&headers, header::CONTENT_TYPE.as_str()).unwrap_or_default();
+    if !content_type.starts_with("application/json") {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            jsonrpc::code::INVALID_REQUEST,
+            "Content-Type must be application/json",
+        );
+    }
+    let accepts = Accepts::of(&headers);
+    if !accepts.json && !accepts.sse {
+        return error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            jsonrpc::code::INVALID_REQUEST,
+            "Accept must include application/json and text/event-stream",
+        );
+    }
+    let frame = match jsonrpc::parse(&body) {
+        Ok(frame) => frame,
+        Err(invalid) => {
+            let status = status_for(invalid.error.code);
+            return json_body(status, Message::Response(invalid.into_response()).to_vec());
+        }
+    };
+    let version_header = header(&headers, VERSION_HEADER);
+    let session_id = header(&headers, SESSION_HEADER);
+    let modern = match version_header {
+        Some(v) => Era::of(v) == Some(Era::Modern),
+        None => session_id.is_none() && frame_is_modern(&frame),
+    };
+    if modern {
+        modern_post(&state, &headers, frame, accepts).await
+    } else {
+        legacy_post(&state, &headers, frame, accepts).await
+    }
+}
+
+fn frame_is_modern(frame: &Frame) -> bool {
+    let params = match frame {
+        Frame::Single(Message::Request(req)) => req.params.as_deref(),
+        Frame::Single(Message::Notification(note)) => note.params.as_deref(),
+        Frame::Single(Message::Response(_)) | Frame::Batch(_) => return false,
+    };
+    mcp::request_meta(params).is_ok_and(|meta| meta.protocol_version.is_some())
+}
+
+async fn modern_post(
+    state: &HttpState,
+    headers: &HeaderMap,
+    frame: Frame,
+    accepts: Accepts,
+) -> Response {
+    let req = match frame {
+        Frame::Single(Message::Request(req)) => req,
+        Frame::Single(Message::Notification(_) | Message::Response(_)) => {
+            return StatusCode::ACCEPTED.into_response();
+        }
+        Frame::Batch(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::code::INVALID_REQUEST,
+                "batches are not part of 2026-07-28",
+            );
+        }
+    };
+    if let Some(mismatch) = header_mismatch(headers, &req) {
+        let error = jsonrpc::ErrorObject::new(error_code::HEADER_MISMATCH, mismatch);
+        let res = Message::Response(jsonrpc::Response::error(Some(req.id), error));
+        return json_body(StatusCode::BAD_REQUEST, res.to_vec());
+    }
+    if req.method == "subscriptions/listen" {
+        if !accepts.sse {
+            return StatusCode::NOT_ACCEPTABLE.into_response();
+        }
+        return listen(state, req);
+    }
+    let session = ClientSession::new(state.inner.gateway.clone(), None);
+    let (notes, notes_rx) = Outbound::channel(64);
+    let notes = accepts.sse.then_some(notes);
+    // Answered in place: if the client goes away, this future is dropped and
+    // the backend call with it (the modern cancellation).
+    let call = async move { session.respond(req, notes).await };
+    deferred(Box::pin(call), notes_rx, accepts.sse, Era::Modern).await
+}
+
+/// Checks `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` against the
+/// body, for requests that carry the modern `_meta` version.
+fn header_mismatch(headers: &HeaderMap, req: &Request) -> Option<String> {
+    let meta = mcp::request_meta(req.params.as_deref()).ok()?;
+    let body_version = meta.protocol_version?;
+    for name in [VERSION_HEADER, METHOD_HEADER, NAME_HEADER] {
+        if headers.get_all(name).iter().count() > 1 {
+            return Some(format!("{name} header appears more than once"));
+        }
+    }
+    if header(headers, VERSION_HEADER) != Some(body_version.as_str()) {
+        return Some("MCP-Protocol-Version header does not match _meta".to_owned());
+    }
+    if header(headers, METHOD_HEADER) != Some(req.method.as_str()) {
+        return Some("Mcp-Method header does not match the request method".to_owned());
+    }
+    let name_key = match req.method.as_str() {
+        method::TOOLS_CALL | method::PROMPTS_GET => "name",
+        method::RESOURCES_READ => "uri",
+        _ => return None,
+    };
+    let params = mcp::params_object(req.params.as_deref()).ok()?;
+    let body_name = mcp::string_field(&params, name_key)?;
+    let header_name = header(headers, NAME_HEADER).map(decode_header_value);
+    if header_name.as_deref() != Some(body_name.as_str()) {
+        return Some(format!("Mcp-Name header does not match params.{name_key}"));
+    }
+    None
+}
+
+/// Decodes the `=?base64?…?=` form MCP uses for header values that are not
+/// plain ASCII.
+fn decode_header_value(value: &str) -> String {
+    value
+        .strip_prefix("=?base64?")
+        .and_then(|rest| rest.strip_suffix("?="))
+        .and_then(|encoded| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| value.to_owned())
+}
+
+/// Waits for the answer; if a notification comes first and the client
+/// accepts SSE, switches to an SSE stream that carries the notifications and
+/// then the answer.
+///
+/// Modern answers carry the spec's status for their error code; legacy ones
+/// are always 200 with the error in the body (a legacy client reads 404 as
+/// "session gone").
+async fn deferred<F>(
+    mut call: std::pin::Pin<Box<F>>,
+    mut notes: mpsc::Receiver<Vec<u8>>,
+    sse: bool,
+    era: Era,
+) -> Response
+where
+    F: std::future::Future<Output = jsonrpc::Response> + Send + 'static,
+{
+    let first = tokio::select! {
+        biased;
+        response = &mut call => return json_response(response, era),
+        Some(first) = notes.recv(), if sse => first,
+    };
+    let stream = async_stream::stream! {
+        yield sse_body::message(&first);
+        loop {
+            tokio::select! {
+                biased;
+                Some(note) = notes.recv() => yield sse_body::message(&note),
+                response = &mut call => {
+                    while let Ok(note) = notes.try_recv() {
+                        yield sse_body::message(&note);
+                    }
+                    yield sse_body::message(&Message::Response(response).to_vec());
+                    break;
+                }
+            }
+        }
+    };
+    sse_body::response(stream)
+}
+
+fn json_response(response: jsonrpc::Response, era: Era) -> Response {
+    let status = match (&response.outcome, era) {
+        (Err(error), Era::Modern) => status_for(error.code),
+        (Ok(_) | Err(_), _) => StatusCode::OK,
+    };
+    json_body(status, Message::Response(response).to_vec())
+}
+
+/// `subscriptions/listen`: acknowledges the filter, then forwards each
+/// matching catalog change, tagged with the subscription id, until the client
+/// closes the stream or the gateway shuts down.
+fn listen(state: &HttpState, req: Request) -> Response {
+    let filter: serde_json::Value = req
+        .params
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok())
+        .and_then(|p| p.get("notifications").cloned())
+        .unwrap_or_else(|| serde_json::json!({}));
+    let wants = |key: &str| filter.get(key).and_then(serde_json::Value::as_bool) == Some(true);
+    let (tools, prompts, resources) = (
+        wants("toolsListChanged"),
+        wants("promptsListChanged"),
+        wants("resourcesListChanged"),
+    );
+    let mut agreed = serde_json::Map::new();
+    for (key, on) in [
+        ("toolsListChanged", tools),
+        ("promptsListChanged", prompts),
+        ("resourcesListChanged", resources),
+    ] {
+        if on {
+            agreed.insert(key.to_owned(), serde_json::Value::Bool(true));
+        }
+    }
+    let subscription_id = serde_json::to_value(&req.id).unwrap_or_default();
+    let meta = serde_json::json!({ "io.modelcontextprotocol/subscriptionId": subscription_id });
+    let ack = notification(
+        "notifications/subscriptions/acknowledged",
+        &serde_json::json!({ "notifications": agreed, "_meta": meta }),
+    );
+    let mut changes = state.inner.gateway.subscribe();
+    let shutdown = state.inner.shutdown.clone();
+    let id = req.id;
+    let stream = async_stream::stream! {
+        yield sse_body::message(&ack);
+        let mut keep_alive = tokio::time::interval(sse_body::KEEP_ALIVE);
+        keep_alive.tick().await;
+        loop {
+            let kind = tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = keep_alive.tick() => {
+                    yield sse_body::ping();
+                    continue;
+                }
+                kind = changes.recv() => match kind {
+                    Ok(kind) => kind,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            };
+            let wanted = match kind {
+                mcp::ListKind::Tools => tools,
+                mcp::ListKind::Prompts => prompts,
+                mcp::ListKind::Resources | mcp::ListKind::ResourceTemplates => resources,
+            };
+            if wanted {
+                yield sse_body::message(&notification(kind.list_changed(), &serde_json::json!({ "_meta": meta })));
+            }
+        }
+        // A graceful end: the result closes the subscription.
+        let result = serde_json::json!({ "resultType": "complete", "_meta": meta });
+        if let Ok(result) = jsonrpc::to_raw(&result) {
+            yield sse_body::message(&Message::Response(jsonrpc::Response::result(id, result)).to_vec());
+        }
+    };
+    sse_body::response(stream)
+}
+
+fn notification(method: &str, params: &serde_json::Value) -> Vec<u8> {
+    Message::Notification(Notification {
+        method: method.to_owned(),
+        params: serde_json::value::to_raw_value(params).ok(),
+    })
+    .to_vec()
+}
+
+/// A legacy Streamable HTTP session: the client session plus its GET stream.
+#[derive(Debug)]
+pub(super) struct LegacySession {
+    session: Arc<ClientSession>,
+    stream: Arc<Mutex<GetStream>>,
+}
+
+/// The session's stream of unsolicited messages: numbered, kept for replay,
+/// delivered to the GET stream currently open (at most one).
+#[derive(Debug, Default)]
+struct GetStream {
+    next_id: u64,
+    replay: VecDeque<(u64, Arc<[u8]>)>,
+    live: Option<mpsc::Sender<(u64, Arc<[u8]>)>>,
+}
+
+impl LegacySession {
+    fn new(state: &HttpState) -> Arc<Self> {
+        let (outbound, mut rx) = Outbound::channel(256);
+        let session = ClientSession::new(state.inner.gateway.clone(), Some(outbound));
+        session.forward_list_changes();
+        let stream = Arc::new(Mutex::new(GetStream::default()));
+        let pump = Arc::downgrade(&stream);
+        tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                let Some(stream) = pump.upgrade() else { break };
+                let mut stream = stream.lock().unwrap_or_else(PoisonError::into_inner);
+                stream.next_id += 1;
+                let event: (u64, Arc<[u8]>) = (stream.next_id, message.into());
+                stream.replay.push_back(event.clone());
+                if stream.replay.len() > REPLAY {
+                    stream.replay.pop_front();
+                }
+                if let Some(live) = &stream.live
+                    && live.try_send(event).is_err()
+                {
+                    stream.live = None;
+                }
+            }
+        });
+        Arc::new(Self { session, stream })
+    }
+}
+
+async fn legacy_post(
+    state: &HttpState,
+    headers: &HeaderMap,
+    frame: Frame,
+    accepts: Accepts,
+) -> Response {
+    let session_id = header(headers, SESSION_HEADER);
+    if let Frame::Single(Message::Request(req)) = &frame
+        && req.method == method::INITIALIZE
+        && session_id.is_none()
+    {
+        let Frame::Single(Message::Request(req)) = frame else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        return initialize(state, req).await;
+    }
+    let Some(session_id) = session_id else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::code::INVALID_REQUEST,
+            "Bad Request: Mcp-Session-Id header is required (send initialize first)",
+        );
+    };
+    let Some(legacy) = state.sessions().get(session_id).cloned() else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            jsonrpc::code::INVALID_REQUEST,
+            "Session not found: initialize a new session",
+        );
+    };
+    if let Some(v) = header(headers, VERSION_HEADER)
+        && Era::of(v) != Some(Era::Legacy)
+    {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::code::INVALID_REQUEST,
+            &format!("Bad Request: unsupported MCP-Protocol-Version {v:?}"),
+        );
+    }
+    let session = &legacy.session;
+    match frame {
+        Frame::Single(Message::Request(req)) => {
+            let (notes, notes_rx) = Outbound::channel(64);
+            let (done, done_rx) = oneshot::channel();
+            // Detached: a client that disconnects does not cancel (legacy).
+            session.spawn_request(req, Reply::Stream { notes, done });
+            let call = async move {
+                done_rx.await.unwrap_or_else(|_| {
+                    jsonrpc::Response::error(
+                        None,
+                        jsonrpc::ErrorObject::new(
+                            jsonrpc::code::INTERNAL_ERROR,
+                            "request cancelled",
+                        ),
+                    )
+                })
+            };
+            deferred(Box::pin(call), notes_rx, accepts.sse, Era::Legacy).await
+        }
+        Frame::Single(Message::Notification(note)) => {
+            session.handle_notification(&note);
+            StatusCode::ACCEPTED.into_response()
+        }
+        Frame::Single(Message::Response(_)) => StatusCode::ACCEPTED.into_response(),
+        Frame::Batch(entries) => match session.batch(entries).await {
+            Some(body) => json_body(StatusCode::OK, body),
+            None => StatusCode::ACCEPTED.into_response(),
+        },
+    }
+}
+
+async fn initialize(state: &HttpState, req: Request) -> Response {
+    let legacy = LegacySession::new(state);
+    let response = legacy.session.respond(req, None).await;
+    if response.outcome.is_err() {
+        return json_response(response, Era::Legacy);
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    state.sessions().insert(id.clone(), legacy);
+    tracing::info!(session = %id, "HTTP session opened");
+    let mut res = json_response(response, Era::Legacy);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(SESSION_HEADER, value);
+    }
+    res
+}
+
+/// `GET /mcp`: the legacy session's stream of unsolicited messages.
+pub(super) async fn get(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let Some(session_id) = header(&headers, SESSION_HEADER) else {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
+    };
+    let Some(legacy) = state.sessions().get(session_id).cloned() else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            jsonrpc::code::INVALID_REQUEST,
+            "Session not found",
+        );
+    };
+    if !Accepts::of(&headers).sse {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    }
+    let last_seen: Option<u64> = header(&headers, "last-event-id").and_then(|v| v.parse().ok());
+    let (tx, mut rx) = mpsc::channel::<(u64, Arc<[u8]>)>(256);
+    let (replay, priming_id) = {
+        let mut stream = legacy.stream.lock().unwrap_or_else(PoisonError::into_inner);
+        let replay: Vec<_> = match last_seen {
+            Some(seen) => stream
+                .replay
+                .iter()
+                .filter(|(id, _)| *id > seen)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        // A newer GET replaces the older one: one stream per session.
+        stream.live = Some(tx);
+        (replay, stream.next_id)
+    };
+    let priming =
+        legacy.session.legacy_version() == Some(version::V2025_11_25) && last_seen.is_none();
+    let shutdown = state.inner.shutdown.clone();
+    let stream = async_stream::stream! {
+        if priming {
+            yield sse_body::event(Some(priming_id), None, b"");
+        }
+        for (id, bytes) in replay {
+            yield sse_body::event(Some(id), Some("message"), &bytes);
+        }
+        let mut keep_alive = tokio::time::interval(sse_body::KEEP_ALIVE);
+        keep_alive.tick().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = keep_alive.tick() => yield sse_body::ping(),
+                event = rx.recv() => match event {
+                    Some((id, bytes)) => yield sse_body::event(Some(id), Some("message"), &bytes),
+                    None => break,
+                },
+            }
+        }
+    };
+    sse_body::response(stream)
+}
+
+/// `DELETE /mcp`: ends a legacy session.
+pub(super) async fn delete(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let Some(session_id) = header(&headers, SESSION_HEADER) else {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
+    };
+    match state.sessions().remove(session_id) {
+        Some(legacy) => {
+            legacy
+                .stream
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .live = None;
+            tracing::info!(session = %session_id, "HTTP session ended by the client");
+            StatusCode::OK.into_response()
+        }
+        None => error_response(
+            StatusCode::NOT_FOUND,
+            jsonrpc::code::INVALID_REQUEST,
+            "Session not found",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_header_values_decode() {
+        assert_eq!(decode_header_value("=?base64?aMOpbGxv?="), "héllo");
+        assert_eq!(decode_header_value("plain"), "plain");
+        assert_eq!(decode_header_value("=?base64?!!?="), "=?base64?!!?=");
+    }
+
+    #[test]
+    fn accept_parsing() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            "application/json, text/event-stream".parse().unwrap(),
+        );
+        let a = Accepts::of(&headers);
+        assert!(a.json && a.sse);
+        headers.insert(header::ACCEPT, "text/event-stream;q=1".parse().unwrap());
+        let a = Accepts::of(&headers);
+        assert!(!a.json && a.sse);
+    }
+}
