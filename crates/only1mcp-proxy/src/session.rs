@@ -253,33 +253,29 @@ impl ClientSession {
         let id = req.id.clone();
         let session = self.clone();
         let (go_tx, go_rx) = oneshot::channel::<()>();
-        let span = tracing::info_span!("request", request_id = %id, method = %req.method);
-        let handle = self.tasks.spawn(
-            async move {
-                if go_rx.await.is_err() {
-                    return;
+        let handle = self.tasks.spawn(async move {
+            if go_rx.await.is_err() {
+                return;
+            }
+            let id = req.id.clone();
+            let notes = match &reply {
+                Reply::Stream { notes, .. } => Some(notes.clone()),
+                Reply::Session | Reply::Batch(_) => {
+                    session.outbound.load_full().map(|o| (*o).clone())
                 }
-                let id = req.id.clone();
-                let notes = match &reply {
-                    Reply::Stream { notes, .. } => Some(notes.clone()),
-                    Reply::Session | Reply::Batch(_) => {
-                        session.outbound.load_full().map(|o| (*o).clone())
-                    }
-                };
-                let response = session.respond(req, notes).await;
-                session.in_flight().remove(&id);
-                match reply {
-                    Reply::Session => session.reply(response).await,
-                    Reply::Batch(batch) => {
-                        let _ = batch.send(response);
-                    }
-                    Reply::Stream { done, .. } => {
-                        let _ = done.send(response);
-                    }
+            };
+            let response = session.respond(req, notes).await;
+            session.in_flight().remove(&id);
+            match reply {
+                Reply::Session => session.reply(response).await,
+                Reply::Batch(batch) => {
+                    let _ = batch.send(response);
+                }
+                Reply::Stream { done, .. } => {
+                    let _ = done.send(response);
                 }
             }
-            .instrument(span),
-        );
+        });
         // A reused id replaces the older entry: only the newest request with
         // an id can be cancelled by it.
         self.in_flight().insert(id, handle.abort_handle());

@@ -500,3 +500,51 @@ async fn https_with_a_test_ca() {
     let untrusting = reqwest::Client::builder().build().unwrap();
     assert!(untrusting.get(gw.mcp_url()).send().await.is_err());
 }
+
+#[tokio::test]
+async fn closing_a_modern_response_stream_cancels_the_backend_call() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let params = json!({"name": "echo__sleep", "arguments": {"ms": 20000}, "_meta": {"progressToken": "p", "io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}});
+    let mut res = modern_post(&http, &gw, "tools/call", Some("echo__sleep"), params)
+        .send()
+        .await
+        .unwrap();
+    // The first progress event shows the call reached the backend.
+    read_events_until(&mut res, |e| e.contains("notifications/progress")).await;
+    drop(res);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !gw.log().contains("cancelled") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend never saw a cancellation:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let params = json!({"name": "arith__sleep", "arguments": {"ms": 1500}, "_meta": {"progressToken": 1, "io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}});
+    let mut res = modern_post(&http, &gw, "tools/call", Some("arith__sleep"), params)
+        .send()
+        .await
+        .unwrap();
+    // The call is running on the backend; now ask the gateway to stop.
+    read_events_until(&mut res, |e| e.contains("notifications/progress")).await;
+    let stopped = tokio::task::spawn_blocking(move || gw.stop());
+    let events = read_events_until(&mut res, |e| e.contains("\"result\"")).await;
+    assert!(
+        events.last().unwrap().contains("slept 1500 ms"),
+        "{events:?}"
+    );
+    let (code, log) = stopped.await.unwrap();
+    assert_eq!(code, Some(0), "{log}");
+}
