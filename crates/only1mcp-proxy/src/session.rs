@@ -303,7 +303,8 @@ impl ClientSession {
     /// future cancels the backend call.
     pub async fn respond(self: &Arc<Self>, req: Request, notes: Option<Outbound>) -> Response {
         let id = req.id.clone();
-        let outcome = self.dispatch(req, notes).await;
+        let span = tracing::info_span!("request", request_id = %id, method = %req.method);
+        let outcome = self.dispatch(req, notes).instrument(span).await;
         Response {
             id: Some(id),
             outcome,
