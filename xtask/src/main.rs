@@ -6,6 +6,9 @@
 //! - `test [ARGS...]`: `peers`, then `cargo test --workspace --locked [ARGS...]` (without
 //!   `--workspace` when ARGS select packages with `-p`/`--package`), with
 //!   `ONLY1MCP_PEERS` set to the absolute peers directory.
+//! - `conformance [ARGS...]`: `peers`, then the official MCP conformance suite (server mode)
+//!   against the gateway's HTTP face in front of `conformance/fixture_server.py` (see
+//!   `conformance.rs` and docs/conformance.md).
 //! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo deny check bans licenses
 //!   sources`, then `test`.
 //!
@@ -21,6 +24,7 @@
     reason = "xtask is a command-line tool; reporting progress on the terminal is its job"
 )]
 
+mod conformance;
 mod peers;
 
 use std::{
@@ -44,6 +48,10 @@ Commands:
   test [ARGS]    Run `peers`, then `cargo test --workspace --locked [ARGS]` with ONLY1MCP_PEERS set
                  (`--workspace` is left out when ARGS contain -p/--package)
   ci             cargo fmt --check, clippy -D warnings, cargo deny check bans licenses sources, then `test`
+  conformance [--gateway-url URL | --fixture-direct] [--requirements REV]... [--scenario NAME]
+              [--baseline FILE]
+                 Run the MCP conformance suite (server mode) against the gateway's HTTP face in
+                 front of conformance/fixture_server.py (default: build and start the gateway)
   help           Show this message
 
 Environment:
@@ -74,6 +82,7 @@ fn run() -> Result<()> {
             peers::install(&peers_dir(&workspace)?)
         }
         Some("test") => test(&workspace, &rest),
+        Some("conformance") => conformance::run(&workspace, &peers_dir(&workspace)?, &rest),
         Some("ci") => {
             no_extra_args("ci", &rest)?;
             ci(&workspace)

