@@ -283,6 +283,10 @@ pub struct ServerConfig {
     /// example an API key. Never logged.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// A PEM file of CA certificates to trust for `https://`/`wss://` besides
+    /// the public roots (a private or self-signed backend).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Its arguments, passed as they are (`${VAR}` is expanded).
     #[serde(default)]
     pub args: Vec<String>,

@@ -143,7 +143,7 @@ impl Error {
                 self.jsonrpc_code(),
                 message,
                 &serde_json::json!({
-                    "supported": version::MODERN.iter().chain(version::LEGACY).collect::<Vec<_>>(),
+                    "supported": version::MODERN,
                     "requested": requested,
                 }),
             ),

@@ -18,8 +18,9 @@ use only1mcp_core::catalog::{Lists, Prefix, ToolFilter};
 use only1mcp_core::jsonrpc::{self, ErrorObject, Message, Notification, Outcome, Request};
 use only1mcp_core::mcp::{self, Era, ListKind, ListPage, method};
 use only1mcp_core::upstream::{Call, Upstream, UpstreamEvent};
+use only1mcp_transport::network::{self, AnyConnection, NetworkSpec};
 use only1mcp_transport::session::{self, ClientIdentity, Established};
-use only1mcp_transport::stdio::{self, Connection};
+use only1mcp_transport::stdio;
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -73,11 +74,43 @@ pub(crate) trait Hub: Send + Sync + 'static {
     fn progress(&self, server: &str, notification: Notification);
 }
 
+/// How a backend is reached.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// A child process speaking stdio.
+    Stdio(stdio::Spec),
+    /// A server over the network. Header values are expanded (`${VAR}`) at
+    /// each connect.
+    Network(NetworkSpec),
+}
+
+impl Launch {
+    /// The server id.
+    pub fn server(&self) -> &Arc<str> {
+        match self {
+            Self::Stdio(spec) => &spec.server,
+            Self::Network(spec) => &spec.server,
+        }
+    }
+
+    /// `stdio`, `streamable-http`, `sse` or `websocket`.
+    pub fn transport_name(&self) -> &'static str {
+        match self {
+            Self::Stdio(_) => "stdio",
+            Self::Network(spec) => match spec.transport {
+                only1mcp_core::config::UrlTransport::StreamableHttp => "streamable-http",
+                only1mcp_core::config::UrlTransport::Sse => "sse",
+                only1mcp_core::config::UrlTransport::Websocket => "websocket",
+            },
+        }
+    }
+}
+
 /// Settings of one backend, fixed for its lifetime.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// How to start it.
-    pub spec: stdio::Spec,
+    /// How to reach it.
+    pub launch: Launch,
     /// Time it has per request.
     pub request_timeout: Duration,
     /// Time it has to start and finish the handshake.
@@ -91,7 +124,7 @@ pub struct Settings {
 /// A live session with the backend.
 #[derive(Debug)]
 struct Live {
-    connection: Connection,
+    connection: AnyConnection,
     established: Established,
 }
 
@@ -109,7 +142,7 @@ pub struct Backend {
 impl Backend {
     pub(crate) fn new(settings: Settings, identity: ClientIdentity) -> Arc<Self> {
         Arc::new(Self {
-            id: settings.spec.server.clone(),
+            id: settings.launch.server().clone(),
             settings,
             live: ArcSwapOption::empty(),
             lists: ArcSwap::from_pointee(Lists::default()),
@@ -248,11 +281,26 @@ impl Backend {
     }
 
     async fn run_once(&self, hub: &Arc<dyn Hub>, shutdown: &CancellationToken) -> RunEnd {
-        let mut child = match stdio::spawn(&self.settings.spec) {
-            Ok(child) => child,
-            Err(e) => return RunEnd::Failed(e.to_string()),
+        let (mut connection, mut events, mut child) = match &self.settings.launch {
+            Launch::Stdio(spec) => {
+                let mut child = match stdio::spawn(spec) {
+                    Ok(child) => child,
+                    Err(e) => return RunEnd::Failed(e.to_string()),
+                };
+                let (connection, events) = stdio::Connection::start(&self.id, &mut child);
+                (AnyConnection::from(connection), events, Some(child))
+            }
+            Launch::Network(spec) => {
+                let spec = match expand_headers(spec) {
+                    Ok(spec) => spec,
+                    Err(e) => return RunEnd::Failed(e),
+                };
+                match network::connect(&spec).await {
+                    Ok((connection, events)) => (connection, events, None),
+                    Err(e) => return RunEnd::Failed(e.to_string()),
+                }
+            }
         };
-        let (mut connection, mut events) = Connection::start(&self.id, &mut child);
         let startup = async {
             let established = session::establish(
                 &self.id,
@@ -269,13 +317,14 @@ impl Backend {
             res = startup => match res {
                 Ok(ok) => ok,
                 Err(e) => {
-                    stdio::stop(child, STOP_GRACE).await;
+                    if let Some(child) = child {
+                        stdio::stop(child, STOP_GRACE).await;
+                    }
                     return RunEnd::Failed(e.to_string());
                 }
             },
             // The process died during the handshake.
-            status = child.wait() => {
-                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            status = exited(&mut child) => {
                 return RunEnd::Failed(format!("exited during start-up ({status})"));
             }
         };
@@ -302,7 +351,9 @@ impl Backend {
             let event = tokio::select! {
                 () = shutdown.cancelled() => {
                     self.live.store(None);
-                    stdio::stop(child, STOP_GRACE).await;
+                    if let Some(child) = child {
+                        stdio::stop(child, STOP_GRACE).await;
+                    }
                     return RunEnd::Shutdown;
                 }
                 event = events.next() => event,
@@ -318,15 +369,21 @@ impl Backend {
         }
         // The connection closed: the pending calls have already failed.
         self.live.store(None);
-        let status = child.wait().await;
-        tracing::warn!(server = %self.id, status = ?status.map(|s| s.to_string()), "Backend connection closed");
+        let status = match &mut child {
+            Some(child) => child
+                .wait()
+                .await
+                .map_or_else(|e| e.to_string(), |s| s.to_string()),
+            None => "network connection".to_owned(),
+        };
+        tracing::warn!(server = %self.id, status = %status, "Backend connection closed");
         RunEnd::Exited
     }
 
     async fn on_notification(
         &self,
         hub: &Arc<dyn Hub>,
-        connection: &mut Connection,
+        connection: &mut AnyConnection,
         established: &Established,
         note: Notification,
     ) {
@@ -365,6 +422,27 @@ impl Backend {
     }
 }
 
+/// Resolves when the child (if any) exits; never for network backends.
+async fn exited(child: &mut Option<tokio::process::Child>) -> String {
+    match child {
+        Some(child) => child
+            .wait()
+            .await
+            .map_or_else(|e| e.to_string(), |s| s.to_string()),
+        None => std::future::pending().await,
+    }
+}
+
+/// The spec with `${VAR}` in header values expanded from the environment.
+fn expand_headers(spec: &NetworkSpec) -> Result<NetworkSpec, String> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let mut spec = spec.clone();
+    for (_, value) in &mut spec.headers {
+        *value = only1mcp_core::config::expand_env(value, lookup).map_err(|e| e.to_string())?;
+    }
+    Ok(spec)
+}
+
 enum RunEnd {
     Shutdown,
     Failed(String),
@@ -374,7 +452,7 @@ enum RunEnd {
 /// Answers a request the backend sent. The gateway declares no client
 /// capabilities to backends, so only `ping` is expected; anything else is
 /// refused with a clear error rather than sent to an arbitrary client.
-fn on_request(connection: &Connection, server: &str, req: &Request) {
+fn on_request(connection: &AnyConnection, server: &str, req: &Request) {
     let outcome = if req.method == method::PING {
         Ok(RawValue::from_string("{}".to_owned()).unwrap_or_default())
     } else {
@@ -395,7 +473,7 @@ fn on_request(connection: &Connection, server: &str, req: &Request) {
 
 async fn fetch_lists(
     server: &str,
-    connection: &mut Connection,
+    connection: &mut AnyConnection,
     established: &Established,
     identity: &ClientIdentity,
 ) -> Lists {
@@ -416,7 +494,7 @@ async fn fetch_lists(
 async fn fetch_list(
     kind: ListKind,
     server: &str,
-    connection: &mut Connection,
+    connection: &mut AnyConnection,
     established: &Established,
     identity: &ClientIdentity,
 ) -> Result<Vec<mcp::RawObject>, Error> {

@@ -18,6 +18,7 @@ use only1mcp_core::jsonrpc::{Message, Notification};
 use only1mcp_core::mcp::{self, Implementation, ListKind, RawObject, ServerCapabilities};
 use only1mcp_core::naming::Namespace;
 use only1mcp_transport::downstream::Outbound;
+use only1mcp_transport::network::NetworkSpec;
 use only1mcp_transport::session::ClientIdentity;
 use only1mcp_transport::stdio::Spec;
 use serde_json::value::RawValue;
@@ -25,7 +26,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, Hub, Settings, Status};
+use crate::backend::{Backend, Hub, Launch, Settings, Status};
 
 /// The gateway's name towards clients and backends.
 pub fn implementation() -> Implementation {
@@ -184,14 +185,24 @@ impl Gateway {
                 tracing::error!(server = %id, error = %e, "Invalid tool filter; exposing no tools");
                 ToolFilter::deny_all()
             });
-            let settings = Settings {
-                spec: Spec {
+            let launch = match (&server.url, Config::url_transport(server)) {
+                (Some(url), Some(transport)) => {
+                    let mut spec = NetworkSpec::new(id.clone(), url.clone(), transport);
+                    spec.headers = server.headers.clone().into_iter().collect();
+                    spec.connect_timeout = config.defaults.startup_timeout;
+                    spec.extra_ca = server.ca_file.clone();
+                    Launch::Network(spec)
+                }
+                _ => Launch::Stdio(Spec {
                     server: id.clone(),
                     command: server.command.clone(),
                     args: server.args.clone(),
                     env: server.env.clone(),
                     cwd: server.cwd.clone(),
-                },
+                }),
+            };
+            let settings = Settings {
+                launch,
                 request_timeout: config.request_timeout(server),
                 startup_timeout: config.defaults.startup_timeout,
                 prefix: Prefix::resolve(config.naming.prefix, server.prefix),

@@ -496,3 +496,49 @@ pub fn node_script(script: &str, args: &[&str]) -> Value {
         )
     })
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A peer process (an npm or PyPI server) killed when dropped.
+#[derive(Debug)]
+pub struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a peer server and waits until it accepts connections on `port`.
+pub fn start_peer(program: &Path, args: &[&str], env: &[(&str, &str)], port: u16) -> Peer {
+    let child = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+    let mut peer = Peer(child);
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = peer.0.try_wait().unwrap() {
+            panic!("{} exited before listening: {status}", program.display());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never listened on {port}",
+            program.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    peer
+}

@@ -4,28 +4,28 @@
 //! command is executed directly (never through a shell), with a small default
 //! environment plus the configured variables, and is killed if its handle is
 //! dropped. [`Connection::start`] wires the child's pipes: a writer task owns
-//! stdin, a reader task turns stdout lines into responses (matched by id) and
-//! [`UpstreamEvent`]s, and a third task copies stderr lines into the log under
-//! the server's name.
+//! stdin, a reader task hands stdout lines to the shared correlation (which
+//! matches responses to calls by id and turns the rest into
+//! [`only1mcp_core::upstream::UpstreamEvent`]s), and a third task copies
+//! stderr lines into the log under the server's name.
 
-use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use only1mcp_core::jsonrpc::{self, Frame, Id, Message, Notification, Outcome, Request};
+use only1mcp_core::jsonrpc::{Id, Message, Outcome, Request};
 use only1mcp_core::mcp::method;
-use only1mcp_core::upstream::{Call, Events, Upstream, UpstreamEvent};
+use only1mcp_core::upstream::{Call, Events, Upstream};
 use only1mcp_core::{Error, config};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
+pub use crate::ResponseFuture;
+use crate::correlate::{CallGuard, Cancel, Correlator};
 use crate::framing::{Line, LineReader, write_line};
 
 /// The variables a child inherits from the gateway, as the MCP SDKs do; any
@@ -116,21 +116,10 @@ pub async fn stop(mut child: Child, grace: Duration) {
     }
 }
 
-type Pending = Mutex<HashMap<i64, oneshot::Sender<Outcome>>>;
-
 #[derive(Debug)]
 struct Shared {
-    server: Arc<str>,
-    next_id: AtomicI64,
-    // A plain mutex: held for one map operation, never across an await.
-    pending: Pending,
+    correlator: Arc<Correlator>,
     writer: mpsc::Sender<Vec<u8>>,
-}
-
-impl Shared {
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<i64, oneshot::Sender<Outcome>>> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// A connection to a stdio backend: a cheap-to-clone [`Upstream`] service.
@@ -141,17 +130,11 @@ pub struct Connection {
 
 impl Connection {
     /// Takes over the child's pipes and starts the reader, writer and stderr
-    /// tasks. The returned events end with [`UpstreamEvent::Closed`] when the
+    /// tasks. The returned events end with `UpstreamEvent::Closed` when the
     /// backend closes its stdout (it exited or crashed).
     pub fn start(server: &Arc<str>, child: &mut Child) -> (Self, Events) {
         let (writer_tx, writer_rx) = mpsc::channel(1024);
-        let (events_tx, events_rx) = mpsc::channel(1024);
-        let shared = Arc::new(Shared {
-            server: server.clone(),
-            next_id: AtomicI64::new(1),
-            pending: Mutex::new(HashMap::new()),
-            writer: writer_tx,
-        });
+        let (correlator, events) = Correlator::new(server.clone());
         if let Some(stdin) = child.stdin.take() {
             tokio::spawn(write_loop(server.clone(), stdin, writer_rx));
         }
@@ -159,17 +142,20 @@ impl Connection {
             tokio::spawn(stderr_loop(server.clone(), stderr));
         }
         if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(read_loop(shared.clone(), stdout, events_tx));
+            tokio::spawn(read_loop(correlator.clone(), stdout));
+        } else {
+            correlator.close();
         }
-        let events = futures::stream::unfold(events_rx, |mut rx| async move {
-            rx.recv().await.map(|event| (event, rx))
+        let shared = Arc::new(Shared {
+            correlator,
+            writer: writer_tx,
         });
-        (Self { shared }, Box::pin(events))
+        (Self { shared }, events)
     }
 
     /// The server id.
     pub fn server(&self) -> &Arc<str> {
-        &self.shared.server
+        self.shared.correlator.server()
     }
 }
 
@@ -189,97 +175,24 @@ async fn stderr_loop(server: Arc<str>, stderr: ChildStderr) {
     }
 }
 
-async fn read_loop(shared: Arc<Shared>, stdout: ChildStdout, events: mpsc::Sender<UpstreamEvent>) {
+async fn read_loop(correlator: Arc<Correlator>, stdout: ChildStdout) {
     let mut reader = LineReader::new(BufReader::new(stdout), MAX_UPSTREAM_LINE);
     loop {
         let line = match reader.next_line().await {
             Ok(Some(Line::Data(line))) => line,
             Ok(Some(Line::TooLong { len })) => {
-                tracing::warn!(server = %shared.server, len, "Backend sent an oversized message; dropped");
+                tracing::warn!(server = %correlator.server(), len, "Backend sent an oversized message; dropped");
                 continue;
             }
             Ok(None) | Err(_) => break,
         };
-        let messages = match jsonrpc::parse(&line) {
-            Ok(Frame::Single(message)) => vec![message],
-            Ok(Frame::Batch(entries)) => entries.into_iter().filter_map(Result::ok).collect(),
-            Err(invalid) => {
-                tracing::warn!(
-                    server = %shared.server,
-                    error = %invalid.error.message,
-                    "Backend wrote a line that is not JSON-RPC; ignored"
-                );
-                continue;
-            }
-        };
-        for message in messages {
-            match message {
-                Message::Response(res) => {
-                    let waiter = match &res.id {
-                        Some(Id::Number(id)) => shared.pending().remove(id),
-                        _ => None,
-                    };
-                    match waiter {
-                        Some(tx) => {
-                            let _ = tx.send(res.outcome);
-                        }
-                        None => tracing::debug!(
-                            server = %shared.server,
-                            id = ?res.id,
-                            "Response to no pending request (late or cancelled); dropped"
-                        ),
-                    }
-                }
-                Message::Notification(note) => {
-                    if events
-                        .send(UpstreamEvent::Notification(note))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                Message::Request(req) => {
-                    if events.send(UpstreamEvent::Request(req)).await.is_err() {
-                        break;
-                    }
-                }
-            }
+        if !correlator.deliver_frame(&line).await {
+            break;
         }
     }
     // The backend is gone: fail everything still waiting.
-    let waiting: Vec<_> = shared.pending().drain().collect();
-    drop(waiting);
-    let _ = events.send(UpstreamEvent::Closed).await;
+    correlator.close();
 }
-
-/// Sends `notifications/cancelled` for a call whose caller went away.
-struct CancelOnDrop {
-    shared: Arc<Shared>,
-    id: i64,
-    armed: bool,
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if self.shared.pending().remove(&self.id).is_none() {
-            return;
-        }
-        let params =
-            serde_json::json!({ "requestId": self.id, "reason": "cancelled by the gateway" });
-        let note = Message::Notification(Notification {
-            method: method::CANCELLED.to_owned(),
-            params: serde_json::value::to_raw_value(&params).ok(),
-        });
-        let _ = self.shared.writer.try_send(note.to_vec());
-    }
-}
-
-/// The response future of [`Connection`].
-pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Outcome, Error>> + Send>>;
 
 impl tower_service::Service<Call> for Connection {
     type Response = Outcome;
@@ -294,32 +207,27 @@ impl tower_service::Service<Call> for Connection {
     fn call(&mut self, call: Call) -> Self::Future {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-            let (tx, rx) = oneshot::channel();
-            shared.pending().insert(id, tx);
+            let correlator = &shared.correlator;
+            let (id, rx) = correlator.register();
             // `initialize` must not be cancelled (MCP lifecycle rule).
-            let mut guard = CancelOnDrop {
-                shared: shared.clone(),
-                id,
-                armed: call.method != method::INITIALIZE,
-            };
+            let cancel = (call.method != method::INITIALIZE).then(|| {
+                let writer = shared.writer.clone();
+                Box::new(move |note: Message| {
+                    let _ = writer.try_send(note.to_vec());
+                }) as Cancel
+            });
+            let mut guard = CallGuard::new(correlator.clone(), id, cancel);
             let line = Message::Request(Request {
                 id: Id::Number(id),
                 method: call.method,
                 params: call.params,
             })
             .to_vec();
-            let closed = || Error::UpstreamClosed {
-                server: shared.server.to_string(),
-            };
             if shared.writer.send(line).await.is_err() {
-                guard.armed = false;
-                shared.pending().remove(&id);
-                return Err(closed());
+                guard.disarm();
+                return Err(correlator.closed_error());
             }
-            let res = rx.await.map_err(|_| closed());
-            guard.armed = false;
-            res
+            correlator.wait(rx).await
         })
     }
 }
@@ -329,8 +237,6 @@ impl Upstream for Connection {
         self.shared
             .writer
             .try_send(message.to_vec())
-            .map_err(|_| Error::UpstreamClosed {
-                server: self.shared.server.to_string(),
-            })
+            .map_err(|_| self.shared.correlator.closed_error())
     }
 }

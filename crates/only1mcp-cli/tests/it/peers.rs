@@ -148,3 +148,104 @@ fn list_shows_each_backend_in_the_era_it_speaks() {
     assert_eq!(era("everything"), (json!("legacy"), json!("ready")));
     assert_eq!(era("echo"), (json!("legacy"), json!("ready")));
 }
+
+#[test]
+fn http_sse_and_modern_http_backends_are_aggregated() {
+    init();
+    let everything = support::npm_bin("mcp-server-everything");
+    let (http_port, sse_port, modern_port) = (
+        support::free_port(),
+        support::free_port(),
+        support::free_port(),
+    );
+    let _http = support::start_peer(
+        &everything,
+        &["streamableHttp"],
+        &[("PORT", &http_port.to_string())],
+        http_port,
+    );
+    let _sse = support::start_peer(
+        &everything,
+        &["sse"],
+        &[("PORT", &sse_port.to_string())],
+        sse_port,
+    );
+    let fixture = support::workspace().join("conformance/fixture_server.py");
+    let _modern = support::start_peer(
+        &support::venv_bin("python"),
+        &[
+            fixture.to_str().unwrap(),
+            "--http",
+            &modern_port.to_string(),
+        ],
+        &[],
+        modern_port,
+    );
+    let extra = format!(
+        "  evhttp:\n    url: http://127.0.0.1:{http_port}/mcp\n  evsse:\n    url: http://127.0.0.1:{sse_port}/sse\n    transport: sse\n  fixture:\n    url: http://127.0.0.1:{modern_port}/mcp\n    headers:\n      X-Api-Key: \"${{HOME}}\"\n"
+    );
+    let config = examples_config(&extra, "");
+    let list = support::run_cli(
+        &["list", "--json", "--config", config.path.to_str().unwrap()],
+        config.dir.path(),
+    );
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let listing: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let era = |server: &str| {
+        listing["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["server"] == server)
+            .map(|s| (s["era"].clone(), s["status"].clone()))
+            .unwrap()
+    };
+    assert_eq!(
+        era("evhttp"),
+        (json!("legacy"), json!("ready")),
+        "{listing}"
+    );
+    assert_eq!(era("evsse"), (json!("legacy"), json!("ready")), "{listing}");
+    assert_eq!(
+        era("fixture"),
+        (json!("modern"), json!("ready")),
+        "{listing}"
+    );
+
+    let out = run(
+        "legacy",
+        &config.path,
+        &json!([
+            {"op": "call_tool", "name": "evhttp__echo", "arguments": {"message": "over http"}},
+            {"op": "call_tool", "name": "evsse__echo", "arguments": {"message": "over sse"}},
+            {"op": "call_tool", "name": "fixture__test_simple_text", "arguments": {}},
+        ]),
+    );
+    assert_eq!(first_text(&out["results"][0]), "Echo: over http");
+    assert_eq!(first_text(&out["results"][1]), "Echo: over sse");
+    assert!(
+        !first_text(&out["results"][2]).is_empty(),
+        "{}",
+        out["results"][2]
+    );
+}
+
+#[test]
+fn an_unreachable_http_backend_is_reported_and_left_out() {
+    init();
+    let port = support::free_port();
+    let extra = format!("  gone:\n    url: http://127.0.0.1:{port}/mcp\n");
+    let config = examples_config(&extra, "defaults:\n  startup_timeout: 2s\n");
+    let out = run(
+        "legacy",
+        &config.path,
+        &json!([{"op": "list_tools"}, {"op": "call_tool", "name": "echo__echo", "arguments": {"text": "ok"}}]),
+    );
+    let names = tool_names(&out["results"][0]);
+    assert!(!names.iter().any(|n| n.starts_with("gone__")), "{names:?}");
+    assert_eq!(first_text(&out["results"][1]), "ok");
+}

@@ -102,8 +102,11 @@ pub(super) async fn post(
     };
     let version_header = header(&headers, VERSION_HEADER);
     let session_id = header(&headers, SESSION_HEADER);
+    // A legacy version header means the legacy era; any other header
+    // (2026-07-28, or a version the gateway does not know, which the modern
+    // path answers with -32022) means the modern one.
     let modern = match version_header {
-        Some(v) => Era::of(v) == Some(Era::Modern),
+        Some(v) => Era::of(v) != Some(Era::Legacy),
         None => session_id.is_none() && frame_is_modern(&frame),
     };
     if modern {

@@ -1,0 +1,715 @@
+//! Upstream Streamable HTTP: a backend MCP server at an `http(s)://` URL, in
+//! either era.
+//!
+//! Every message is a POST to the one endpoint with `Content-Type:
+//! application/json`, `Accept: application/json, text/event-stream` and the
+//! configured headers. The answer to a request is either one JSON message or
+//! an SSE stream that may carry notifications and server requests before the
+//! response; those become [`only1mcp_core::upstream::UpstreamEvent`]s.
+//! Notifications and responses get `202 Accepted`.
+//!
+//! The era is read from each request: params whose `_meta` carries
+//! `io.modelcontextprotocol/protocolVersion` are **modern** (2026-07-28):
+//! they carry `MCP-Protocol-Version`, `Mcp-Method` and, for `tools/call`,
+//! `prompts/get` and `resources/read`, `Mcp-Name` (base64-wrapped when the
+//! value is not plain visible ASCII), no session, and a call is cancelled by
+//! closing its response stream. Anything else is **legacy** (2025-03-26 to
+//! 2025-11-25): the `Mcp-Session-Id` returned with the `initialize` result
+//! and the negotiated version go on every later request; a call is cancelled
+//! with a POSTed `notifications/cancelled`; once `notifications/initialized`
+//! is sent the standalone GET stream is opened (405 means the server offers
+//! none) and reopened with `Last-Event-ID` after the server's `retry:` delay
+//! when it drops; a response stream that ends early is resumed the same way.
+//! A 404 on a request that carried the session id means the server forgot
+//! the session: the call fails and the events end with `Closed`, so the
+//! supervisor opens a new one. Dropping every clone sends a best-effort
+//! `DELETE` for the session.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use only1mcp_core::Error;
+use only1mcp_core::jsonrpc::{Id, Message, Outcome, Request};
+use only1mcp_core::mcp::{self, meta, method};
+use only1mcp_core::upstream::{Call, Events, Upstream};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{StatusCode, Url};
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+use crate::ResponseFuture;
+use crate::correlate::{CallGuard, Cancel, Correlator};
+use crate::http_client::{
+    self, EVENT_STREAM, MAX_MESSAGE, Outbox, SEND_TIMEOUT, SseBody, media_type, pump,
+};
+use crate::network::NetworkSpec;
+
+/// The protocol version modern requests declare.
+const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+/// The legacy session id.
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+/// The method of a modern request.
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+/// The tool, prompt or resource a modern request names.
+const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+/// Where a resumed SSE stream continues.
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// The reconnection delay when the server sent no `retry:`.
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+/// How many times in a row a stream may be resumed without new events.
+const MAX_RESUMES: u32 = 3;
+/// How many times in a row reopening the GET stream may fail before the
+/// connection is given up.
+const MAX_LISTEN_FAILURES: u32 = 3;
+/// How long the closing `DELETE` may take.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A connection to a Streamable HTTP backend: a cheap-to-clone [`Upstream`].
+#[derive(Debug, Clone)]
+pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+/// Dropped with the last clone: ends the session.
+#[derive(Debug)]
+struct Inner {
+    link: Arc<Link>,
+    outbox: Outbox,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.link.shutdown();
+    }
+}
+
+/// Everything needed to talk to the endpoint; shared with background tasks.
+#[derive(Debug)]
+struct Link {
+    correlator: Arc<Correlator>,
+    client: reqwest::Client,
+    url: Url,
+    headers: HeaderMap,
+    // A plain mutex: held to copy or set the values, never across an await.
+    session: Mutex<Session>,
+    listening: AtomicBool,
+}
+
+/// What a legacy `initialize` established.
+#[derive(Debug, Default, Clone)]
+struct Session {
+    id: Option<HeaderValue>,
+    protocol_version: Option<HeaderValue>,
+}
+
+/// The headers of one POST, and what they say about it.
+struct Post {
+    headers: HeaderMap,
+    modern: bool,
+    sent_session: bool,
+}
+
+impl Connection {
+    /// Prepares a connection to `spec.url`. No request is made yet: the
+    /// first call (the era probe of [`crate::session::establish`]) opens the
+    /// pooled connection, and an unreachable server fails it with
+    /// [`Error::UpstreamUnavailable`].
+    pub fn open(spec: &NetworkSpec) -> Result<(Self, Events), Error> {
+        let url = spec.parsed_url()?;
+        let headers = http_client::header_map(&spec.headers).map_err(|e| spec.unavailable(e))?;
+        let client = http_client::build_client(spec.connect_timeout, spec.tls()?)
+            .map_err(|e| spec.unavailable(e))?;
+        let (correlator, events) = Correlator::new(spec.server.clone());
+        let link = Arc::new(Link {
+            correlator: correlator.clone(),
+            client,
+            url,
+            headers,
+            session: Mutex::new(Session::default()),
+            listening: AtomicBool::new(false),
+        });
+        let poster = link.clone();
+        let outbox = Outbox::start(correlator.closed_token().clone(), move |message| {
+            let link = poster.clone();
+            async move { link.post_message(message).await }
+        });
+        let inner = Arc::new(Inner { link, outbox });
+        Ok((Self { inner }, events))
+    }
+
+    /// The server id.
+    pub fn server(&self) -> &Arc<str> {
+        self.inner.link.correlator.server()
+    }
+}
+
+impl tower_service::Service<Call> for Connection {
+    type Response = Outcome;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> ResponseFuture {
+        Box::pin(self.inner.clone().call(call))
+    }
+}
+
+impl Upstream for Connection {
+    /// Queues the message; it is POSTed in order by a background task.
+    fn send(&self, message: Message) -> Result<(), Error> {
+        let correlator = &self.inner.link.correlator;
+        if correlator.is_closed() {
+            return Err(correlator.closed_error());
+        }
+        self.inner.outbox.push(correlator, message)
+    }
+}
+
+impl Inner {
+    async fn call(self: Arc<Self>, call: Call) -> Result<Outcome, Error> {
+        let link = &self.link;
+        let correlator = &link.correlator;
+        if correlator.is_closed() {
+            return Err(correlator.closed_error());
+        }
+        // Never overtake a notification sent before (`initialized`).
+        self.outbox.flushed().await;
+        let post = link.post_headers(Some(&call.method), call.params.as_deref());
+        let initialize = call.method == method::INITIALIZE;
+        let (id, rx) = correlator.register();
+        // Modern calls are cancelled by dropping the response stream; a
+        // legacy `initialize` must not be cancelled at all.
+        let cancel = (!post.modern && !initialize).then(|| link.canceller());
+        let mut guard = CallGuard::new(correlator.clone(), id, cancel);
+        let body = Message::Request(Request {
+            id: Id::Number(id),
+            method: call.method,
+            params: call.params,
+        })
+        .to_vec();
+        let sent = link
+            .client
+            .post(link.url.clone())
+            .headers(post.headers)
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                guard.disarm();
+                return Err(link.send_error(&e));
+            }
+        };
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND && post.sent_session {
+            guard.disarm();
+            return Err(link.session_lost());
+        }
+        if !status.is_success() {
+            guard.disarm();
+            return http_client::failed_call(link.server(), response, id).await;
+        }
+        let session_id = response.headers().get(&MCP_SESSION_ID).cloned();
+        let media = media_type(response.headers());
+        let outcome = if media == "application/json" {
+            let body = http_client::read_body(link.server(), response, MAX_MESSAGE).await?;
+            correlator.deliver_frame(&body).await;
+            let mut rx = rx;
+            match rx.try_recv() {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    guard.disarm();
+                    http_client::error_answer(&body, id).ok_or_else(|| {
+                        link.protocol("the JSON response does not answer the request")
+                    })?
+                }
+            }
+        } else if media == EVENT_STREAM {
+            link.read_answer(response, rx, !post.modern).await?
+        } else if status == StatusCode::ACCEPTED {
+            return Err(link.protocol("accepted the request (202) without answering it"));
+        } else {
+            return Err(link.protocol(&format!("unexpected content type {media:?}")));
+        };
+        if initialize && let Ok(result) = &outcome {
+            link.begin_session(session_id, result);
+        }
+        Ok(outcome)
+    }
+}
+
+impl Link {
+    fn server(&self) -> &str {
+        self.correlator.server()
+    }
+
+    fn session(&self) -> MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn protocol(&self, reason: &str) -> Error {
+        Error::UpstreamProtocol {
+            server: self.server().to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn send_error(&self, error: &reqwest::Error) -> Error {
+        http_client::send_error(self.server(), &self.url, error)
+    }
+
+    /// Adds the legacy session headers, if a session is open; returns
+    /// whether a session id was added.
+    fn add_session(&self, headers: &mut HeaderMap) -> bool {
+        let session = self.session().clone();
+        if let Some(version) = session.protocol_version {
+            headers.insert(MCP_PROTOCOL_VERSION, version);
+        }
+        match session.id {
+            Some(id) => {
+                headers.insert(MCP_SESSION_ID, id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The headers of a POST carrying a message with `method` and `params`
+    /// (`None` for a response).
+    fn post_headers(&self, method: Option<&str>, params: Option<&RawValue>) -> Post {
+        let mut headers = self.headers.clone();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        let Some(version) = modern_version(params) else {
+            let sent_session = self.add_session(&mut headers);
+            return Post {
+                headers,
+                modern: false,
+                sent_session,
+            };
+        };
+        if let Some(version) = header_text(&version) {
+            headers.insert(MCP_PROTOCOL_VERSION, version);
+        }
+        if let Some(method) = method {
+            if let Some(value) = header_text(method) {
+                headers.insert(MCP_METHOD, value);
+            }
+            if let Some(name) = mcp_name(method, params).and_then(|name| header_text(&name)) {
+                headers.insert(MCP_NAME, name);
+            }
+        }
+        Post {
+            headers,
+            modern: true,
+            sent_session: false,
+        }
+    }
+
+    /// Records the session a legacy `initialize` opened: the id from the
+    /// response header, the version from the result.
+    fn begin_session(&self, id: Option<HeaderValue>, result: &RawValue) {
+        #[derive(serde::Deserialize)]
+        struct Negotiated {
+            #[serde(rename = "protocolVersion")]
+            protocol_version: String,
+        }
+        let protocol_version = serde_json::from_str::<Negotiated>(result.get())
+            .ok()
+            .and_then(|n| HeaderValue::from_str(&n.protocol_version).ok());
+        tracing::debug!(
+            server = %self.server(),
+            session = id.is_some(),
+            version = ?protocol_version,
+            "Legacy session opened"
+        );
+        *self.session() = Session {
+            id,
+            protocol_version,
+        };
+    }
+
+    /// The server answered 404 to the session id: it is gone. Closes the
+    /// connection so the supervisor opens a new session.
+    fn session_lost(&self) -> Error {
+        tracing::warn!(
+            server = %self.server(),
+            "The backend ended the session (HTTP 404); the connection closes and will be re-established"
+        );
+        self.session().id = None;
+        self.correlator.close();
+        Error::UpstreamUnavailable {
+            server: self.server().to_owned(),
+            reason:
+                "the server ended the MCP session (HTTP 404 Not Found); it will be re-established"
+                    .to_owned(),
+        }
+    }
+
+    /// How a legacy call is cancelled: POST `notifications/cancelled`.
+    fn canceller(self: &Arc<Self>) -> Cancel {
+        let link = self.clone();
+        Box::new(move |note| {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { link.post_message(note).await });
+            }
+        })
+    }
+
+    /// POSTs a message that expects no answer (202).
+    async fn post_message(self: &Arc<Self>, message: Message) {
+        let (method, params) = match &message {
+            Message::Request(req) => (Some(req.method.as_str()), req.params.as_deref()),
+            Message::Notification(note) => (Some(note.method.as_str()), note.params.as_deref()),
+            Message::Response(_) => (None, None),
+        };
+        let post = self.post_headers(method, params);
+        let initialized = method == Some(method::INITIALIZED);
+        let request = self
+            .client
+            .post(self.url.clone())
+            .headers(post.headers)
+            .body(message.to_vec());
+        let response = match tokio::time::timeout(SEND_TIMEOUT, request.send()).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                tracing::warn!(server = %self.server(), method, error = %self.send_error(&e), "Could not send a message");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(server = %self.server(), method, "Sending a message timed out");
+                return;
+            }
+        };
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND && post.sent_session {
+            self.session_lost();
+        } else if !status.is_success() {
+            tracing::warn!(server = %self.server(), method, %status, "The backend refused a message");
+        } else if initialized && !post.modern {
+            self.start_listening();
+        }
+    }
+
+    /// Opens the standalone GET stream once per connection.
+    fn start_listening(self: &Arc<Self>) {
+        if !self.listening.swap(true, Ordering::AcqRel) {
+            tokio::spawn(self.clone().listen());
+        }
+    }
+
+    /// A GET for an event stream: the standalone stream, or a resumption
+    /// after `last_event_id`.
+    async fn open_stream(
+        &self,
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut headers = self.headers.clone();
+        headers.insert(ACCEPT, HeaderValue::from_static(EVENT_STREAM));
+        self.add_session(&mut headers);
+        if let Some(id) = last_event_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+            headers.insert(LAST_EVENT_ID, id);
+        }
+        self.client
+            .get(self.url.clone())
+            .headers(headers)
+            .send()
+            .await
+    }
+
+    /// Reads the SSE answer to a call, delivering what comes before the
+    /// response. A legacy stream that ends early is resumed with
+    /// `Last-Event-ID` after the server's retry delay.
+    async fn read_answer(
+        &self,
+        response: reqwest::Response,
+        mut rx: oneshot::Receiver<Outcome>,
+        resumable: bool,
+    ) -> Result<Outcome, Error> {
+        let correlator = &self.correlator;
+        let mut body = SseBody::new(response);
+        let mut last_id: Option<String> = None;
+        let mut retry = DEFAULT_RETRY;
+        let mut fruitless = 0;
+        loop {
+            tokio::select! {
+                biased;
+                outcome = &mut rx => return outcome.map_err(|_| correlator.closed_error()),
+                _ = pump(correlator, &mut body) => {}
+            }
+            if let Ok(outcome) = rx.try_recv() {
+                return Ok(outcome);
+            }
+            let progressed = body
+                .last_event_id()
+                .is_some_and(|id| last_id.as_deref() != Some(id));
+            if let Some(id) = body.last_event_id() {
+                last_id = Some(id.to_owned());
+            }
+            retry = body.retry().unwrap_or(retry);
+            fruitless = if progressed { 0 } else { fruitless + 1 };
+            let Some(resume_from) = last_id.as_deref() else {
+                break;
+            };
+            if !resumable || fruitless > MAX_RESUMES || correlator.is_closed() {
+                break;
+            }
+            tracing::debug!(server = %self.server(), "Response stream ended early; resuming");
+            tokio::select! {
+                biased;
+                outcome = &mut rx => return outcome.map_err(|_| correlator.closed_error()),
+                () = tokio::time::sleep(retry) => {}
+            }
+            match self.open_stream(Some(resume_from)).await {
+                Ok(response)
+                    if response.status().is_success()
+                        && media_type(response.headers()) == EVENT_STREAM =>
+                {
+                    body = SseBody::new(response);
+                }
+                Ok(response) if response.status() == StatusCode::NOT_FOUND => {
+                    return Err(self.session_lost());
+                }
+                Ok(response) => {
+                    tracing::debug!(server = %self.server(), status = %response.status(), "Resuming failed");
+                }
+                Err(e) => {
+                    tracing::debug!(server = %self.server(), error = %self.send_error(&e), "Resuming failed");
+                }
+            }
+        }
+        Err(correlator.closed_error())
+    }
+
+    /// The standalone GET stream of a legacy session: server requests and
+    /// notifications not tied to a request. Reopened (with `Last-Event-ID`)
+    /// while the session lives; a server that cannot be reached again
+    /// closes the connection.
+    async fn listen(self: Arc<Self>) {
+        let closed = self.correlator.closed_token().clone();
+        let mut last_id: Option<String> = None;
+        let mut retry = DEFAULT_RETRY;
+        let mut opened = false;
+        let mut failures = 0;
+        loop {
+            let attempt = tokio::select! {
+                attempt = self.open_stream(last_id.as_deref()) => attempt,
+                () = closed.cancelled() => return,
+            };
+            match attempt {
+                Ok(response)
+                    if response.status().is_success()
+                        && media_type(response.headers()) == EVENT_STREAM =>
+                {
+                    tracing::debug!(server = %self.server(), "Listening on the GET stream");
+                    opened = true;
+                    failures = 0;
+                    let mut body = SseBody::new(response);
+                    let reading = tokio::select! {
+                        reading = pump(&self.correlator, &mut body) => reading,
+                        () = closed.cancelled() => return,
+                    };
+                    if !reading {
+                        return;
+                    }
+                    if let Some(id) = body.last_event_id() {
+                        last_id = Some(id.to_owned());
+                    }
+                    retry = body.retry().unwrap_or(retry);
+                    tracing::debug!(server = %self.server(), "GET stream ended; reopening");
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    match status.as_u16() {
+                        405 => {
+                            tracing::debug!(server = %self.server(), "The backend offers no GET stream");
+                            return;
+                        }
+                        // 404: the session is unknown. 400 after the stream
+                        // was open for this session: the same (EV answers an
+                        // unknown session with 400).
+                        404 => {
+                            self.session_lost();
+                            return;
+                        }
+                        400 if opened => {
+                            self.session_lost();
+                            return;
+                        }
+                        409 | 429 | 500..=599 => {
+                            failures += 1;
+                            tracing::debug!(server = %self.server(), %status, "GET stream refused; retrying");
+                        }
+                        _ => {
+                            tracing::warn!(
+                                server = %self.server(),
+                                %status,
+                                "The backend refused the GET stream; its unsolicited messages will not arrive"
+                            );
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::debug!(server = %self.server(), error = %self.send_error(&e), "GET stream failed");
+                }
+            }
+            if failures > MAX_LISTEN_FAILURES {
+                tracing::warn!(
+                    server = %self.server(),
+                    "Cannot reopen the backend's GET stream; closing the connection"
+                );
+                self.correlator.close();
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(retry) => {}
+                () = closed.cancelled() => return,
+            }
+        }
+    }
+
+    /// Closes the connection: fails what is in flight, ends the events and
+    /// the background tasks, and DELETEs a legacy session (best effort).
+    fn shutdown(&self) {
+        let session = std::mem::take(&mut *self.session());
+        self.correlator.close();
+        let Some(id) = session.id else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut headers = self.headers.clone();
+        headers.insert(MCP_SESSION_ID, id);
+        if let Some(version) = session.protocol_version {
+            headers.insert(MCP_PROTOCOL_VERSION, version);
+        }
+        let request = self.client.delete(self.url.clone()).headers(headers);
+        let server = self.correlator.server().clone();
+        runtime.spawn(async move {
+            match tokio::time::timeout(DELETE_TIMEOUT, request.send()).await {
+                Ok(Ok(response)) => {
+                    tracing::debug!(server = %server, status = %response.status(), "Session deleted");
+                }
+                Ok(Err(_)) | Err(_) => {
+                    tracing::debug!(server = %server, "Could not delete the session");
+                }
+            }
+        });
+    }
+}
+
+/// The protocol version of a modern request (`_meta`), if it is one.
+fn modern_version(params: Option<&RawValue>) -> Option<String> {
+    let params = params?;
+    if !params.get().contains(meta::PROTOCOL_VERSION) {
+        return None;
+    }
+    mcp::request_meta(Some(params)).ok()?.protocol_version
+}
+
+/// The value of `Mcp-Name`: `params.name` or `params.uri` of the methods
+/// that name something.
+fn mcp_name(method: &str, params: Option<&RawValue>) -> Option<String> {
+    let field = match method {
+        method::TOOLS_CALL | method::PROMPTS_GET => "name",
+        method::RESOURCES_READ => "uri",
+        _ => return None,
+    };
+    mcp::string_field(&mcp::params_object(params).ok()?, field)
+}
+
+/// A header value carrying `text`: as it is when it is visible ASCII without
+/// edge spaces, else wrapped as `=?base64?…?=` (UTF-8), as MCP specifies.
+fn header_text(text: &str) -> Option<HeaderValue> {
+    let plain = text.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && text.trim() == text
+        && !(text.starts_with("=?base64?") && text.ends_with("?="));
+    if plain {
+        HeaderValue::from_str(text).ok()
+    } else {
+        HeaderValue::from_str(&format!("=?base64?{}?=", base64(text.as_bytes()))).ok()
+    }
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let b = [
+            group[0],
+            group.get(1).copied().unwrap_or(0),
+            group.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= group.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_with_padding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64("héllo wörld".as_bytes()), "aMOpbGxvIHfDtnJsZA==");
+    }
+
+    #[test]
+    fn header_text_wraps_only_what_would_not_survive_a_header() {
+        assert_eq!(header_text("read_file").unwrap(), "read_file");
+        assert_eq!(header_text("file:///a b").unwrap(), "file:///a b");
+        assert_eq!(header_text("héllo").unwrap(), "=?base64?aMOpbGxv?=");
+        assert_eq!(header_text(" x").unwrap(), "=?base64?IHg=?=");
+        assert_eq!(
+            header_text("=?base64?x?=").unwrap(),
+            "=?base64?PT9iYXNlNjQ/eD89?="
+        );
+    }
+
+    #[test]
+    fn modern_requests_are_told_by_their_meta_and_named() {
+        let modern = raw(
+            r#"{"name":"echo","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#,
+        );
+        assert_eq!(modern_version(Some(&modern)).as_deref(), Some("2026-07-28"));
+        assert_eq!(
+            mcp_name("tools/call", Some(&modern)).as_deref(),
+            Some("echo")
+        );
+        assert_eq!(mcp_name("tools/list", Some(&modern)), None);
+        let legacy = raw(r#"{"name":"io.modelcontextprotocol/protocolVersion"}"#);
+        assert_eq!(modern_version(Some(&legacy)), None);
+        let read = raw(r#"{"uri":"file:///x"}"#);
+        assert_eq!(
+            mcp_name("resources/read", Some(&read)).as_deref(),
+            Some("file:///x")
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! A stdio backend behind [`AnyConnection`]: the proxy's one connection type
+//! serves child processes as well.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use only1mcp_core::mcp::Era;
+use only1mcp_core::upstream::UpstreamEvent;
+use only1mcp_transport::network::AnyConnection;
+use only1mcp_transport::{session, stdio};
+use serde_json::json;
+
+use crate::support::{self, STEP, next_event, result, text};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdio_backend_works_as_any_connection() {
+    let server: Arc<str> = "ev-stdio".into();
+    let spec = stdio::Spec {
+        server: server.clone(),
+        command: support::peers()
+            .join("node/node_modules/.bin/mcp-server-everything")
+            .to_str()
+            .unwrap()
+            .to_owned(),
+        args: vec!["stdio".to_owned()],
+        env: BTreeMap::new(),
+        cwd: None,
+    };
+    let mut child = stdio::spawn(&spec).unwrap();
+    let (connection, mut events) = stdio::Connection::start(&server, &mut child);
+    let mut connection = AnyConnection::from(connection);
+    assert_eq!(connection.server().as_ref(), "ev-stdio");
+
+    let established = session::establish(
+        "ev-stdio",
+        &mut connection,
+        &support::identity(),
+        STEP,
+        STEP,
+    )
+    .await
+    .unwrap();
+    assert_eq!(established.era, Era::Legacy);
+    let echo = result(
+        &connection,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "hi"}}),
+    )
+    .await;
+    assert_eq!(text(&echo), "Echo: hi");
+
+    stdio::stop(child, std::time::Duration::from_secs(2)).await;
+    next_event(&mut events, STEP, |e| matches!(e, UpstreamEvent::Closed)).await;
+}
