@@ -70,8 +70,9 @@ impl std::fmt::Display for Status {
 pub(crate) trait Hub: Send + Sync + 'static {
     /// A backend's lists (or readiness) changed: rebuild the catalog.
     fn lists_changed(&self, server: &str);
-    /// A backend sent a progress notification with a gateway token.
-    fn progress(&self, server: &str, notification: Notification);
+    /// Routes a progress notification with a gateway token to its request,
+    /// synchronously, in wire order. Returns whether it was consumed.
+    fn progress(&self, server: &str, notification: &Notification) -> bool;
 }
 
 /// How a backend is reached.
@@ -301,6 +302,13 @@ impl Backend {
                 }
             }
         };
+        // Progress is routed in the reader, in wire order, so it always
+        // reaches the client before the result of its request.
+        let progress_hub = hub.clone();
+        let server = self.id.clone();
+        connection.set_notification_hook(Arc::new(move |note: &Notification| {
+            progress_hub.progress(&server, note)
+        }));
         let startup = async {
             let established = session::establish(
                 &self.id,
@@ -346,6 +354,12 @@ impl Backend {
         // readiness goes on.
         hub.lists_changed(&self.id);
         self.status.send_replace(Status::Ready);
+        // A modern backend announces list changes only on a
+        // `subscriptions/listen` stream; keep one open for this session. It
+        // is dropped (and so cancelled upstream) when the session ends.
+        let _listen = (established.era == Era::Modern)
+            .then(|| self.listen(&connection, &established))
+            .map(AbortOnDrop);
 
         loop {
             let event = tokio::select! {
@@ -380,6 +394,34 @@ impl Backend {
         RunEnd::Exited
     }
 
+    /// Opens the backend's `subscriptions/listen` stream for the list kinds it
+    /// offers. Its notifications arrive as events like any other.
+    fn listen(
+        &self,
+        connection: &AnyConnection,
+        established: &Established,
+    ) -> tokio::task::JoinHandle<()> {
+        let caps = &established.capabilities;
+        let filter = serde_json::json!({
+            "notifications": {
+                "toolsListChanged": caps.tools.is_some(),
+                "promptsListChanged": caps.prompts.is_some(),
+                "resourcesListChanged": caps.resources.is_some(),
+            }
+        });
+        let params = serde_json::value::to_raw_value(&filter)
+            .ok()
+            .and_then(|p| self.adapt_params(Era::Modern, Some(&p)).ok().flatten());
+        let mut connection = connection.clone();
+        let server = self.id.clone();
+        tokio::spawn(async move {
+            let res = connection
+                .call(Call::new("subscriptions/listen", params))
+                .await;
+            tracing::debug!(server = %server, result = ?res.map(|o| o.is_ok()), "Backend subscription stream ended");
+        })
+    }
+
     async fn on_notification(
         &self,
         hub: &Arc<dyn Hub>,
@@ -406,7 +448,9 @@ impl Backend {
             return;
         }
         match note.method.as_str() {
-            method::PROGRESS => hub.progress(&self.id, note),
+            method::PROGRESS => {
+                hub.progress(&self.id, &note);
+            }
             method::MESSAGE => {
                 let params = note
                     .params
@@ -419,6 +463,15 @@ impl Backend {
                 tracing::debug!(server = %self.id, method = other, "Backend notification not forwarded")
             }
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -99,29 +99,35 @@ impl Hub for Shared {
         self.rebuild();
     }
 
-    fn progress(&self, server: &str, notification: Notification) {
+    fn progress(&self, server: &str, notification: &Notification) -> bool {
+        if notification.method != mcp::method::PROGRESS {
+            return false;
+        }
         let Ok(mut params) = mcp::params_object(notification.params.as_deref()) else {
-            return;
+            return false;
         };
         let Some(token) = mcp::string_field(&params, mcp::meta::PROGRESS_TOKEN) else {
-            return;
+            return false;
         };
         let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(route) = progress.get(&token) else {
             tracing::debug!(server, token, "Progress for no active request; dropped");
-            return;
+            return true;
         };
         params.insert(mcp::meta::PROGRESS_TOKEN.to_owned(), route.original.clone());
         let Ok(params) = mcp::to_raw_object(&params) else {
-            return;
+            return true;
         };
         let message = Message::Notification(Notification {
-            method: notification.method,
+            method: notification.method.clone(),
             params: Some(params),
         });
-        let outbound = route.outbound.clone();
-        drop(progress);
-        tokio::spawn(async move { outbound.send(&message).await });
+        // Progress is lossy by nature: a client too slow to take it misses
+        // some, and never holds up the backend's reader.
+        if !route.outbound.try_send(&message) {
+            tracing::debug!(server, "Client not keeping up; progress dropped");
+        }
+        true
     }
 }
 

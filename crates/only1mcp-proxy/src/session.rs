@@ -576,7 +576,16 @@ impl ClientSession {
         let backend_era = backend
             .established()
             .map_or(Era::Legacy, |established| established.era);
-        let params = backend.adapt_params(backend_era, params.as_deref())?;
+        let params = match (ctx.era, backend_era) {
+            // Modern to modern: the client's own `_meta` (its version and
+            // the capabilities it really declared) goes through, so the
+            // backend may answer `input_required` and the client's retry
+            // (`inputResponses`, `requestState`) comes back byte-exact.
+            (Era::Modern, Era::Modern) => params,
+            (Era::Modern | Era::Legacy, _) => {
+                backend.adapt_params(backend_era, params.as_deref())?
+            }
+        };
         let (backend_era, outcome) =
             backend.call(Call::new(method, params)).await.map_err(|e| {
                 tracing::warn!(server, error = %e, "Backend call failed");

@@ -34,7 +34,26 @@ pub(crate) struct Correlator {
     pending: Mutex<HashMap<i64, oneshot::Sender<Outcome>>>,
     events: mpsc::Sender<UpstreamEvent>,
     closed: CancellationToken,
+    /// Sees each notification before it becomes an event (see
+    /// [`NotificationHook`]).
+    hook: std::sync::OnceLock<Hook>,
 }
+
+/// The hook, printable.
+struct Hook(NotificationHook);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NotificationHook")
+    }
+}
+
+/// A function that sees each notification from the backend in the reader
+/// task, in wire order, before any later response completes its call.
+/// Returning `true` consumes the notification (no event is emitted). The
+/// gateway routes progress this way, so a request's progress always reaches
+/// its client before the request's result.
+pub type NotificationHook = Arc<dyn Fn(&Notification) -> bool + Send + Sync>;
 
 impl Correlator {
     /// A correlator for `server`, and the event stream it feeds.
@@ -47,6 +66,7 @@ impl Correlator {
             pending: Mutex::new(HashMap::new()),
             events: events_tx,
             closed: closed.clone(),
+            hook: std::sync::OnceLock::new(),
         });
         (correlator, events_stream(events_rx, closed))
     }
@@ -58,6 +78,11 @@ impl Correlator {
 
     fn pending(&self) -> MutexGuard<'_, HashMap<i64, oneshot::Sender<Outcome>>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the notification hook (once; later calls are ignored).
+    pub(crate) fn set_hook(&self, hook: NotificationHook) {
+        let _ = self.hook.set(Hook(hook));
     }
 
     /// Allocates the id of a new call and registers its waiter.
@@ -103,7 +128,12 @@ impl Correlator {
                 }
                 return true;
             }
-            Message::Notification(note) => UpstreamEvent::Notification(note),
+            Message::Notification(note) => {
+                if self.hook.get().is_some_and(|hook| (hook.0)(&note)) {
+                    return true;
+                }
+                UpstreamEvent::Notification(note)
+            }
             Message::Request(req) => UpstreamEvent::Request(req),
         };
         self.events.send(event).await.is_ok()

@@ -40,6 +40,12 @@ impl Outbound {
         self.tx.send(frame).await.is_ok()
     }
 
+    /// Queues a message if there is room now; returns `false` if the queue
+    /// is full or the client is gone.
+    pub fn try_send(&self, message: &Message) -> bool {
+        self.tx.try_send(message.to_vec()).is_ok()
+    }
+
     /// Whether the client is gone.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()

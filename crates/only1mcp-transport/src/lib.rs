@@ -42,6 +42,8 @@ use only1mcp_core::Error;
 use only1mcp_core::jsonrpc::Outcome;
 
 mod correlate;
+
+pub use correlate::NotificationHook;
 pub mod downstream;
 pub mod framing;
 mod http_client;

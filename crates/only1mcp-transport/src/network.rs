@@ -145,6 +145,17 @@ pub enum AnyConnection {
 }
 
 impl AnyConnection {
+    /// Sets the hook that sees notifications in wire order (see
+    /// [`crate::NotificationHook`]).
+    pub fn set_notification_hook(&self, hook: crate::NotificationHook) {
+        match self {
+            Self::Stdio(c) => c.set_notification_hook(hook),
+            Self::Http(c) => c.set_notification_hook(hook),
+            Self::Sse(c) => c.set_notification_hook(hook),
+            Self::Ws(c) => c.set_notification_hook(hook),
+        }
+    }
+
     /// The server id.
     pub fn server(&self) -> &Arc<str> {
         match self {

@@ -127,6 +127,12 @@ impl Connection {
     pub fn server(&self) -> &Arc<str> {
         self.inner.link.correlator.server()
     }
+
+    /// Sets the hook that sees notifications in wire order (see
+    /// [`crate::NotificationHook`]).
+    pub fn set_notification_hook(&self, hook: crate::NotificationHook) {
+        self.inner.link.correlator.set_hook(hook);
+    }
 }
 
 /// Resolves the endpoint URI against the stream's URL; it must stay on the

@@ -157,6 +157,12 @@ impl Connection {
     pub fn server(&self) -> &Arc<str> {
         self.shared.correlator.server()
     }
+
+    /// Sets the hook that sees notifications in wire order (see
+    /// [`crate::NotificationHook`]).
+    pub fn set_notification_hook(&self, hook: crate::NotificationHook) {
+        self.shared.correlator.set_hook(hook);
+    }
 }
 
 async fn write_loop(server: Arc<str>, mut stdin: ChildStdin, mut rx: mpsc::Receiver<Vec<u8>>) {

@@ -144,6 +144,12 @@ impl Connection {
     pub fn server(&self) -> &Arc<str> {
         self.inner.link.correlator.server()
     }
+
+    /// Sets the hook that sees notifications in wire order (see
+    /// [`crate::NotificationHook`]).
+    pub fn set_notification_hook(&self, hook: crate::NotificationHook) {
+        self.inner.link.correlator.set_hook(hook);
+    }
 }
 
 impl tower_service::Service<Call> for Connection {

@@ -105,6 +105,12 @@ impl Connection {
     pub fn server(&self) -> &Arc<str> {
         self.shared.correlator.server()
     }
+
+    /// Sets the hook that sees notifications in wire order (see
+    /// [`crate::NotificationHook`]).
+    pub fn set_notification_hook(&self, hook: crate::NotificationHook) {
+        self.shared.correlator.set_hook(hook);
+    }
 }
 
 fn handshake_error(spec: &NetworkSpec, url: &reqwest::Url, error: tungstenite::Error) -> Error {
