@@ -493,6 +493,17 @@ pub fn edit_meta(
     to_raw_object(&object).map(Some)
 }
 
+/// Rewrites the top level of request params with `edit`, keeping every
+/// other field verbatim.
+pub fn edit_params(
+    params: Option<&RawValue>,
+    edit: impl FnOnce(&mut RawObject),
+) -> Result<Option<Box<RawValue>>, ErrorObject> {
+    let mut object = params_object(params)?;
+    edit(&mut object);
+    to_raw_object(&object).map(Some)
+}
+
 /// Serializes a raw object.
 pub fn to_raw_object(object: &RawObject) -> Result<Box<RawValue>, ErrorObject> {
     serde_json::value::to_raw_value(object)

@@ -244,6 +244,17 @@ impl Backend {
         }
     }
 
+    /// Params for this (modern) backend declaring `capabilities` as the
+    /// client's: a legacy client's own, whose input requests the gateway
+    /// bridges.
+    pub fn adapt_params_with(
+        &self,
+        capabilities: &RawValue,
+        params: Option<&RawValue>,
+    ) -> Result<Option<Box<RawValue>>, ErrorObject> {
+        mcp::modern_params(params, capabilities, &self.identity.info)
+    }
+
     /// The supervisor: start, serve, restart, until `shutdown`.
     pub(crate) async fn supervise(self: Arc<Self>, hub: Arc<dyn Hub>, shutdown: CancellationToken) {
         let mut backoff = BACKOFF_START;

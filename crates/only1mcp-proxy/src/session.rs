@@ -46,7 +46,13 @@ struct State {
     legacy_version: Option<&'static str>,
     /// Whether `notifications/initialized` arrived.
     initialized: bool,
+    /// The capabilities a legacy client declared in `initialize`.
+    client_capabilities: Option<Box<RawValue>>,
 }
+
+/// How many input rounds one request may take (a backend that keeps
+/// asking is cut off).
+const MAX_INPUT_ROUNDS: usize = 8;
 
 /// Where the answer to one request goes.
 #[derive(Debug)]
@@ -82,6 +88,9 @@ pub struct ClientSession {
     state: Mutex<State>,
     in_flight: Mutex<HashMap<Id, AbortHandle>>,
     tasks: TaskTracker,
+    /// Requests the gateway sent to the client, by id, awaiting answers.
+    asked: Mutex<HashMap<Id, oneshot::Sender<Outcome>>>,
+    next_ask: std::sync::atomic::AtomicU64,
 }
 
 impl ClientSession {
@@ -94,6 +103,8 @@ impl ClientSession {
             state: Mutex::new(State::default()),
             in_flight: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
+            asked: Mutex::new(HashMap::new()),
+            next_ask: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -169,10 +180,69 @@ impl ClientSession {
             }
             Message::Request(req) => self.spawn_request(req, Reply::Session),
             Message::Notification(note) => self.handle_notification(&note),
-            Message::Response(res) => {
+            Message::Response(res) => self.handle_response(res),
+        }
+    }
+
+    /// Takes the client's answer to a request the gateway sent it.
+    pub fn handle_response(&self, res: Response) {
+        let waiter = res.id.as_ref().and_then(|id| {
+            self.asked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(id)
+        });
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(res.outcome);
+            }
+            None => {
                 tracing::debug!(id = ?res.id, "Response from the client to no request of ours; dropped");
             }
         }
+    }
+
+    /// Sends a request to the client through `via` and waits for its answer,
+    /// at most `timeout`.
+    async fn ask_client(
+        &self,
+        method: String,
+        params: Option<Box<RawValue>>,
+        via: &Outbound,
+        timeout: std::time::Duration,
+    ) -> Outcome {
+        let n = self
+            .next_ask
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = Id::String(format!("only1mcp-{n}").into());
+        let (tx, rx) = oneshot::channel();
+        self.asked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone(), tx);
+        let request = Message::Request(Request {
+            id: id.clone(),
+            method,
+            params,
+        });
+        let answer = if via.send(&request).await {
+            tokio::time::timeout(timeout, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        } else {
+            None
+        };
+        self.asked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        answer.unwrap_or_else(|| {
+            Err(ErrorObject::new(
+                jsonrpc::code::INTERNAL_ERROR,
+                "the client did not answer the backend's input request",
+            ))
+        })
     }
 
     /// Answers a frame that was too large to read.
@@ -221,7 +291,7 @@ impl ClientSession {
             match entry {
                 Ok(Message::Request(req)) => self.spawn_request(req, Reply::Batch(tx.clone())),
                 Ok(Message::Notification(note)) => self.handle_notification(&note),
-                Ok(Message::Response(_)) => {}
+                Ok(Message::Response(res)) => self.handle_response(res),
                 Err(invalid) => {
                     let _ = tx.send(invalid.into_response());
                 }
@@ -384,6 +454,7 @@ impl ClientSession {
         {
             let mut state = self.state();
             state.legacy_version = Some(version);
+            state.client_capabilities = params.capabilities;
         }
         if let Some(client) = &params.client_info {
             tracing::info!(client = %client.name, client_version = %client.version, protocol_version = version, "Client initialized a session");
@@ -582,34 +653,120 @@ impl ClientSession {
             // backend may answer `input_required` and the client's retry
             // (`inputResponses`, `requestState`) comes back byte-exact.
             (Era::Modern, Era::Modern) => params,
-            (Era::Modern | Era::Legacy, _) => {
+            // A legacy client's declared capabilities go to a modern backend,
+            // which may then ask for input; the gateway bridges (below).
+            (Era::Legacy, Era::Modern) => {
+                let caps = self.state().client_capabilities.clone();
+                match caps {
+                    Some(caps) => backend.adapt_params_with(&caps, params.as_deref())?,
+                    None => backend.adapt_params(backend_era, params.as_deref())?,
+                }
+            }
+            (Era::Modern | Era::Legacy, Era::Legacy) => {
                 backend.adapt_params(backend_era, params.as_deref())?
             }
         };
-        let (backend_era, outcome) =
-            backend.call(Call::new(method, params)).await.map_err(|e| {
-                tracing::warn!(server, error = %e, "Backend call failed");
-                e.to_error_object()
+        let mut params = params;
+        for _ in 0..MAX_INPUT_ROUNDS {
+            let (backend_era, outcome) = backend
+                .call(Call::new(method.clone(), params.clone()))
+                .await
+                .map_err(|e| {
+                    tracing::warn!(server, error = %e, "Backend call failed");
+                    e.to_error_object()
+                })?;
+            let bridge = ctx.era == Era::Legacy && backend_era == Era::Modern;
+            let input = match &outcome {
+                Ok(result) if bridge => input_required(result)?,
+                Ok(_) | Err(_) => None,
+            };
+            let Some(input) = input else {
+                return adapt_outcome(outcome, backend_era, ctx.era);
+            };
+            let Some(via) = &ctx.notes else {
+                return Err(ErrorObject::new(
+                    jsonrpc::code::INTERNAL_ERROR,
+                    "the backend needs input from the client, but this request has no channel back to it",
+                ));
+            };
+            // Ask the legacy client with real requests, then retry the
+            // backend with the answers and its request state.
+            let mut responses = RawObject::new();
+            for (key, request) in input.requests {
+                let answer = self
+                    .ask_client(
+                        request.method,
+                        request.params,
+                        via,
+                        backend.settings().request_timeout,
+                    )
+                    .await?;
+                responses.insert(key, answer);
+            }
+            params = mcp::edit_params(params.as_deref(), |object| {
+                if let Ok(raw) = mcp::to_raw_object(&responses) {
+                    object.insert("inputResponses".to_owned(), raw);
+                }
+                match &input.state {
+                    Some(state) => {
+                        object.insert("requestState".to_owned(), state.clone());
+                    }
+                    None => {
+                        object.shift_remove("requestState");
+                    }
+                }
             })?;
-        adapt_outcome(outcome, backend_era, ctx.era)
+        }
+        Err(ErrorObject::new(
+            jsonrpc::code::INTERNAL_ERROR,
+            format!("the backend asked for input more than {MAX_INPUT_ROUNDS} times"),
+        ))
     }
 }
 
+/// What an `input_required` result asks for.
+struct InputRequired {
+    requests: Vec<(String, InputRequest)>,
+    state: Option<Box<RawValue>>,
+}
+
+/// One embedded request of an `input_required` result.
+#[derive(serde::Deserialize)]
+struct InputRequest {
+    method: String,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+}
+
+/// Reads an `input_required` result; `None` for any other result.
+fn input_required(result: &RawValue) -> Result<Option<InputRequired>, ErrorObject> {
+    if !result.get().contains("\"input_required\"") {
+        return Ok(None);
+    }
+    let object: RawObject = serde_json::from_str(result.get())
+        .map_err(|e| ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, e.to_string()))?;
+    if mcp::string_field(&object, "resultType").as_deref() != Some("input_required") {
+        return Ok(None);
+    }
+    let requests: indexmap::IndexMap<String, InputRequest> = match object.get("inputRequests") {
+        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
+            ErrorObject::new(
+                jsonrpc::code::INTERNAL_ERROR,
+                format!("invalid inputRequests from the backend: {e}"),
+            )
+        })?,
+        None => indexmap::IndexMap::new(),
+    };
+    Ok(Some(InputRequired {
+        requests: requests.into_iter().collect(),
+        state: object.get("requestState").cloned(),
+    }))
+}
+
 /// Adapts a backend's answer to the client's era.
-fn adapt_outcome(outcome: Outcome, backend: Era, client: Era) -> Outcome {
+fn adapt_outcome(outcome: Outcome, _backend: Era, client: Era) -> Outcome {
     match outcome {
-        Ok(result) => {
-            if backend == Era::Modern
-                && client == Era::Legacy
-                && result.get().contains("\"input_required\"")
-            {
-                return Err(ErrorObject::new(
-                    jsonrpc::code::INTERNAL_ERROR,
-                    "the backend needs input from the client (2026-07-28 input_required), which Only1MCP does not bridge to earlier revisions",
-                ));
-            }
-            Ok(result)
-        }
+        Ok(result) => Ok(result),
         Err(mut error) => {
             if client == Era::Modern && error.code == error_code::RESOURCE_NOT_FOUND_LEGACY {
                 error.code = jsonrpc::code::INVALID_PARAMS;

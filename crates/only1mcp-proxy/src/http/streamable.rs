@@ -443,7 +443,10 @@ async fn legacy_post(
             session.handle_notification(&note);
             StatusCode::ACCEPTED.into_response()
         }
-        Frame::Single(Message::Response(_)) => StatusCode::ACCEPTED.into_response(),
+        Frame::Single(Message::Response(res)) => {
+            session.handle_response(res);
+            StatusCode::ACCEPTED.into_response()
+        }
         Frame::Batch(entries) => match session.batch(entries).await {
             Some(body) => json_body(StatusCode::OK, body),
             None => StatusCode::ACCEPTED.into_response(),
