@@ -70,6 +70,12 @@ impl std::fmt::Display for Status {
 pub(crate) trait Hub: Send + Sync + 'static {
     /// A backend's lists (or readiness) changed: rebuild the catalog.
     fn lists_changed(&self, server: &str);
+    /// Routes a `notifications/message` to the one request that asked for
+    /// log messages, if exactly one such request is in flight on `server`.
+    /// Returns whether it was consumed.
+    fn log_message(&self, server: &str, notification: &Notification) -> bool;
+    /// A backend announced that a resource changed.
+    fn resource_updated(&self, server: &str, notification: &Notification);
     /// Routes a progress notification with a gateway token to its request,
     /// synchronously, in wire order. Returns whether it was consumed.
     fn progress(&self, server: &str, notification: &Notification) -> bool;
@@ -318,7 +324,7 @@ impl Backend {
         let progress_hub = hub.clone();
         let server = self.id.clone();
         connection.set_notification_hook(Arc::new(move |note: &Notification| {
-            progress_hub.progress(&server, note)
+            progress_hub.progress(&server, note) || progress_hub.log_message(&server, note)
         }));
         let startup = async {
             let established = session::establish(
@@ -405,6 +411,27 @@ impl Backend {
         RunEnd::Exited
     }
 
+    /// Opens a `subscriptions/listen` stream on this (modern) backend for one
+    /// resource; its `notifications/resources/updated` arrive as events. The
+    /// stream ends when the returned task is aborted.
+    pub(crate) fn listen_resource(&self, uri: &str) -> tokio::task::JoinHandle<()> {
+        let filter = serde_json::json!({ "notifications": { "resourceSubscriptions": [uri] } });
+        let params = serde_json::value::to_raw_value(&filter)
+            .ok()
+            .and_then(|p| self.adapt_params(Era::Modern, Some(&p)).ok().flatten());
+        let live = self.live.load_full();
+        let server = self.id.clone();
+        tokio::spawn(async move {
+            let Some(live) = live else { return };
+            let mut connection = live.connection.clone();
+            drop(live);
+            let res = connection
+                .call(Call::new("subscriptions/listen", params))
+                .await;
+            tracing::debug!(server = %server, ended = ?res.map(|o| o.is_ok()), "Resource subscription stream ended");
+        })
+    }
+
     /// Opens the backend's `subscriptions/listen` stream for the list kinds it
     /// offers. Its notifications arrive as events like any other.
     fn listen(
@@ -462,6 +489,7 @@ impl Backend {
             method::PROGRESS => {
                 hub.progress(&self.id, &note);
             }
+            method::RESOURCES_UPDATED => hub.resource_updated(&self.id, &note),
             method::MESSAGE => {
                 let params = note
                     .params

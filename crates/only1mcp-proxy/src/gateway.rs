@@ -27,6 +27,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, Hub, Launch, Settings, Status};
+use crate::session::ClientSession;
+use crate::subscriptions::{Added, Subscriptions};
 
 /// The gateway's name towards clients and backends.
 pub fn implementation() -> Implementation {
@@ -53,6 +55,9 @@ struct Shared {
     next_token: AtomicU64,
     // Held for one map operation at a time, never across an await.
     progress: Mutex<HashMap<String, ProgressRoute>>,
+    subscriptions: Subscriptions,
+    /// Requests that asked for log messages, per server.
+    log_routes: Mutex<HashMap<Arc<str>, Vec<(u64, Outbound)>>>,
 }
 
 impl Shared {
@@ -99,6 +104,46 @@ impl Hub for Shared {
         self.rebuild();
     }
 
+    fn log_message(&self, server: &str, notification: &Notification) -> bool {
+        if notification.method != mcp::method::MESSAGE {
+            return false;
+        }
+        let routes = self
+            .log_routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A shared backend's log line names no request: it is delivered only
+        // when exactly one request that asked for logs is in flight, so it
+        // can never reach the wrong client.
+        match routes.get(server).map(Vec::as_slice) {
+            Some([(_, outbound)]) => {
+                let message = Message::Notification(Notification {
+                    method: notification.method.clone(),
+                    params: notification.params.clone(),
+                });
+                outbound.try_send(&message);
+                true
+            }
+            Some(_) | None => false,
+        }
+    }
+
+    fn resource_updated(&self, server: &str, notification: &Notification) {
+        let Ok(params) = mcp::params_object(notification.params.as_deref()) else {
+            return;
+        };
+        let Some(uri) = mcp::string_field(&params, "uri") else {
+            return;
+        };
+        let message = Message::Notification(Notification {
+            method: notification.method.clone(),
+            params: notification.params.clone(),
+        });
+        for session in self.subscriptions.subscribers(server, &uri) {
+            session.notify(&message);
+        }
+    }
+
     fn progress(&self, server: &str, notification: &Notification) -> bool {
         if notification.method != mcp::method::PROGRESS {
             return false;
@@ -128,6 +173,27 @@ impl Hub for Shared {
             tracing::debug!(server, "Client not keeping up; progress dropped");
         }
         true
+    }
+}
+
+/// A log route registered for one forwarded request; dropping it removes it.
+#[derive(Debug)]
+pub struct LogGuard {
+    shared: Arc<Shared>,
+    server: Arc<str>,
+    id: u64,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        let mut routes = self
+            .shared
+            .log_routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = routes.get_mut(&self.server) {
+            list.retain(|(id, _)| *id != self.id);
+        }
     }
 }
 
@@ -223,6 +289,8 @@ impl Gateway {
             changes: broadcast::channel(64).0,
             next_token: AtomicU64::new(1),
             progress: Mutex::new(HashMap::new()),
+            subscriptions: Subscriptions::default(),
+            log_routes: Mutex::new(HashMap::new()),
         });
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -273,7 +341,18 @@ impl Gateway {
             .shared
             .backends
             .values()
-            .filter_map(|b| b.established().map(|e| e.capabilities))
+            .filter_map(|b| b.established())
+            .map(|e| {
+                let mut caps = e.capabilities;
+                // A modern backend's resources can be watched through
+                // subscriptions/listen, which the gateway bridges.
+                if e.era == mcp::Era::Modern
+                    && let Some(resources) = &mut caps.resources
+                {
+                    resources.subscribe = true;
+                }
+                caps
+            })
             .collect();
         let mut merged = ServerCapabilities::merge(&all);
         // The aggregate always serves tools/list, even if empty for now.
@@ -305,6 +384,104 @@ impl Gateway {
     /// Catalog changes, one message per changed list kind.
     pub fn subscribe(&self) -> broadcast::Receiver<ListKind> {
         self.shared.changes.subscribe()
+    }
+
+    /// Subscribes `session` to `uri` (owned by `server`), subscribing
+    /// upstream if it is the first subscriber. A legacy owner gets
+    /// `resources/subscribe`; a modern one a `subscriptions/listen` stream.
+    pub async fn subscribe_resource(
+        &self,
+        session: &Arc<ClientSession>,
+        server: &Arc<str>,
+        uri: &str,
+    ) -> Result<(), only1mcp_core::jsonrpc::ErrorObject> {
+        let backend = self.unknown_server(server)?;
+        if self.shared.subscriptions.add(uri, server, session) == Added::Joined {
+            return Ok(());
+        }
+        let era = backend.established().map_or(mcp::Era::Legacy, |e| e.era);
+        match era {
+            mcp::Era::Legacy => {
+                let params =
+                    serde_json::value::to_raw_value(&serde_json::json!({ "uri": uri })).ok();
+                let res = backend
+                    .call(only1mcp_core::upstream::Call::new(
+                        mcp::method::RESOURCES_SUBSCRIBE,
+                        params,
+                    ))
+                    .await;
+                match res {
+                    Ok((_, Ok(_))) => Ok(()),
+                    Ok((_, Err(error))) => {
+                        self.shared.subscriptions.remove(uri, session);
+                        Err(error)
+                    }
+                    Err(error) => {
+                        self.shared.subscriptions.remove(uri, session);
+                        Err(error.to_error_object())
+                    }
+                }
+            }
+            mcp::Era::Modern => {
+                let task = backend.listen_resource(uri);
+                self.shared.subscriptions.set_upstream(uri, task);
+                Ok(())
+            }
+        }
+    }
+
+    /// Unsubscribes `session` from `uri`; the last one out ends the upstream
+    /// subscription.
+    pub async fn unsubscribe_resource(&self, session: &ClientSession, uri: &str) {
+        let Some(server) = self.shared.subscriptions.remove(uri, session) else {
+            return;
+        };
+        let Some(backend) = self.backend(&server).cloned() else {
+            return;
+        };
+        if backend
+            .established()
+            .is_some_and(|e| e.era == mcp::Era::Legacy)
+        {
+            let params = serde_json::value::to_raw_value(&serde_json::json!({ "uri": uri })).ok();
+            let _ = backend
+                .call(only1mcp_core::upstream::Call::new(
+                    mcp::method::RESOURCES_UNSUBSCRIBE,
+                    params,
+                ))
+                .await;
+        }
+    }
+
+    fn unknown_server(
+        &self,
+        server: &str,
+    ) -> Result<Arc<Backend>, only1mcp_core::jsonrpc::ErrorObject> {
+        self.backend(server).cloned().ok_or_else(|| {
+            only1mcp_core::Error::UpstreamUnavailable {
+                server: server.to_owned(),
+                reason: "not configured".to_owned(),
+            }
+            .to_error_object()
+        })
+    }
+
+    /// Registers `outbound` as the receiver of `server`'s log messages while
+    /// the returned guard lives.
+    pub fn register_log(&self, server: &Arc<str>, outbound: Outbound) -> LogGuard {
+        let id = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .log_routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(server.clone())
+            .or_default()
+            .push((id, outbound));
+        LogGuard {
+            shared: self.shared.clone(),
+            server: server.clone(),
+            id,
+        }
     }
 
     /// Registers a progress route: the backend will see a gateway-unique

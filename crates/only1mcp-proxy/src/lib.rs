@@ -20,5 +20,6 @@ pub mod load;
 pub mod logging;
 pub mod serve;
 pub mod session;
+mod subscriptions;
 
 pub use gateway::Gateway;

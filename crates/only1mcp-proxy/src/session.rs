@@ -48,6 +48,8 @@ struct State {
     initialized: bool,
     /// The capabilities a legacy client declared in `initialize`.
     client_capabilities: Option<Box<RawValue>>,
+    /// The level a legacy client set with `logging/setLevel`.
+    log_level: Option<Box<RawValue>>,
 }
 
 /// How many input rounds one request may take (a backend that keeps
@@ -400,10 +402,9 @@ impl ClientSession {
             }
             (method::TOOLS_CALL, _) => self.call_named(ListKind::Tools, req, &ctx).await,
             (method::PROMPTS_GET, _) => self.call_named(ListKind::Prompts, req, &ctx).await,
-            (method::RESOURCES_READ, _)
-            | (method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE, Era::Legacy) => {
-                self.call_by_uri(req, &ctx).await
-            }
+            (method::RESOURCES_READ, _) => self.call_by_uri(req, &ctx).await,
+            (method::RESOURCES_SUBSCRIBE, Era::Legacy) => self.subscribe(&req).await,
+            (method::RESOURCES_UNSUBSCRIBE, Era::Legacy) => self.unsubscribe(&req).await,
             (method::COMPLETION_COMPLETE, _) => self.complete(req, &ctx).await,
             (method::LOGGING_SET_LEVEL, Era::Legacy) => self.set_level(req).await,
             (other, _) => Err(Error::MethodNotFound(other.to_owned()).to_error_object()),
@@ -550,6 +551,40 @@ impl ClientSession {
         self.forward(&server, req.method, req.params, ctx).await
     }
 
+    /// Legacy `resources/subscribe`.
+    async fn subscribe(self: &Arc<Self>, req: &Request) -> Outcome {
+        let params = mcp::params_object(req.params.as_deref())?;
+        let Some(uri) = mcp::string_field(&params, "uri") else {
+            return Err(Error::InvalidParams("params.uri is required".to_owned()).to_error_object());
+        };
+        let server = self
+            .gateway
+            .catalog()
+            .resource(&uri)
+            .cloned()
+            .ok_or_else(|| Error::ResourceNotFound(uri.clone()).to_error_object())?;
+        self.gateway.subscribe_resource(self, &server, &uri).await?;
+        Ok(empty())
+    }
+
+    /// Legacy `resources/unsubscribe`.
+    async fn unsubscribe(self: &Arc<Self>, req: &Request) -> Outcome {
+        let params = mcp::params_object(req.params.as_deref())?;
+        let Some(uri) = mcp::string_field(&params, "uri") else {
+            return Err(Error::InvalidParams("params.uri is required".to_owned()).to_error_object());
+        };
+        self.gateway.unsubscribe_resource(self, &uri).await;
+        Ok(empty())
+    }
+
+    /// Sends a notification to the session's client now, if there is room;
+    /// returns whether it was queued.
+    pub fn notify(&self, message: &Message) -> bool {
+        self.outbound
+            .load_full()
+            .is_some_and(|outbound| outbound.try_send(message))
+    }
+
     /// `completion/complete`: route by the prompt or resource it refers to.
     async fn complete(self: &Arc<Self>, req: Request, ctx: &Ctx) -> Outcome {
         let mut params = mcp::params_object(req.params.as_deref())?;
@@ -595,6 +630,15 @@ impl ClientSession {
     /// Legacy `logging/setLevel`: sent on to every legacy backend that
     /// declared logging; the client gets `{}` once all have answered.
     async fn set_level(&self, req: Request) -> Outcome {
+        let level = mcp::params_object(req.params.as_deref())?
+            .get("level")
+            .cloned();
+        if level.is_none() {
+            return Err(
+                Error::InvalidParams("params.level is required".to_owned()).to_error_object()
+            );
+        }
+        self.state().log_level = level;
         let calls = self.gateway.backends().filter_map(|backend| {
             let established = backend.established()?;
             let wanted = established.era == Era::Legacy && established.capabilities.logging.is_some();
@@ -665,6 +709,23 @@ impl ClientSession {
             (Era::Modern | Era::Legacy, Era::Legacy) => {
                 backend.adapt_params(backend_era, params.as_deref())?
             }
+        };
+        // Log messages: a legacy session's level goes to modern backends as
+        // `_meta` logLevel; a modern client's own `_meta` already says it.
+        let session_level = self.state().log_level.clone();
+        let params = match (&session_level, ctx.era, backend_era) {
+            (Some(level), Era::Legacy, Era::Modern) => mcp::edit_meta(params.as_deref(), |meta| {
+                meta.insert(mcp::meta::LOG_LEVEL.to_owned(), level.clone());
+            })?,
+            _ => params,
+        };
+        let wants_logs = session_level.is_some()
+            || params
+                .as_deref()
+                .is_some_and(|p| p.get().contains(mcp::meta::LOG_LEVEL));
+        let _log = match (&ctx.notes, wants_logs) {
+            (Some(notes), true) => Some(self.gateway.register_log(backend.id(), notes.clone())),
+            _ => None,
         };
         let mut params = params;
         for _ in 0..MAX_INPUT_ROUNDS {
