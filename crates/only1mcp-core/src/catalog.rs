@@ -292,6 +292,72 @@ impl Catalog {
     }
 }
 
+/// A cursor that names no position of the list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cursor {0:?}")]
+pub struct InvalidCursor(pub String);
+
+/// One page of a merged list: the items after `cursor`, at most `size` of
+/// them (0 means all), and the cursor of the next page if any remain.
+///
+/// The cursor is opaque to clients; it encodes the exposed name (or URI) of
+/// the last item served, so paging stays correct when the catalog changes
+/// between pages: sorted lists resume after that name, and every item that
+/// stays in the list is served exactly once.
+pub fn page<'a>(
+    kind: ListKind,
+    entries: &'a [Entry],
+    cursor: Option<&str>,
+    size: usize,
+) -> Result<(&'a [Entry], Option<String>), InvalidCursor> {
+    let start = match cursor.filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(cursor) => {
+            let last = decode_cursor(cursor).ok_or_else(|| InvalidCursor(cursor.to_owned()))?;
+            match kind {
+                // Sorted by exposed name: resume after it even if it is gone.
+                ListKind::Tools | ListKind::Prompts | ListKind::Resources => {
+                    entries.partition_point(|e| *e.exposed <= *last)
+                }
+                // Priority order: the item must still be there.
+                ListKind::ResourceTemplates => entries
+                    .iter()
+                    .position(|e| *e.exposed == *last)
+                    .map(|idx| idx + 1)
+                    .ok_or_else(|| InvalidCursor(cursor.to_owned()))?,
+            }
+        }
+    };
+    let rest = &entries[start.min(entries.len())..];
+    if size == 0 || rest.len() <= size {
+        return Ok((rest, None));
+    }
+    let page = &rest[..size];
+    let next = page.last().map(|e| encode_cursor(&e.exposed));
+    Ok((page, next))
+}
+
+fn encode_cursor(last: &str) -> String {
+    let mut out = String::with_capacity(2 + last.len() * 2);
+    out.push_str("c1");
+    for byte in last.bytes() {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+fn decode_cursor(cursor: &str) -> Option<String> {
+    let hex = cursor.strip_prefix("c1")?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|idx| u8::from_str_radix(hex.get(idx..idx + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
 fn merge_named(
     kind: ListKind,
     listings: &[ServerListing],

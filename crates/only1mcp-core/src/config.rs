@@ -124,6 +124,10 @@ pub struct DefaultsConfig {
     /// Time a backend has to answer the era probe and handshake (default 10 s).
     #[serde(default = "default_startup_timeout", with = "humantime_serde")]
     pub startup_timeout: Duration,
+    /// Items per page of the merged lists the gateway serves; 0 (the
+    /// default) serves each list whole in one page.
+    #[serde(default)]
+    pub page_size: usize,
 }
 
 impl Default for DefaultsConfig {
@@ -131,6 +135,7 @@ impl Default for DefaultsConfig {
         Self {
             request_timeout: default_request_timeout(),
             startup_timeout: default_startup_timeout(),
+            page_size: 0,
         }
     }
 }

@@ -56,6 +56,7 @@ struct Shared {
     // Held for one map operation at a time, never across an await.
     progress: Mutex<HashMap<String, ProgressRoute>>,
     subscriptions: Subscriptions,
+    page_size: usize,
     /// Requests that asked for log messages, per server.
     log_routes: Mutex<HashMap<Arc<str>, Vec<(u64, Outbound)>>>,
 }
@@ -290,6 +291,7 @@ impl Gateway {
             next_token: AtomicU64::new(1),
             progress: Mutex::new(HashMap::new()),
             subscriptions: Subscriptions::default(),
+            page_size: config.defaults.page_size,
             log_routes: Mutex::new(HashMap::new()),
         });
         let shutdown = CancellationToken::new();
@@ -310,6 +312,11 @@ impl Gateway {
             shutdown,
             tasks: Arc::new(Mutex::new(tasks)),
         }
+    }
+
+    /// Items per page of the merged lists (0: whole lists).
+    pub fn page_size(&self) -> usize {
+        self.shared.page_size
     }
 
     /// The current merged catalog.

@@ -487,15 +487,15 @@ impl ClientSession {
 
     fn list(&self, kind: ListKind, req: &Request, era: Era) -> Outcome {
         let params = mcp::params_object(req.params.as_deref())?;
-        if let Some(cursor) = mcp::string_field(&params, "cursor")
-            && !cursor.is_empty()
-        {
-            return Err(
-                Error::InvalidParams(format!("unknown cursor {cursor:?}")).to_error_object()
-            );
-        }
+        let cursor = mcp::string_field(&params, "cursor");
         let catalog = self.gateway.catalog();
-        let entries = catalog.entries(kind);
+        let (entries, next) = only1mcp_core::catalog::page(
+            kind,
+            catalog.entries(kind),
+            cursor.as_deref(),
+            self.gateway.page_size(),
+        )
+        .map_err(|e| Error::InvalidParams(e.to_string()).to_error_object())?;
         let mut out = String::with_capacity(64 + entries.len() * 256);
         out.push_str("{\"");
         out.push_str(kind.field());
@@ -507,6 +507,10 @@ impl ClientSession {
             out.push_str(entry.item.get());
         }
         out.push(']');
+        if let Some(next) = next {
+            out.push_str(",\"nextCursor\":");
+            out.push_str(&serde_json::to_string(&next).unwrap_or_default());
+        }
         if era == Era::Modern {
             out.push_str(",\"ttlMs\":0,\"cacheScope\":\"public\"");
         }

@@ -249,3 +249,19 @@ fn an_unreachable_http_backend_is_reported_and_left_out() {
     assert!(!names.iter().any(|n| n.starts_with("gone__")), "{names:?}");
     assert_eq!(first_text(&out["results"][1]), "ok");
 }
+
+#[test]
+fn the_python_sdk_pages_through_the_merged_list() {
+    init();
+    let config = examples_config("", "defaults:\n  page_size: 4\n");
+    let out = run("legacy", &config.path, &json!([{"op": "list_tools"}]));
+    let names = tool_names(&out["results"][0]);
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        names, sorted,
+        "pages must follow each other without repeats"
+    );
+    assert_eq!(names.len(), 11, "{names:?}");
+}

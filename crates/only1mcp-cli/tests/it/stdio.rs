@@ -410,3 +410,36 @@ fn a_backend_list_change_reaches_the_client_and_the_catalog() {
     let gone = gateway.call_tool("echo__extra", json!({}));
     assert_eq!(error_code(&gone), -32602);
 }
+
+#[test]
+fn paged_lists_serve_every_item_once_and_refuse_bad_cursors() {
+    init();
+    let config = examples_config("", "defaults:\n  page_size: 3\n");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    let mut names = Vec::new();
+    let mut cursor: Option<Value> = None;
+    let mut pages = 0;
+    loop {
+        let params = match &cursor {
+            Some(c) => json!({"cursor": c}),
+            None => json!({}),
+        };
+        let page = gateway.request("tools/list", params);
+        let tools = page["result"]["tools"].as_array().unwrap().clone();
+        assert!(tools.len() <= 3, "{page}");
+        names.extend(tools.iter().map(|t| t["name"].as_str().unwrap().to_owned()));
+        pages += 1;
+        match page["result"].get("nextCursor") {
+            Some(next) => cursor = Some(next.clone()),
+            None => break,
+        }
+    }
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(names, unique, "an item was served twice");
+    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(pages, 4);
+    let bad = gateway.request("tools/list", json!({"cursor": "not-a-cursor"}));
+    assert_eq!(error_code(&bad), -32602);
+}

@@ -183,3 +183,60 @@ fn output_order_is_stable_across_input_order() {
     );
     assert_eq!(render(&one), render(&two));
 }
+
+#[test]
+fn paging_serves_every_item_exactly_once() {
+    let names: Vec<String> = (0..23).map(|n| format!("t{n:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let catalog = Catalog::build(
+        &[listing("s", Prefix::Always, &refs)],
+        &Namespace::default(),
+    );
+    let entries = catalog.entries(ListKind::Tools);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let (items, next) = page(ListKind::Tools, entries, cursor.as_deref(), 5).unwrap();
+        seen.extend(items.iter().map(|e| e.exposed.to_string()));
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let all: Vec<String> = entries.iter().map(|e| e.exposed.to_string()).collect();
+    assert_eq!(seen, all);
+    assert_eq!(page(ListKind::Tools, entries, None, 0).unwrap().0.len(), 23);
+}
+
+#[test]
+fn paging_resumes_after_a_removed_item_and_refuses_garbage() {
+    let before = Catalog::build(
+        &[listing("s", Prefix::Always, &["a", "b", "c", "d"])],
+        &Namespace::default(),
+    );
+    let (first, next) = page(ListKind::Tools, before.entries(ListKind::Tools), None, 2).unwrap();
+    assert_eq!(first.len(), 2);
+    // "b" (the last served) disappears before the next page is asked for.
+    let after = Catalog::build(
+        &[listing("s", Prefix::Always, &["a", "c", "d"])],
+        &Namespace::default(),
+    );
+    let (second, end) = page(
+        ListKind::Tools,
+        after.entries(ListKind::Tools),
+        next.as_deref(),
+        2,
+    )
+    .unwrap();
+    let names: Vec<&str> = second.iter().map(|e| &*e.exposed).collect();
+    assert_eq!((names, end), (vec!["s__c", "s__d"], None));
+    assert!(
+        page(
+            ListKind::Tools,
+            after.entries(ListKind::Tools),
+            Some("nonsense"),
+            2
+        )
+        .is_err()
+    );
+}
