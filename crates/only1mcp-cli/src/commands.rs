@@ -132,6 +132,21 @@ async fn start(path: Option<&Path>, stdio: bool, listen: Option<std::net::Socket
         "Catalog ready"
     );
     drop(catalog);
+    // Hot reload: the config file is watched, and SIGHUP asks for a reload.
+    let _watcher = match &origin {
+        Origin::File(path) => {
+            let (trigger, triggers) = tokio::sync::mpsc::channel(1);
+            spawn_sighup(trigger);
+            match only1mcp_proxy::reload::watch(gateway.clone(), path, triggers) {
+                Ok(watcher) => Some(watcher),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot watch the config file; reload with SIGHUP is unavailable too");
+                    None
+                }
+            }
+        }
+        Origin::BuiltIn => None,
+    };
     let res = match listener {
         None => {
             tracing::info!("Serving MCP on stdio");
@@ -152,6 +167,23 @@ async fn start(path: Option<&Path>, stdio: bool, listen: Option<std::net::Socket
             ExitCode::FAILURE
         }
     }
+}
+
+/// Forwards SIGHUP to `trigger` (a reload request).
+fn spawn_sighup(trigger: tokio::sync::mpsc::Sender<()>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            let _ = trigger.try_send(());
+        }
+    });
+    #[cfg(not(unix))]
+    drop(trigger);
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -32,8 +32,6 @@ const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A run this long resets the backoff.
 const STABLE_RUN: Duration = Duration::from_secs(60);
-/// How long the era probe may take before the backend is taken as legacy.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a stopping backend gets to exit after its stdin closes.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// The most pages read from one list (guards against a cursor loop).
@@ -140,22 +138,101 @@ struct Live {
 pub struct Backend {
     id: Arc<str>,
     settings: Settings,
+    /// The config it was built from: a reload keeps a backend whose config
+    /// did not change.
+    source: only1mcp_core::config::ServerConfig,
     live: ArcSwapOption<Live>,
     lists: ArcSwap<Lists>,
     status: watch::Sender<Status>,
     identity: ClientIdentity,
+    /// Stops this backend's supervisor (a child of the gateway's token).
+    stop: CancellationToken,
+    /// Calls in flight, for draining before a stop.
+    in_flight: std::sync::atomic::AtomicUsize,
+    drained: tokio::sync::Notify,
+}
+
+/// Counts one call in flight while it lives.
+struct InFlight<'a>(&'a Backend);
+
+impl<'a> InFlight<'a> {
+    fn new(backend: &'a Backend) -> Self {
+        backend
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(backend)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self
+            .0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.drained.notify_waiters();
+        }
+    }
 }
 
 impl Backend {
-    pub(crate) fn new(settings: Settings, identity: ClientIdentity) -> Arc<Self> {
+    pub(crate) fn new(
+        settings: Settings,
+        source: only1mcp_core::config::ServerConfig,
+        identity: ClientIdentity,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
         Arc::new(Self {
             id: settings.launch.server().clone(),
             settings,
+            source,
             live: ArcSwapOption::empty(),
             lists: ArcSwap::from_pointee(Lists::default()),
             status: watch::Sender::new(Status::Starting),
             identity,
+            stop,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            drained: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Whether this backend was built from exactly these settings.
+    pub(crate) fn same_source(
+        &self,
+        source: &only1mcp_core::config::ServerConfig,
+        settings: &Settings,
+    ) -> bool {
+        self.source == *source
+            && self.settings.request_timeout == settings.request_timeout
+            && self.settings.startup_timeout == settings.startup_timeout
+            && self.settings.prefix == settings.prefix
+    }
+
+    /// The token that stops this backend's supervisor.
+    pub(crate) fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Calls in flight right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until no call is in flight, at most `limit`; returns whether it
+    /// drained.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.drained.notified();
+                if self.in_flight() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
     }
 
     /// The server id.
@@ -198,6 +275,7 @@ impl Backend {
     /// all within the request timeout. Dropping the future or running out of
     /// time cancels the request on the backend.
     pub async fn call(&self, call: Call) -> Result<(Era, Outcome), Error> {
+        let _in_flight = InFlight::new(self);
         let timeout = self.settings.request_timeout;
         let work = async {
             let mut rx = self.status.subscribe();
@@ -331,7 +409,10 @@ impl Backend {
                 &self.id,
                 &mut connection,
                 &self.identity,
-                PROBE_TIMEOUT.min(self.settings.startup_timeout),
+                // The probe gets the whole start-up time: a slow starter
+                // (a Python server on a busy machine) must not be mistaken
+                // for a legacy one.
+                self.settings.startup_timeout,
                 self.settings.startup_timeout,
             )
             .await?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use only1mcp_core::catalog::{Catalog, Prefix, ServerListing, ToolFilter};
-use only1mcp_core::config::Config;
+use only1mcp_core::config::{Config, ServerConfig};
 use only1mcp_core::jsonrpc::{Message, Notification};
 use only1mcp_core::mcp::{self, Implementation, ListKind, RawObject, ServerCapabilities};
 use only1mcp_core::naming::Namespace;
@@ -48,15 +48,19 @@ struct ProgressRoute {
 
 #[derive(Debug)]
 struct Shared {
-    namespace: Namespace,
-    backends: BTreeMap<Arc<str>, Arc<Backend>>,
+    namespace: ArcSwap<Namespace>,
+    /// The backends by id, in priority order: an immutable snapshot that a
+    /// reload swaps whole.
+    backends: ArcSwap<BTreeMap<Arc<str>, Arc<Backend>>>,
     catalog: ArcSwap<Catalog>,
     changes: broadcast::Sender<ListKind>,
     next_token: AtomicU64,
     // Held for one map operation at a time, never across an await.
     progress: Mutex<HashMap<String, ProgressRoute>>,
     subscriptions: Subscriptions,
-    page_size: usize,
+    page_size: std::sync::atomic::AtomicUsize,
+    /// Serializes reloads (never taken on the request path).
+    reload: tokio::sync::Mutex<()>,
     /// Requests that asked for log messages, per server.
     log_routes: Mutex<HashMap<Arc<str>, Vec<(u64, Outbound)>>>,
 }
@@ -65,6 +69,7 @@ impl Shared {
     fn rebuild(&self) {
         let listings: Vec<ServerListing> = self
             .backends
+            .load()
             .values()
             .map(|backend| ServerListing {
                 server: backend.id().clone(),
@@ -73,7 +78,7 @@ impl Shared {
                 lists: (*backend.lists()).clone(),
             })
             .collect();
-        let next = Catalog::build(&listings, &self.namespace);
+        let next = Catalog::build(&listings, &self.namespace.load());
         let previous = self.catalog.swap(Arc::new(next));
         let current = self.catalog.load();
         for conflict in current.conflicts() {
@@ -223,6 +228,56 @@ impl Drop for ProgressGuard {
     }
 }
 
+/// How long a removed or changed backend may take to finish its calls in
+/// flight before it is stopped.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Backends whose config did not change (process and connection kept).
+    pub kept: Vec<Arc<str>>,
+    /// Backends started (new, or changed).
+    pub started: Vec<Arc<str>>,
+    /// Backends stopped after draining (removed, disabled, or changed).
+    pub stopped: Vec<Arc<str>>,
+    /// Started backends whose first start failed.
+    pub failed: Vec<Arc<str>>,
+}
+
+/// The settings of one backend under `config`.
+fn settings_for(id: &Arc<str>, server: &ServerConfig, config: &Config) -> Settings {
+    // Config::validate has checked the patterns; should one still fail to
+    // compile, expose nothing rather than what it meant to deny.
+    let filter = ToolFilter::new(&server.tools).unwrap_or_else(|e| {
+        tracing::error!(server = %id, error = %e, "Invalid tool filter; exposing no tools");
+        ToolFilter::deny_all()
+    });
+    let launch = match (&server.url, Config::url_transport(server)) {
+        (Some(url), Some(transport)) => {
+            let mut spec = NetworkSpec::new(id.clone(), url.clone(), transport);
+            spec.headers = server.headers.clone().into_iter().collect();
+            spec.connect_timeout = config.defaults.startup_timeout;
+            spec.extra_ca = server.ca_file.clone();
+            Launch::Network(spec)
+        }
+        _ => Launch::Stdio(Spec {
+            server: id.clone(),
+            command: server.command.clone(),
+            args: server.args.clone(),
+            env: server.env.clone(),
+            cwd: server.cwd.clone(),
+        }),
+    };
+    Settings {
+        launch,
+        request_timeout: config.request_timeout(server),
+        startup_timeout: config.defaults.startup_timeout,
+        prefix: Prefix::resolve(config.naming.prefix, server.prefix),
+        filter,
+    }
+}
+
 /// A backend's status, for `only1mcp list` and logs.
 #[derive(Debug, Clone)]
 pub struct BackendReport {
@@ -247,76 +302,123 @@ impl Gateway {
     /// first start attempt (ready or failed) or its start-up timeout passed.
     /// A backend that fails is reported and left out; the rest are served.
     pub async fn start(config: &Config) -> Self {
-        let namespace = Namespace::new(&config.naming.separator).unwrap_or_default();
-        let identity = ClientIdentity::new(&implementation(), &serde_json::json!({}));
-        let mut backends = BTreeMap::new();
-        for (id, server) in config.servers.iter().filter(|(_, s)| s.enabled) {
-            let id: Arc<str> = id.as_str().into();
-            // Config::validate has checked the patterns; should one still fail
-            // to compile, expose nothing rather than what it meant to deny.
-            let filter = ToolFilter::new(&server.tools).unwrap_or_else(|e| {
-                tracing::error!(server = %id, error = %e, "Invalid tool filter; exposing no tools");
-                ToolFilter::deny_all()
-            });
-            let launch = match (&server.url, Config::url_transport(server)) {
-                (Some(url), Some(transport)) => {
-                    let mut spec = NetworkSpec::new(id.clone(), url.clone(), transport);
-                    spec.headers = server.headers.clone().into_iter().collect();
-                    spec.connect_timeout = config.defaults.startup_timeout;
-                    spec.extra_ca = server.ca_file.clone();
-                    Launch::Network(spec)
-                }
-                _ => Launch::Stdio(Spec {
-                    server: id.clone(),
-                    command: server.command.clone(),
-                    args: server.args.clone(),
-                    env: server.env.clone(),
-                    cwd: server.cwd.clone(),
-                }),
-            };
-            let settings = Settings {
-                launch,
-                request_timeout: config.request_timeout(server),
-                startup_timeout: config.defaults.startup_timeout,
-                prefix: Prefix::resolve(config.naming.prefix, server.prefix),
-                filter,
-            };
-            backends.insert(id, Backend::new(settings, identity.clone()));
-        }
         let shared = Arc::new(Shared {
-            namespace,
-            backends,
+            namespace: ArcSwap::from_pointee(Namespace::default()),
+            backends: ArcSwap::from_pointee(BTreeMap::new()),
             catalog: ArcSwap::from_pointee(Catalog::default()),
             changes: broadcast::channel(64).0,
             next_token: AtomicU64::new(1),
             progress: Mutex::new(HashMap::new()),
             subscriptions: Subscriptions::default(),
-            page_size: config.defaults.page_size,
+            page_size: std::sync::atomic::AtomicUsize::new(0),
+            reload: tokio::sync::Mutex::new(()),
             log_routes: Mutex::new(HashMap::new()),
         });
-        let shutdown = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-        for backend in shared.backends.values() {
-            let hub: Arc<dyn Hub> = shared.clone();
-            tasks.spawn(backend.clone().supervise(hub, shutdown.clone()));
-        }
-        let limit = config.defaults.startup_timeout + Duration::from_secs(1);
-        futures::future::join_all(shared.backends.values().map(|b| b.settled(limit))).await;
-        for backend in shared.backends.values() {
-            if let Status::Failed(reason) = backend.status() {
-                tracing::error!(server = %backend.id(), reason = %reason, "Backend left out: it failed to start");
+        let gateway = Self {
+            shared,
+            shutdown: CancellationToken::new(),
+            tasks: Arc::new(Mutex::new(JoinSet::new())),
+        };
+        let report = gateway.apply(config).await;
+        for server in &report.failed {
+            if let Some(backend) = gateway.backend(server)
+                && let Status::Failed(reason) = backend.status()
+            {
+                tracing::error!(server = %server, reason = %reason, "Backend left out: it failed to start");
             }
         }
-        Self {
-            shared,
-            shutdown,
-            tasks: Arc::new(Mutex::new(tasks)),
+        gateway
+    }
+
+    /// Applies a new config: backends whose config did not change keep their
+    /// process and connection; added ones start; removed or changed ones stop
+    /// taking new requests at once, finish the calls in flight (at most
+    /// `drain`), then stop. The catalog is rebuilt and clients are told of
+    /// what changed. Waits until the started backends have finished their
+    /// first start attempt. The caller has validated `config`.
+    pub async fn reload(&self, config: &Config) -> ReloadReport {
+        let report = self.apply(config).await;
+        tracing::info!(
+            kept = report.kept.len(),
+            started = ?report.started,
+            stopped = ?report.stopped,
+            failed = ?report.failed,
+            "Config reloaded"
+        );
+        report
+    }
+
+    async fn apply(&self, config: &Config) -> ReloadReport {
+        let _one_at_a_time = self.shared.reload.lock().await;
+        let identity = ClientIdentity::new(&implementation(), &serde_json::json!({}));
+        self.shared.namespace.store(Arc::new(
+            Namespace::new(&config.naming.separator).unwrap_or_default(),
+        ));
+        self.shared
+            .page_size
+            .store(config.defaults.page_size, Ordering::Relaxed);
+        let old = self.shared.backends.load_full();
+        let mut next = BTreeMap::new();
+        let mut report = ReloadReport::default();
+        let mut started = Vec::new();
+        for (id, server) in config.servers.iter().filter(|(_, s)| s.enabled) {
+            let id: Arc<str> = id.as_str().into();
+            let settings = settings_for(&id, server, config);
+            match old.get(&id) {
+                Some(backend) if backend.same_source(server, &settings) => {
+                    report.kept.push(id.clone());
+                    next.insert(id, backend.clone());
+                }
+                _ => {
+                    let backend = Backend::new(
+                        settings,
+                        server.clone(),
+                        identity.clone(),
+                        self.shutdown.child_token(),
+                    );
+                    report.started.push(id.clone());
+                    started.push(backend.clone());
+                    next.insert(id, backend);
+                }
+            }
         }
+        let retired: Vec<Arc<Backend>> = old
+            .iter()
+            .filter(|(id, backend)| !next.get(*id).is_some_and(|b| Arc::ptr_eq(b, backend)))
+            .map(|(_, backend)| backend.clone())
+            .collect();
+        // The swap: from here on, new requests see only the new set.
+        self.shared.backends.store(Arc::new(next));
+        {
+            let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+            for backend in &started {
+                let hub: Arc<dyn Hub> = self.shared.clone();
+                tasks.spawn(backend.clone().supervise(hub, backend.stop_token()));
+            }
+        }
+        self.shared.rebuild();
+        for backend in retired {
+            report.stopped.push(backend.id().clone());
+            tokio::spawn(async move {
+                if !backend.drain(DRAIN).await {
+                    tracing::warn!(server = %backend.id(), in_flight = backend.in_flight(), "Drain timed out; stopping anyway");
+                }
+                backend.stop_token().cancel();
+            });
+        }
+        let limit = config.defaults.startup_timeout + Duration::from_secs(1);
+        futures::future::join_all(started.iter().map(|b| b.settled(limit))).await;
+        report.failed = started
+            .iter()
+            .filter(|b| matches!(b.status(), Status::Failed(_)))
+            .map(|b| b.id().clone())
+            .collect();
+        report
     }
 
     /// Items per page of the merged lists (0: whole lists).
     pub fn page_size(&self) -> usize {
-        self.shared.page_size
+        self.shared.page_size.load(Ordering::Relaxed)
     }
 
     /// The current merged catalog.
@@ -325,14 +427,15 @@ impl Gateway {
     }
 
     /// A backend by server id.
-    pub fn backend(&self, server: &str) -> Option<&Arc<Backend>> {
-        self.shared.backends.get(server)
+    pub fn backend(&self, server: &str) -> Option<Arc<Backend>> {
+        self.shared.backends.load().get(server).cloned()
     }
 
     /// Every backend's status.
     pub fn report(&self) -> Vec<BackendReport> {
         self.shared
             .backends
+            .load()
             .values()
             .map(|b| BackendReport {
                 server: b.id().clone(),
@@ -347,6 +450,7 @@ impl Gateway {
         let all: Vec<ServerCapabilities> = self
             .shared
             .backends
+            .load()
             .values()
             .filter_map(|b| b.established())
             .map(|e| {
@@ -374,6 +478,7 @@ impl Gateway {
         let parts: Vec<String> = self
             .shared
             .backends
+            .load()
             .values()
             .filter_map(|b| {
                 let text = b.established()?.instructions?;
@@ -383,9 +488,9 @@ impl Gateway {
         (!parts.is_empty()).then(|| parts.join("\n\n"))
     }
 
-    /// Every backend, in priority order.
-    pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
-        self.shared.backends.values()
+    /// Every backend, in priority order (a snapshot).
+    pub fn backends(&self) -> Vec<Arc<Backend>> {
+        self.shared.backends.load().values().cloned().collect()
     }
 
     /// Catalog changes, one message per changed list kind.
@@ -443,7 +548,7 @@ impl Gateway {
         let Some(server) = self.shared.subscriptions.remove(uri, session) else {
             return;
         };
-        let Some(backend) = self.backend(&server).cloned() else {
+        let Some(backend) = self.backend(&server) else {
             return;
         };
         if backend
@@ -464,7 +569,7 @@ impl Gateway {
         &self,
         server: &str,
     ) -> Result<Arc<Backend>, only1mcp_core::jsonrpc::ErrorObject> {
-        self.backend(server).cloned().ok_or_else(|| {
+        self.backend(server).ok_or_else(|| {
             only1mcp_core::Error::UpstreamUnavailable {
                 server: server.to_owned(),
                 reason: "not configured".to_owned(),

@@ -8,6 +8,7 @@
 //! - [`session`]: one client's session: era handling and routing.
 //! - [`serve`]: the stdio face.
 //! - [`http`]: the HTTP face (Streamable HTTP, HTTP+SSE, WebSocket).
+//! - [`reload`]: hot reload from the watched config file or SIGHUP.
 //! - [`logging`]: the tracing subscriber.
 //!
 //! This crate may depend on every library crate of the workspace; nothing but
@@ -18,6 +19,7 @@ pub mod gateway;
 pub mod http;
 pub mod load;
 pub mod logging;
+pub mod reload;
 pub mod serve;
 pub mod session;
 mod subscriptions;

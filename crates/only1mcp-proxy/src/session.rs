@@ -643,7 +643,8 @@ impl ClientSession {
             );
         }
         self.state().log_level = level;
-        let calls = self.gateway.backends().filter_map(|backend| {
+        let backends = self.gateway.backends();
+        let calls = backends.iter().filter_map(|backend| {
             let established = backend.established()?;
             let wanted = established.era == Era::Legacy && established.capabilities.logging.is_some();
             wanted.then(|| {
@@ -668,7 +669,7 @@ impl ClientSession {
         params: Option<Box<RawValue>>,
         ctx: &Ctx,
     ) -> Outcome {
-        let backend = self.gateway.backend(server).cloned().ok_or_else(|| {
+        let backend = self.gateway.backend(server).ok_or_else(|| {
             Error::UpstreamUnavailable {
                 server: server.to_owned(),
                 reason: "not configured".to_owned(),

@@ -12,6 +12,7 @@
 mod cli;
 mod http;
 mod peers;
+mod reload;
 mod stdio;
 
 /// Points the harness at the binary under test.

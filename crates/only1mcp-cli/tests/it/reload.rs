@@ -1,0 +1,167 @@
+//! Hot reload: the config file is edited under a running gateway.
+
+use std::time::{Duration, Instant};
+
+use only1mcp_test_support::{self as support, Gateway, HttpGateway, config};
+use serde_json::{Value, json};
+
+use crate::init;
+
+/// A config with the echo server, and the arith server if `arith`.
+fn yaml(arith: bool) -> String {
+    let mut text = format!(
+        "servers:\n  echo:\n    command: {}\n",
+        support::quote(&support::example_server("only1mcp-echo-server"))
+    );
+    if arith {
+        text.push_str(&format!(
+            "  arith:\n    command: {}\n",
+            support::quote(&support::example_server("only1mcp-arith-server"))
+        ));
+    }
+    text
+}
+
+/// Reads until a `tools/list_changed` notification arrives.
+fn wait_for_list_changed(gateway: &mut Gateway) {
+    let deadline = Instant::now() + support::WAIT;
+    loop {
+        if let Some(idx) = gateway
+            .notifications
+            .iter()
+            .position(|n| n["method"] == "notifications/tools/list_changed")
+        {
+            gateway.notifications.remove(idx);
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no list_changed:\n{}",
+            gateway.log()
+        );
+        let message = gateway.recv();
+        gateway.notifications.push(message);
+    }
+}
+
+fn text(response: &Value) -> &str {
+    response["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {response}"))
+}
+
+#[test]
+fn editing_the_config_adds_and_removes_servers_live() {
+    init();
+    let cfg = config(&yaml(false));
+    let mut gateway = Gateway::start(&cfg.path, &[]);
+    gateway.initialize();
+    gateway.wait_for_log("Watching the config file");
+    let echo_pid = gateway.children();
+    assert_eq!(echo_pid.len(), 1);
+
+    std::fs::write(&cfg.path, yaml(true)).unwrap();
+    wait_for_list_changed(&mut gateway);
+    assert_eq!(
+        text(&gateway.call_tool("arith__add", json!({"a": 2, "b": 3}))),
+        "5"
+    );
+    // The unchanged echo server kept its process.
+    assert!(gateway.children().contains(&echo_pid[0]));
+
+    std::fs::write(&cfg.path, yaml(false)).unwrap();
+    wait_for_list_changed(&mut gateway);
+    let gone = gateway.call_tool("arith__add", json!({"a": 2, "b": 3}));
+    assert_eq!(gone["error"]["code"], -32602, "{gone}");
+    assert!(
+        gone["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Unknown tool"),
+        "{gone}"
+    );
+    assert_eq!(
+        text(&gateway.call_tool("echo__echo", json!({"text": "still"}))),
+        "still"
+    );
+    // The removed backend finishes (nothing in flight) and is stopped.
+    let deadline = Instant::now() + support::WAIT;
+    while gateway.children() != echo_pid {
+        assert!(
+            Instant::now() < deadline,
+            "the removed backend still runs: {:?}",
+            gateway.children()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_invalid_config_is_refused_and_the_next_valid_one_applies() {
+    init();
+    let cfg = config(&yaml(false));
+    let mut gateway = Gateway::start(&cfg.path, &[]);
+    gateway.initialize();
+    gateway.wait_for_log("Watching the config file");
+    std::fs::write(&cfg.path, "servers:\n  echo:\n    comand: typo\n").unwrap();
+    gateway.wait_for_log("Config reload rejected");
+    assert_eq!(
+        text(&gateway.call_tool("echo__echo", json!({"text": "up"}))),
+        "up"
+    );
+    std::fs::write(&cfg.path, yaml(true)).unwrap();
+    wait_for_list_changed(&mut gateway);
+    assert_eq!(
+        text(&gateway.call_tool("arith__multiply", json!({"a": 6, "b": 7}))),
+        "42"
+    );
+}
+
+#[tokio::test]
+async fn reloads_under_load_lose_no_request() {
+    init();
+    let cfg = config(&yaml(false));
+    let gw = HttpGateway::start(&cfg.path);
+    let url = gw.mcp_url();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let (clients, calls) = (4, 60);
+    let mut workers = Vec::new();
+    for client in 0..clients {
+        let (http, url, meta) = (http.clone(), url.clone(), meta.clone());
+        workers.push(tokio::spawn(async move {
+            let mut correct = 0;
+            for call in 0..calls {
+                let text = format!("client {client} call {call}");
+                let res = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-protocol-version", "2026-07-28")
+                    .header("mcp-method", "tools/call")
+                    .header("mcp-name", "echo__echo")
+                    .body(json!({"jsonrpc": "2.0", "id": call, "method": "tools/call", "params": {"name": "echo__echo", "arguments": {"text": text}, "_meta": meta}}).to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                let body: Value = res.json().await.unwrap();
+                assert_eq!(body["result"]["content"][0]["text"], text.as_str(), "{body}");
+                correct += 1;
+            }
+            correct
+        }));
+    }
+    // Ten reloads while the clients run: arith comes and goes.
+    for n in 0..10 {
+        std::fs::write(&cfg.path, yaml(n % 2 == 0)).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.unwrap();
+    }
+    assert_eq!(total, clients * calls);
+    let log = gw.log();
+    assert!(log.matches("Config reloaded").count() >= 2, "{log}");
+}

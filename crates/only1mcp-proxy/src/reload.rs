@@ -1,0 +1,93 @@
+//! Hot reload: the config file is watched (and SIGHUP or the CLI can ask
+//! too); each change is loaded and validated beside the running config, and
+//! applied with [`Gateway::reload`] only if it is valid. An invalid file is
+//! refused with a clear log line and the gateway keeps running on what it
+//! had; the next valid version is picked up.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify_debouncer_full::notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, new_debouncer};
+use tokio::sync::mpsc;
+
+use crate::gateway::{Gateway, ReloadReport};
+use crate::load::{self, LoadError};
+
+/// How long file events are collected before a reload (editors write in
+/// several steps).
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Loads `path` and applies it; an invalid file changes nothing.
+pub async fn reload_from(gateway: &Gateway, path: &Path) -> Result<ReloadReport, LoadError> {
+    match load::load_file(path) {
+        Ok(config) => Ok(gateway.reload(&config).await),
+        Err(e) => {
+            tracing::error!(config = %path.display(), error = %e, "Config reload rejected; keeping the running config");
+            Err(e)
+        }
+    }
+}
+
+/// Watches a config file while alive.
+pub struct Watcher {
+    _debouncer: Debouncer<notify_debouncer_full::notify::RecommendedWatcher, NoCache>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reloads `gateway` whenever `path` changes, and whenever `trigger` fires
+/// (SIGHUP). The directory is watched, not the file, so editors that replace
+/// the file (write a temp file, rename it over) are seen too.
+pub fn watch(
+    gateway: Gateway,
+    path: &Path,
+    mut trigger: mpsc::Receiver<()>,
+) -> Result<Watcher, notify_debouncer_full::notify::Error> {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let dir = path
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let file = path.clone();
+    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
+        let Ok(events) = result else { return };
+        let touches_file = events.iter().any(|event| {
+            event
+                .paths
+                .iter()
+                .any(|p| p == &file || p.file_name() == file.file_name())
+        });
+        if touches_file {
+            // A reload already queued covers this change too.
+            let _ = tx.try_send(());
+        }
+    })?;
+    debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
+    tracing::info!(config = %path.display(), "Watching the config file for changes");
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = rx.recv() => if changed.is_none() { break },
+                asked = trigger.recv() => if asked.is_none() { break },
+            }
+            let _ = reload_from(&gateway, &path).await;
+        }
+    });
+    Ok(Watcher {
+        _debouncer: debouncer,
+        task,
+    })
+}
