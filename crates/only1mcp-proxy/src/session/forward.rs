@@ -1,0 +1,202 @@
+//! Forwarding one request to its backend: params adapted to the backend's
+//! era, progress tokens and log routes registered, and, for a legacy client
+//! in front of a modern backend, input requests bridged into real requests
+//! to the client (ADR 0003).
+
+use std::sync::Arc;
+
+use only1mcp_core::Error;
+use only1mcp_core::jsonrpc::{self, ErrorObject, Outcome};
+use only1mcp_core::mcp::{self, Era, RawObject, error_code};
+use only1mcp_core::upstream::Call;
+use serde_json::value::RawValue;
+
+use super::{ClientSession, Ctx};
+use crate::gateway::with_progress_token;
+
+/// How many input rounds one request may take (a backend that keeps
+/// asking is cut off).
+const MAX_INPUT_ROUNDS: usize = 8;
+
+impl ClientSession {
+    /// Sends a request to a backend in that backend's era, mapping progress
+    /// tokens, and adapts the answer to the client's era.
+    pub(super) async fn forward(
+        self: &Arc<Self>,
+        server: &str,
+        method: String,
+        params: Option<Box<RawValue>>,
+        ctx: &Ctx,
+    ) -> Outcome {
+        let backend = self.gateway.backend(server).ok_or_else(|| {
+            Error::UpstreamUnavailable {
+                server: server.to_owned(),
+                reason: "not configured".to_owned(),
+            }
+            .to_error_object()
+        })?;
+        let meta = mcp::request_meta(params.as_deref())?;
+        let mut params = params;
+        let _progress = match (meta.progress_token, &ctx.notes) {
+            (Some(original), Some(notes)) => {
+                let guard = self.gateway.register_progress(notes.clone(), original);
+                params = with_progress_token(params.as_deref(), guard.token())?;
+                Some(guard)
+            }
+            // Nowhere to send progress: the backend gets no token.
+            (Some(_), None) => {
+                params = mcp::edit_meta(params.as_deref(), |meta| {
+                    meta.shift_remove(mcp::meta::PROGRESS_TOKEN);
+                })?;
+                None
+            }
+            (None, _) => None,
+        };
+        let backend_era = backend
+            .established()
+            .map_or(Era::Legacy, |established| established.era);
+        let params = match (ctx.era, backend_era) {
+            // Modern to modern: the client's own `_meta` (its version and
+            // the capabilities it really declared) goes through, so the
+            // backend may answer `input_required` and the client's retry
+            // (`inputResponses`, `requestState`) comes back byte-exact.
+            (Era::Modern, Era::Modern) => params,
+            // A legacy client's declared capabilities go to a modern backend,
+            // which may then ask for input; the gateway bridges (below).
+            (Era::Legacy, Era::Modern) => {
+                let caps = self.state().client_capabilities.clone();
+                match caps {
+                    Some(caps) => backend.adapt_params_with(&caps, params.as_deref())?,
+                    None => backend.adapt_params(backend_era, params.as_deref())?,
+                }
+            }
+            (Era::Modern | Era::Legacy, Era::Legacy) => {
+                backend.adapt_params(backend_era, params.as_deref())?
+            }
+        };
+        // Log messages: a legacy session's level goes to modern backends as
+        // `_meta` logLevel; a modern client's own `_meta` already says it.
+        let session_level = self.state().log_level.clone();
+        let params = match (&session_level, ctx.era, backend_era) {
+            (Some(level), Era::Legacy, Era::Modern) => mcp::edit_meta(params.as_deref(), |meta| {
+                meta.insert(mcp::meta::LOG_LEVEL.to_owned(), level.clone());
+            })?,
+            _ => params,
+        };
+        let wants_logs = session_level.is_some()
+            || params
+                .as_deref()
+                .is_some_and(|p| p.get().contains(mcp::meta::LOG_LEVEL));
+        let _log = match (&ctx.notes, wants_logs) {
+            (Some(notes), true) => Some(self.gateway.register_log(backend.id(), notes.clone())),
+            _ => None,
+        };
+        let mut params = params;
+        for _ in 0..MAX_INPUT_ROUNDS {
+            let (backend_era, outcome) = backend
+                .call(Call::new(method.clone(), params.clone()))
+                .await
+                .map_err(|e| {
+                    tracing::warn!(server, error = %e, "Backend call failed");
+                    e.to_error_object()
+                })?;
+            let bridge = ctx.era == Era::Legacy && backend_era == Era::Modern;
+            let input = match &outcome {
+                Ok(result) if bridge => input_required(result)?,
+                Ok(_) | Err(_) => None,
+            };
+            let Some(input) = input else {
+                return adapt_outcome(outcome, ctx.era);
+            };
+            let Some(via) = &ctx.notes else {
+                return Err(ErrorObject::new(
+                    jsonrpc::code::INTERNAL_ERROR,
+                    "the backend needs input from the client, but this request has no channel back to it",
+                ));
+            };
+            // Ask the legacy client with real requests, then retry the
+            // backend with the answers and its request state.
+            let mut responses = RawObject::new();
+            for (key, request) in input.requests {
+                let answer = self
+                    .ask_client(
+                        request.method,
+                        request.params,
+                        via,
+                        backend.settings().request_timeout,
+                    )
+                    .await?;
+                responses.insert(key, answer);
+            }
+            params = mcp::edit_params(params.as_deref(), |object| {
+                if let Ok(raw) = mcp::to_raw_object(&responses) {
+                    object.insert("inputResponses".to_owned(), raw);
+                }
+                match &input.state {
+                    Some(state) => {
+                        object.insert("requestState".to_owned(), state.clone());
+                    }
+                    None => {
+                        object.shift_remove("requestState");
+                    }
+                }
+            })?;
+        }
+        Err(ErrorObject::new(
+            jsonrpc::code::INTERNAL_ERROR,
+            format!("the backend asked for input more than {MAX_INPUT_ROUNDS} times"),
+        ))
+    }
+}
+
+/// What an `input_required` result asks for.
+struct InputRequired {
+    requests: Vec<(String, InputRequest)>,
+    state: Option<Box<RawValue>>,
+}
+
+/// One embedded request of an `input_required` result.
+#[derive(serde::Deserialize)]
+struct InputRequest {
+    method: String,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+}
+
+/// Reads an `input_required` result; `None` for any other result.
+fn input_required(result: &RawValue) -> Result<Option<InputRequired>, ErrorObject> {
+    if !result.get().contains("\"input_required\"") {
+        return Ok(None);
+    }
+    let object: RawObject = serde_json::from_str(result.get())
+        .map_err(|e| ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, e.to_string()))?;
+    if mcp::string_field(&object, "resultType").as_deref() != Some("input_required") {
+        return Ok(None);
+    }
+    let requests: indexmap::IndexMap<String, InputRequest> = match object.get("inputRequests") {
+        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
+            ErrorObject::new(
+                jsonrpc::code::INTERNAL_ERROR,
+                format!("invalid inputRequests from the backend: {e}"),
+            )
+        })?,
+        None => indexmap::IndexMap::new(),
+    };
+    Ok(Some(InputRequired {
+        requests: requests.into_iter().collect(),
+        state: object.get("requestState").cloned(),
+    }))
+}
+
+/// Adapts a backend's answer to the client's era.
+fn adapt_outcome(outcome: Outcome, client: Era) -> Outcome {
+    match outcome {
+        Ok(result) => Ok(result),
+        Err(mut error) => {
+            if client == Era::Modern && error.code == error_code::RESOURCE_NOT_FOUND_LEGACY {
+                error.code = jsonrpc::code::INVALID_PARAMS;
+            }
+            Err(error)
+        }
+    }
+}
