@@ -5,10 +5,14 @@
 //!   (Node reference servers and a Python venv with the `mcp` SDK); idempotent.
 //! - `test [ARGS...]`: `peers`, then `cargo test --workspace --locked [ARGS...]` (without
 //!   `--workspace` when ARGS select packages with `-p`/`--package`), with
-//!   `ONLY1MCP_PEERS` set to the absolute peers directory.
-//! - `conformance [ARGS...]`: `peers`, then the official MCP conformance suite (server mode)
-//!   against the gateway's HTTP face in front of `conformance/fixture_server.py` (see
-//!   `conformance.rs` and docs/conformance.md).
+//!   `ONLY1MCP_PEERS` set to the absolute peers directory; then, when no ARGS were given,
+//!   `conformance` (both modes, with the baseline).
+//! - `conformance [ARGS...]`: `peers`, then the official MCP conformance suite in server mode
+//!   (the gateway's HTTP face in front of `conformance/fixture_server.py`) and in client mode
+//!   (the gateway's backend connector, via `conformance/client_adapter.py`); see
+//!   `conformance.rs` and docs/conformance.md.
+//! - `bench [OPTIONS]`: release build, then the echo backend measured directly and through the
+//!   gateway; writes `target/bench-report.md` (see `bench.rs`).
 //! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo deny check bans licenses
 //!   sources`, then `test`.
 //!
@@ -24,6 +28,7 @@
     reason = "xtask is a command-line tool; reporting progress on the terminal is its job"
 )]
 
+mod bench;
 mod conformance;
 mod peers;
 
@@ -46,12 +51,17 @@ Usage: cargo xtask <COMMAND> [ARGS...]
 Commands:
   peers          Install the MCP peers used by the tests into <workspace>/peers (idempotent)
   test [ARGS]    Run `peers`, then `cargo test --workspace --locked [ARGS]` with ONLY1MCP_PEERS set
-                 (`--workspace` is left out when ARGS contain -p/--package)
+                 (`--workspace` is left out when ARGS contain -p/--package); then, without ARGS,
+                 `conformance` (both modes, with conformance/baseline.yml)
   ci             cargo fmt --check, clippy -D warnings, cargo deny check bans licenses sources, then `test`
-  conformance [--gateway-url URL | --fixture-direct] [--requirements REV]... [--scenario NAME]
-              [--baseline FILE]
-                 Run the MCP conformance suite (server mode) against the gateway's HTTP face in
-                 front of conformance/fixture_server.py (default: build and start the gateway)
+  conformance [--server | --client] [--gateway-url URL | --fixture-direct] [--requirements REV]...
+              [--scenario NAME] [--baseline FILE]
+                 Run the MCP conformance suite against the gateway: server mode (its HTTP face
+                 in front of conformance/fixture_server.py) and client mode (its backend
+                 connector, via conformance/client_adapter.py); both by default
+  bench [--duration 5s] [--warmup 1s] [--no-build] [--soak 5m]
+                 Release build, then the echo backend measured directly and through the gateway;
+                 writes target/bench-report.md (see bench.rs)
   help           Show this message
 
 Environment:
@@ -83,6 +93,7 @@ fn run() -> Result<()> {
         }
         Some("test") => test(&workspace, &rest),
         Some("conformance") => conformance::run(&workspace, &peers_dir(&workspace)?, &rest),
+        Some("bench") => bench::run(&workspace, &rest),
         Some("ci") => {
             no_extra_args("ci", &rest)?;
             ci(&workspace)
@@ -156,7 +167,17 @@ fn test(workspace: &Path, extra: &[OsString]) -> Result<()> {
     }
     cmd.arg("--locked").args(extra).env(PEERS_ENV, &peers);
     eprintln!("xtask: {PEERS_ENV}={}", peers.display());
-    run_step("cargo test", &mut cmd).map(drop)
+    run_step("cargo test", &mut cmd)?;
+    if extra.is_empty() {
+        // `cargo test --workspace` has just built target/debug/only1mcp (the CLI's integration
+        // tests run it); `cargo build -p only1mcp-cli` would rebuild it with other features.
+        let started = Instant::now();
+        conformance::run(workspace, &peers, &["--no-build".into()])?;
+        eprintln!("xtask: conformance ok ({})", secs(started.elapsed()));
+    } else {
+        eprintln!("xtask: conformance skipped (test ARGS given; run `cargo xtask conformance`)");
+    }
+    Ok(())
 }
 
 /// `cargo xtask ci`.
@@ -203,7 +224,7 @@ fn ci(workspace: &Path) -> Result<()> {
     }
     let test_started = Instant::now();
     test(workspace, &[])?;
-    timings.push(("peers + cargo test", test_started.elapsed()));
+    timings.push(("test + conformance", test_started.elapsed()));
 
     eprintln!("xtask: ci passed in {}", secs(started.elapsed()));
     for (name, took) in timings {

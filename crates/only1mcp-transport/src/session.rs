@@ -66,14 +66,35 @@ pub async fn establish<U: Upstream>(
 ) -> Result<Established, Error> {
     let probe = mcp::modern_params(None, &identity.capabilities, &identity.info)
         .map_err(|e| protocol(server, &e.message))?;
-    let outcome = call(
+    let mut outcome = call(
         upstream,
         method::SERVER_DISCOVER,
-        probe,
+        probe.clone(),
         probe_timeout,
         server,
     )
     .await;
+    // "Unsupported version" naming a version the gateway speaks: retry once
+    // with it (a server may refuse a first request to test the retry).
+    if let Ok(Err(error)) = &outcome
+        && speaks_modern(error)
+        && supported_versions(error)
+            .iter()
+            .any(|v| v == version::V2026_07_28)
+    {
+        tracing::debug!(
+            server,
+            "Backend answered -32022 listing 2026-07-28; retrying the probe"
+        );
+        outcome = call(
+            upstream,
+            method::SERVER_DISCOVER,
+            probe,
+            probe_timeout,
+            server,
+        )
+        .await;
+    }
     match outcome {
         Ok(Ok(result)) => {
             if let Ok(discover) = serde_json::from_str::<DiscoverResult>(result.get())
@@ -99,6 +120,21 @@ pub async fn establish<U: Upstream>(
         Ok(Err(_)) | Err(_) => {}
     }
     initialize(server, upstream, identity, timeout).await
+}
+
+/// `data.supported` of an unsupported-version error.
+fn supported_versions(error: &ErrorObject) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Data {
+        #[serde(default)]
+        supported: Vec<String>,
+    }
+    error
+        .data
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Data>(d.get()).ok())
+        .map(|d| d.supported)
+        .unwrap_or_default()
 }
 
 fn speaks_modern(error: &ErrorObject) -> bool {

@@ -541,6 +541,12 @@ impl Link {
                             tracing::debug!(server = %self.server(), "The backend offers no GET stream");
                             return;
                         }
+                        // 404 without a session id: there is no GET
+                        // endpoint, as with 405.
+                        404 if self.session().id.is_none() => {
+                            tracing::debug!(server = %self.server(), "The backend offers no GET stream (404, no session)");
+                            return;
+                        }
                         // 404: the session is unknown. 400 after the stream
                         // was open for this session: the same (EV answers an
                         // unknown session with 400).
