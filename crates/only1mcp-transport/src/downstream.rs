@@ -10,7 +10,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::framing::write_line;
+use crate::framing::write_batch;
 
 /// The largest message a client may send on stdio (4 MiB).
 pub const MAX_DOWNSTREAM_LINE: usize = 4 * 1024 * 1024;
@@ -60,8 +60,12 @@ where
 {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
     let task = tokio::spawn(async move {
+        let mut buffer = Vec::new();
         while let Some(line) = rx.recv().await {
-            if write_line(&mut writer, &line).await.is_err() {
+            if write_batch(&mut writer, line, &mut rx, &mut buffer)
+                .await
+                .is_err()
+            {
                 break;
             }
         }

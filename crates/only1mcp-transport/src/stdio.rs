@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 pub use crate::ResponseFuture;
 use crate::correlate::{CallGuard, Cancel, Correlator};
-use crate::framing::{Line, LineReader, write_line};
+use crate::framing::{Line, LineReader, write_batch};
 
 /// The variables a child inherits from the gateway, as the MCP SDKs do; any
 /// other variable must be configured explicitly, so secrets in the gateway's
@@ -166,8 +166,9 @@ impl Connection {
 }
 
 async fn write_loop(server: Arc<str>, mut stdin: ChildStdin, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let mut buffer = Vec::new();
     while let Some(line) = rx.recv().await {
-        if let Err(e) = write_line(&mut stdin, &line).await {
+        if let Err(e) = write_batch(&mut stdin, line, &mut rx, &mut buffer).await {
             tracing::debug!(server = %server, error = %e, "Backend stdin closed");
             break;
         }

@@ -125,6 +125,11 @@ pub async fn serve(
         None => {
             tracing::info!(url = %format!("http://{local}/mcp"), "Listening");
             let closer = state.clone();
+            // TCP_NODELAY: an SSE event must leave now, not wait for Nagle
+            // and the client's delayed ACK (40 ms per answer otherwise).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     stop.await;
@@ -150,6 +155,7 @@ pub async fn serve(
             });
             let listener = listener.into_std()?;
             axum_server::from_tcp_rustls(listener, rustls)?
+                .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
                 .handle(handle)
                 .serve(app.into_make_service())
                 .await
