@@ -10,6 +10,8 @@ use only1mcp_proxy::{Gateway, logging};
 
 use crate::output;
 
+mod manage;
+
 /// Only1MCP: one MCP endpoint in front of many MCP servers.
 #[derive(Debug, Parser)]
 #[command(name = "only1mcp", version, about, long_about = None)]
@@ -42,6 +44,11 @@ enum Command {
         /// for any free port; the bound address is logged).
         #[arg(long, conflicts_with = "stdio")]
         listen: Option<std::net::SocketAddr>,
+        /// Serve the admin API on this address instead of admin.listen,
+        /// even if admin.enabled is false (e.g. 127.0.0.1:0; the bound
+        /// address is logged).
+        #[arg(long, value_name = "ADDR")]
+        admin_listen: Option<std::net::SocketAddr>,
     },
     /// Check a config file and report every problem, naming each field.
     Validate {
@@ -61,6 +68,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Load-test an MCP endpoint: throughput and latency percentiles.
+    Benchmark(Box<crate::benchmark::Args>),
+    /// Add a server to the running gateway: `add NAME -- COMMAND ARGS…`
+    /// or `add NAME --url URL`. Its tools appear at once; --persist also
+    /// writes it to the config file.
+    Add(manage::AddArgs),
+    /// Remove a server from the running gateway (its calls in flight
+    /// finish first); --persist also removes it from the config file.
+    Remove(manage::RemoveArgs),
+    /// Show the running gateway's servers: transport, status, tools, median
+    /// latency, errors.
+    Status(manage::StatusArgs),
+    /// Print the servers' recent log lines (their stderr, and what the
+    /// gateway logged about them); --follow keeps printing.
+    Logs(manage::LogsArgs),
+    /// Test a server on a fresh connection: start it, open a session, list
+    /// its tools, each step timed. Works without a gateway (--config).
+    Test(manage::TestArgs),
+    /// Make the running gateway re-read its config file.
+    Reload(manage::ReloadArgs),
     /// Write a starter config file.
     Init {
         /// Where to write it.
@@ -79,10 +106,18 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
             config,
             stdio,
             listen,
-        } => start(config.as_deref(), stdio, listen).await,
+            admin_listen,
+        } => start(config.as_deref(), stdio, listen, admin_listen).await,
         Command::Validate { path, json } => validate(&path, json),
         Command::List { config, json } => list(config.as_deref(), json).await,
         Command::Init { path, force } => init(&path, force),
+        Command::Add(args) => manage::add(args).await,
+        Command::Remove(args) => manage::remove(args).await,
+        Command::Status(args) => manage::status(args).await,
+        Command::Logs(args) => manage::logs(args).await,
+        Command::Test(args) => manage::test(args).await,
+        Command::Reload(args) => manage::reload(args).await,
+        Command::Benchmark(args) => crate::benchmark::run(&args).await,
     }
 }
 
@@ -98,7 +133,12 @@ fn load_or_report(
     })
 }
 
-async fn start(path: Option<&Path>, stdio: bool, listen: Option<std::net::SocketAddr>) -> ExitCode {
+async fn start(
+    path: Option<&Path>,
+    stdio: bool,
+    listen: Option<std::net::SocketAddr>,
+    admin_listen: Option<std::net::SocketAddr>,
+) -> ExitCode {
     let (mut config, origin) = match load_or_report(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -146,6 +186,24 @@ async fn start(path: Option<&Path>, stdio: bool, listen: Option<std::net::Socket
             }
         }
         Origin::BuiltIn => None,
+    };
+    // The admin API, on its own listener; a taken port (another gateway
+    // runs) costs the API, not the gateway.
+    let _admin = if config.admin.enabled || admin_listen.is_some() {
+        let source = match &origin {
+            Origin::File(path) => Some(path.clone()),
+            Origin::BuiltIn => None,
+        };
+        let listen = admin_listen.unwrap_or(config.admin.listen);
+        match only1mcp_proxy::admin::start(gateway.clone(), &config.admin, listen, source).await {
+            Ok(admin) => Some(admin),
+            Err(e) => {
+                tracing::warn!(listen = %listen, error = %e, "Admin API unavailable: cannot listen");
+                None
+            }
+        }
+    } else {
+        None
     };
     let res = match listener {
         None => {

@@ -3,6 +3,7 @@
 //! Thin by design: argument parsing and output live here, everything a test
 //! would want to reach lives in `only1mcp-proxy`.
 
+mod benchmark;
 mod commands;
 mod output;
 

@@ -33,6 +33,9 @@ pub struct Config {
     /// The HTTP face (Streamable HTTP, legacy HTTP+SSE, WebSocket).
     #[serde(default)]
     pub http: HttpConfig,
+    /// The admin API (its own listener, off the MCP port).
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// The backends, keyed by server id. Collisions are resolved in key order.
     #[serde(default)]
     pub servers: BTreeMap<String, ServerConfig>,
@@ -244,6 +247,53 @@ fn default_max_body() -> usize {
     4 * 1024 * 1024
 }
 
+/// The admin API: list, add, remove, enable and disable servers, reload,
+/// read their logs and test them, on a listener of its own.
+///
+/// Read at start-up only: a reload does not move the admin listener or change
+/// its token.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct AdminConfig {
+    /// Whether `only1mcp start` serves the admin API (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where it listens (default `127.0.0.1:7332`). Without a token it binds
+    /// loopback only, whatever address is given here.
+    #[serde(default = "default_admin_listen")]
+    pub listen: std::net::SocketAddr,
+    /// The bearer token every request must carry
+    /// (`Authorization: Bearer …`). The environment variable
+    /// `ONLY1MCP_ADMIN_TOKEN` overrides it. Without either, the API is open
+    /// to local processes only. Never logged.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: default_admin_listen(),
+            token: None,
+        }
+    }
+}
+
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("enabled", &self.enabled)
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+fn default_admin_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 7332))
+}
+
 /// Certificate and key for HTTPS (PEM files).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -447,6 +497,29 @@ impl Config {
             problem(
                 "defaults.request_timeout".to_owned(),
                 "must be greater than zero".to_owned(),
+            );
+        }
+        if self
+            .admin
+            .token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            problem(
+                "admin.token".to_owned(),
+                "must not be empty (remove it to use no token)".to_owned(),
+            );
+        }
+        if self.admin.enabled
+            && self.admin.listen.port() != 0
+            && self.admin.listen == self.http.listen
+        {
+            problem(
+                "admin.listen".to_owned(),
+                format!(
+                    "{} is http.listen too; the admin API needs its own port",
+                    self.admin.listen
+                ),
             );
         }
         for (id, server) in &self.servers {

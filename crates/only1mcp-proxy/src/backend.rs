@@ -26,6 +26,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+mod probe;
+mod stats;
+
+pub(crate) use probe::probe;
+pub use probe::{Probe, ProbeFailure};
+pub use stats::{BackendStats, LastError};
+
 /// The first restart delay; it doubles after each quick crash.
 const BACKOFF_START: Duration = Duration::from_millis(200);
 /// The longest restart delay.
@@ -150,6 +157,8 @@ pub struct Backend {
     /// Calls in flight, for draining before a stop.
     in_flight: std::sync::atomic::AtomicUsize,
     drained: tokio::sync::Notify,
+    /// Requests, errors, latencies, uptime (for the admin API).
+    stats: stats::Stats,
 }
 
 /// Counts one call in flight while it lives.
@@ -195,7 +204,18 @@ impl Backend {
             stop,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             drained: tokio::sync::Notify::new(),
+            stats: stats::Stats::default(),
         })
+    }
+
+    /// Its counters: requests, errors, median latency, uptime, last error.
+    pub fn stats(&self) -> BackendStats {
+        self.stats.snapshot(self.in_flight())
+    }
+
+    /// The config it was built from.
+    pub fn source(&self) -> &only1mcp_core::config::ServerConfig {
+        &self.source
     }
 
     /// Whether this backend was built from exactly these settings.
@@ -276,6 +296,8 @@ impl Backend {
     /// time cancels the request on the backend.
     pub async fn call(&self, call: Call) -> Result<(Era, Outcome), Error> {
         let _in_flight = InFlight::new(self);
+        self.stats.started();
+        let begun = Instant::now();
         let timeout = self.settings.request_timeout;
         let work = async {
             let mut rx = self.status.subscribe();
@@ -298,13 +320,15 @@ impl Backend {
             drop(live);
             connection.call(call).await.map(|outcome| (era, outcome))
         };
-        match tokio::time::timeout(timeout, work).await {
+        let res = match tokio::time::timeout(timeout, work).await {
             Ok(res) => res,
             Err(_) => Err(Error::UpstreamTimedOut {
                 server: self.id.to_string(),
                 after: timeout,
             }),
-        }
+        };
+        self.stats.finished(&res, begun.elapsed());
+        res
     }
 
     fn unavailable(&self, reason: String) -> Error {
@@ -348,10 +372,12 @@ impl Backend {
                 () = shutdown.cancelled() => break,
                 outcome = self.run_once(&hub, &shutdown) => outcome,
             };
+            self.stats.set_ready(false);
             match outcome {
                 RunEnd::Shutdown => break,
                 RunEnd::Failed(reason) => {
                     tracing::warn!(server = %self.id, reason = %reason, retry_in_ms = backoff.as_millis(), "Backend failed to start");
+                    self.stats.failed(format!("start failed: {reason}"));
                     self.status.send_replace(Status::Failed(reason));
                     // Its tools leave the catalog until it is back.
                     self.live.store(None);
@@ -360,6 +386,7 @@ impl Backend {
                 }
                 RunEnd::Exited => {
                     tracing::warn!(server = %self.id, retry_in_ms = backoff.as_millis(), "Backend exited; restarting");
+                    self.stats.failed("exited; restarting".to_owned());
                     self.status.send_replace(Status::Restarting);
                 }
             }
@@ -373,6 +400,7 @@ impl Backend {
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
         self.live.store(None);
+        self.stats.set_ready(false);
         self.status.send_replace(Status::Stopped);
     }
 
@@ -451,6 +479,7 @@ impl Backend {
         // The catalog includes this backend before anyone waiting for
         // readiness goes on.
         hub.lists_changed(&self.id);
+        self.stats.set_ready(true);
         self.status.send_replace(Status::Ready);
         // A modern backend announces list changes only on a
         // `subscriptions/listen` stream; keep one open for this session. It

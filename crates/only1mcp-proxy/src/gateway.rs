@@ -63,6 +63,8 @@ struct Shared {
     reload: tokio::sync::Mutex<()>,
     /// Requests that asked for log messages, per server.
     log_routes: Mutex<HashMap<Arc<str>, Vec<(u64, Outbound)>>>,
+    /// The config last applied (the admin API edits a copy of it).
+    config: ArcSwap<Config>,
 }
 
 impl Shared {
@@ -313,6 +315,7 @@ impl Gateway {
             page_size: std::sync::atomic::AtomicUsize::new(0),
             reload: tokio::sync::Mutex::new(()),
             log_routes: Mutex::new(HashMap::new()),
+            config: ArcSwap::from_pointee(config.clone()),
         });
         let gateway = Self {
             shared,
@@ -350,6 +353,7 @@ impl Gateway {
 
     async fn apply(&self, config: &Config) -> ReloadReport {
         let _one_at_a_time = self.shared.reload.lock().await;
+        self.shared.config.store(Arc::new(config.clone()));
         let identity = ClientIdentity::new(&implementation(), &serde_json::json!({}));
         self.shared.namespace.store(Arc::new(
             Namespace::new(&config.naming.separator).unwrap_or_default(),
@@ -414,6 +418,12 @@ impl Gateway {
             .map(|b| b.id().clone())
             .collect();
         report
+    }
+
+    /// The config the gateway runs on: the one last applied by
+    /// [`Gateway::start`] or [`Gateway::reload`].
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.config.load_full()
     }
 
     /// Items per page of the merged lists (0: whole lists).
@@ -622,6 +632,20 @@ impl Gateway {
             std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
         while tasks.join_next().await.is_some() {}
     }
+}
+
+/// Tests server `id` as `config` would run it, on a fresh connection of its
+/// own (a new process for a stdio server): open the session and list its
+/// tools, each step timed. Needs no running gateway.
+pub async fn test_server(
+    id: &str,
+    server: &ServerConfig,
+    config: &Config,
+) -> Result<crate::backend::Probe, crate::backend::ProbeFailure> {
+    let id: Arc<str> = id.into();
+    let settings = settings_for(&id, server, config);
+    let identity = ClientIdentity::new(&implementation(), &serde_json::json!({}));
+    crate::backend::probe(&settings, &identity).await
 }
 
 /// Replaces the progress token in request params (`_meta.progressToken`).

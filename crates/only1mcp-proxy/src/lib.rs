@@ -10,10 +10,13 @@
 //! - [`http`]: the HTTP face (Streamable HTTP, HTTP+SSE, WebSocket).
 //! - [`reload`]: hot reload from the watched config file or SIGHUP.
 //! - [`logging`]: the tracing subscriber.
+//! - [`admin`]: the admin API (servers, reload, logs, tests) on its own
+//!   listener.
 //!
 //! This crate may depend on every library crate of the workspace; nothing but
 //! the binaries (`only1mcp-cli`, `only1mcp-tui`) depends on it.
 
+pub mod admin;
 pub mod backend;
 pub mod gateway;
 pub mod http;

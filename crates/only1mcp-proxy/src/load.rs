@@ -14,7 +14,9 @@ use figment::providers::{Env, Format, Json, Toml, Yaml};
 use only1mcp_core::config::{self, Config};
 
 /// The sections an environment override may target.
-const ENV_SECTIONS: &[&str] = &["naming", "defaults", "security", "logging", "servers"];
+const ENV_SECTIONS: &[&str] = &[
+    "naming", "defaults", "security", "logging", "http", "admin", "servers",
+];
 
 /// Files `start` looks for in the working directory when no `--config` is
 /// given.

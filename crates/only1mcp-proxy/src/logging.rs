@@ -5,10 +5,15 @@
 //! exporters arrive; it is the only place that installs a subscriber.
 
 use only1mcp_core::config::{LogFormat, LoggingConfig};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// Installs the global subscriber. `RUST_LOG` wins over the config's level;
 /// the default is `info`. Returns an error if a log file cannot be opened.
+///
+/// Beside the log output it installs [`crate::admin::logs::layer`], which
+/// keeps recent lines per server for the admin API whatever the level is.
 pub fn init(config: &LoggingConfig) -> std::io::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::try_new(config.level.as_deref().unwrap_or("info"))
@@ -24,14 +29,17 @@ pub fn init(config: &LoggingConfig) -> std::io::Result<()> {
         }
         None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(false);
-    let res = match config.format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let output = match config.format {
+        LogFormat::Human => output.boxed(),
+        LogFormat::Json => output.json().boxed(),
     };
+    let res = tracing_subscriber::registry()
+        .with(output.with_filter(filter))
+        .with(crate::admin::logs::layer())
+        .try_init();
     // A subscriber already installed (tests, embedders) is not an error.
     drop(res);
     Ok(())

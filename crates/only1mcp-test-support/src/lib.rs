@@ -153,8 +153,15 @@ impl Gateway {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("gateway.log");
         let mut child = Command::new(gateway_bin())
-            .args(["start", "--stdio", "--config"])
+            .args([
+                "start",
+                "--stdio",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
             .arg(config)
+            .env_remove("ONLY1MCP_ADMIN_TOKEN")
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::piped())
@@ -278,6 +285,11 @@ impl Gateway {
         }
     }
 
+    /// The admin API's base URL (`http://127.0.0.1:PORT`), once logged.
+    pub fn admin_url(&self) -> String {
+        wait_for_admin_url(&self.log)
+    }
+
     /// Child process ids of the gateway (its backends).
     pub fn children(&self) -> Vec<u32> {
         let mut out = Vec::new();
@@ -376,12 +388,117 @@ pub fn python_client(mode: &str, target: &[&str], ops: &Value, env: &[(&str, &st
 
 /// Runs `only1mcp ARGS…` in `dir` to completion (logs at error level).
 pub fn run_cli(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(gateway_bin())
+    run_cli_with(args, dir, &[])
+}
+
+/// The environment variables of the management commands, cleared so the
+/// developer's own settings never leak into a test.
+const ADMIN_ENV: &[&str] = &[
+    "ONLY1MCP_ADMIN_URL",
+    "ONLY1MCP_ADMIN_TOKEN",
+    "ONLY1MCP_CONFIG",
+];
+
+/// [`run_cli`] with extra environment variables.
+pub fn run_cli_with(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(gateway_bin());
+    for name in ADMIN_ENV {
+        command.env_remove(name);
+    }
+    command
         .args(args)
         .current_dir(dir)
         .env("RUST_LOG", "error")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
+}
+
+/// Starts `only1mcp ARGS…` in `dir` with stdout piped (for commands that
+/// keep running, like `logs --follow`); killed when dropped.
+pub fn spawn_cli(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> CliProcess {
+    let mut command = Command::new(gateway_bin());
+    for name in ADMIN_ENV {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "error")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    CliProcess { child, lines }
+}
+
+/// A running `only1mcp` command; killed when dropped.
+#[derive(Debug)]
+pub struct CliProcess {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl CliProcess {
+    /// Reads stdout lines until one contains `needle`; returns the lines
+    /// read, that one included.
+    pub fn read_until(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?}; read so far:\n{}", seen.join("\n")),
+            }
+        }
+    }
+}
+
+impl Drop for CliProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the log at `log` names the admin API's URL, and returns it.
+fn wait_for_admin_url(log: &Path) -> String {
+    const MARK: &str = "Admin API listening url=";
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(idx) = text.find(MARK) {
+            return text[idx + MARK.len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the admin API never listened:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The gateway serving HTTP on a free loopback port (`--listen 127.0.0.1:0`).
@@ -401,8 +518,16 @@ impl HttpGateway {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("gateway.log");
         let child = Command::new(gateway_bin())
-            .args(["start", "--listen", "127.0.0.1:0", "--config"])
+            .args([
+                "start",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
             .arg(config)
+            .env_remove("ONLY1MCP_ADMIN_TOKEN")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -431,6 +556,11 @@ impl HttpGateway {
             _log_dir: log_dir,
             base,
         }
+    }
+
+    /// The admin API's base URL (`http://127.0.0.1:PORT`).
+    pub fn admin_url(&self) -> String {
+        wait_for_admin_url(&self.log)
     }
 
     /// The Streamable HTTP endpoint.

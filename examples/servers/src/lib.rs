@@ -11,9 +11,13 @@
 //!   (`initialize`-based) MCP era;
 //! * [`arith::Arith`] for `only1mcp-arith-server`, which also speaks the
 //!   stateless `2026-07-28` era (`server/discover` and per-request `_meta`).
+//!
+//! With `--http ADDR` either server speaks Streamable HTTP instead (see
+//! [`http`]), for benchmarks and HTTP backends.
 
 pub mod arith;
 pub mod echo;
+pub mod http;
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -675,6 +679,13 @@ pub enum Cli {
         /// Value of `--name`.
         name: Option<String>,
     },
+    /// Serve Streamable HTTP on an address (`--http ADDR`).
+    ServeHttp {
+        /// Value of `--name`.
+        name: Option<String>,
+        /// Value of `--http`.
+        addr: std::net::SocketAddr,
+    },
     /// `--help` was given.
     Help,
 }
@@ -683,21 +694,32 @@ pub enum Cli {
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
     let mut args = args.into_iter();
     let mut name = None;
+    let mut http = None;
+    let parse_addr = |value: &str| {
+        value
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| format!("--http {value}: {e} (expected e.g. 127.0.0.1:0)"))
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(Cli::Help),
             "--name" => name = Some(args.next().ok_or("--name needs a value")?),
-            _ => match arg.strip_prefix("--name=") {
-                Some(value) => name = Some(value.to_owned()),
-                None => return Err(format!("unknown argument: {arg}")),
+            "--http" => http = Some(parse_addr(&args.next().ok_or("--http needs an address")?)?),
+            _ => match (arg.strip_prefix("--name="), arg.strip_prefix("--http=")) {
+                (Some(value), _) => name = Some(value.to_owned()),
+                (None, Some(value)) => http = Some(parse_addr(value)?),
+                (None, None) => return Err(format!("unknown argument: {arg}")),
             },
         }
     }
-    Ok(Cli::Serve { name })
+    Ok(match http {
+        Some(addr) => Cli::ServeHttp { name, addr },
+        None => Cli::Serve { name },
+    })
 }
 
 /// The whole program of an example server: startup checks, arguments, serving stdio.
-pub fn main_for(catalog: impl Catalog) -> ExitCode {
+pub fn main_for(catalog: impl Catalog + Clone + 'static) -> ExitCode {
     let program = catalog.default_name();
     if std::env::var_os(STARTUP_FAIL_ENV).is_some_and(|value| value == "1") {
         log(
@@ -708,11 +730,14 @@ pub fn main_for(catalog: impl Catalog) -> ExitCode {
     }
     let name = match parse_args(std::env::args().skip(1)) {
         Ok(Cli::Serve { name }) => name,
+        Ok(Cli::ServeHttp { name, addr }) => return serve_http(&catalog, name.as_deref(), addr),
         Ok(Cli::Help) => {
             let usage = format!(
                 "{program}: example MCP server over stdio (newline-delimited JSON-RPC)\n\n\
-                 usage: {program} [--name NAME]\n\n  \
-                 --name NAME  override serverInfo.name\n\n\
+                 usage: {program} [--name NAME] [--http ADDR]\n\n  \
+                 --name NAME  override serverInfo.name\n  \
+                 --http ADDR  serve Streamable HTTP at http://ADDR/mcp instead of stdio\n               \
+                 (port 0 picks a free port; the URL is printed on stdout)\n\n\
                  env: {STARTUP_FAIL_ENV}=1 exits with code 2 at startup\n"
             );
             let _ = std::io::stdout().lock().write_all(usage.as_bytes());
@@ -726,6 +751,36 @@ pub fn main_for(catalog: impl Catalog) -> ExitCode {
     let server = Server::new(catalog, name, Outbox::stdout());
     log(server.name(), "ready on stdio");
     server.serve(std::io::stdin().lock());
+    ExitCode::SUCCESS
+}
+
+/// Binds `addr`, prints the endpoint URL as the one line on stdout, and
+/// serves Streamable HTTP until the process is killed.
+fn serve_http(
+    catalog: &(impl Catalog + Clone + 'static),
+    name: Option<&str>,
+    addr: std::net::SocketAddr,
+) -> ExitCode {
+    let label = name.unwrap_or_else(|| catalog.default_name()).to_owned();
+    let listener = match std::net::TcpListener::bind(addr) {
+        Ok(listener) => listener,
+        Err(err) => {
+            log(&label, &format!("cannot listen on {addr}: {err}"));
+            return ExitCode::from(2);
+        }
+    };
+    let url = match listener.local_addr() {
+        Ok(local) => http::url(local),
+        Err(err) => {
+            log(&label, &format!("cannot read the bound address: {err}"));
+            return ExitCode::from(2);
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{url}").and_then(|()| stdout.flush());
+    drop(stdout);
+    log(&label, &format!("ready on {url}"));
+    http::serve(catalog, name, &listener);
     ExitCode::SUCCESS
 }
 

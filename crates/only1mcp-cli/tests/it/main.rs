@@ -9,6 +9,8 @@
     reason = "tests pass json! literals; taking them by value reads better"
 )]
 
+mod admin;
+mod benchmark;
 mod cli;
 mod http;
 mod peers;

@@ -134,3 +134,26 @@ fn mcp_servers_are_imported() {
     );
     config.validate().unwrap();
 }
+
+#[test]
+fn admin_needs_a_real_token_and_its_own_port() {
+    let mut config = Config::default();
+    config.admin.token = Some("  ".to_owned());
+    config.admin.listen = config.http.listen;
+    check(
+        &config,
+        &[
+            "admin.token: must not be empty (remove it to use no token)",
+            "admin.listen: 127.0.0.1:7331 is http.listen too; the admin API needs its own port",
+        ],
+    );
+}
+
+#[test]
+fn admin_token_is_not_in_debug_output() {
+    let mut config = Config::default();
+    config.admin.token = Some("hunter2".to_owned());
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("<redacted>"), "{debug}");
+}

@@ -1,0 +1,173 @@
+//! divan benches for the gateway's per-request hot paths, all in core:
+//! the JSON-RPC envelope (parse, serialize, the upstream id rewrite), the
+//! `tools/call` name rewrite, routing by tool name, merging a catalog of
+//! 50 servers × 100 tools, and namespacing.
+//!
+//! Run with `cargo bench -p only1mcp-core --bench hot_paths` (add
+//! `-- --sample-count 1000` or a name filter as divan allows).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "bench set-up; a failure is a bug in the bench"
+)]
+
+use std::hint::black_box;
+
+use divan::Bencher;
+use only1mcp_core::catalog::{Catalog, Lists, Prefix, ServerListing, ToolFilter};
+use only1mcp_core::jsonrpc::{self, Frame, Id, Message, Request, Response};
+use only1mcp_core::mcp::{self, RawObject};
+use only1mcp_core::naming::Namespace;
+
+fn main() {
+    divan::main();
+}
+
+/// A `tools/call` as a client sends it.
+const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"echo__echo","arguments":{"text":"hello, world"},"_meta":{"progressToken":17}}}"#;
+
+/// A backend's answer to it.
+const RESULT: &[u8] =
+    br#"{"jsonrpc":"2.0","id":4242,"result":{"content":[{"type":"text","text":"hello, world"}]}}"#;
+
+/// Envelope parsing: what every client frame and every backend line costs.
+mod envelope {
+    use super::*;
+
+    #[divan::bench]
+    fn parse_request() -> Frame {
+        jsonrpc::parse(black_box(CALL)).unwrap()
+    }
+
+    #[divan::bench]
+    fn parse_response() -> Frame {
+        jsonrpc::parse(black_box(RESULT)).unwrap()
+    }
+
+    /// Serializing a response whose result is raw (the bytes pass through).
+    #[divan::bench]
+    fn serialize_response(bencher: Bencher<'_, '_>) {
+        let Ok(Frame::Single(Message::Response(res))) = jsonrpc::parse(RESULT) else {
+            panic!("not a response")
+        };
+        let message = Message::Response(Response {
+            id: Some(Id::Number(17)),
+            outcome: res.outcome,
+        });
+        bencher.bench_local(|| black_box(&message).to_vec());
+    }
+
+    /// What the stdio connection does per call: a new upstream id, the
+    /// method and raw params re-serialized into one line.
+    #[divan::bench]
+    fn id_rewrite(bencher: Bencher<'_, '_>) {
+        bencher.bench_local(|| {
+            let Ok(Frame::Single(Message::Request(req))) = jsonrpc::parse(black_box(CALL)) else {
+                panic!("not a request")
+            };
+            Message::Request(Request {
+                id: Id::Number(4242),
+                method: req.method,
+                params: req.params,
+            })
+            .to_vec()
+        });
+    }
+}
+
+/// The `tools/call` params rewrite (`echo__echo` → `echo`), as
+/// `ClientSession::call_named` does it: read params as a raw object, set
+/// `name`, serialize.
+#[divan::bench]
+fn rename_params(bencher: Bencher<'_, '_>) {
+    let Ok(Frame::Single(Message::Request(req))) = jsonrpc::parse(CALL) else {
+        panic!("not a request")
+    };
+    let params = req.params.unwrap();
+    bencher.bench_local(|| {
+        let mut object = mcp::params_object(Some(black_box(&params))).unwrap();
+        let name = mcp::string_field(&object, "name").unwrap();
+        mcp::set_string_field(&mut object, "name", &name[6..]);
+        mcp::to_raw_object(&object).unwrap()
+    });
+}
+
+fn tool(name: &str) -> RawObject {
+    serde_json::from_str(&format!(
+        r#"{{"name":"{name}","description":"Does {name} to the given text.","inputSchema":{{"type":"object","properties":{{"text":{{"type":"string"}}}},"required":["text"]}}}}"#
+    ))
+    .unwrap()
+}
+
+/// `servers` servers with `tools` tools each, every name unique per server
+/// and half of them colliding across servers.
+fn listings(servers: usize, tools: usize) -> Vec<ServerListing> {
+    (0..servers)
+        .map(|s| ServerListing {
+            server: format!("server{s}").into(),
+            prefix: Prefix::Always,
+            filter: ToolFilter::default(),
+            lists: Lists {
+                tools: (0..tools)
+                    .map(|t| {
+                        if t % 2 == 0 {
+                            tool(&format!("shared_tool_{t}"))
+                        } else {
+                            tool(&format!("tool_{s}_{t}"))
+                        }
+                    })
+                    .collect(),
+                ..Lists::default()
+            },
+        })
+        .collect()
+}
+
+/// The merged catalog of 50 servers × 100 tools (a rebuild on every
+/// `list_changed`).
+#[divan::bench(args = [Prefix::Always, Prefix::OnConflict])]
+fn catalog_build_50x100(bencher: Bencher<'_, '_>, prefix: Prefix) {
+    let mut listings = listings(50, 100);
+    for listing in &mut listings {
+        listing.prefix = prefix;
+    }
+    let namespace = Namespace::default();
+    bencher.bench_local(|| Catalog::build(black_box(&listings), &namespace));
+}
+
+/// Routing one exposed tool name in the 5000-tool catalog.
+#[divan::bench]
+fn catalog_tool_lookup(bencher: Bencher<'_, '_>) {
+    let catalog = Catalog::build(&listings(50, 100), &Namespace::default());
+    let names = [
+        "server0__shared_tool_0",
+        "server49__tool_49_99",
+        "nope__nope",
+    ];
+    bencher.bench_local(|| {
+        for name in names {
+            black_box(catalog.tool(black_box(name)));
+        }
+    });
+}
+
+/// Namespacing: join and split of one name.
+mod naming {
+    use super::*;
+
+    #[divan::bench]
+    fn join(bencher: Bencher<'_, '_>) {
+        let namespace = Namespace::default();
+        bencher.bench_local(|| namespace.join(black_box("filesystem"), black_box("read_file")));
+    }
+
+    #[divan::bench]
+    fn split(bencher: Bencher<'_, '_>) {
+        let namespace = Namespace::default();
+        bencher.bench_local(|| {
+            namespace
+                .split(black_box("filesystem__read_file"))
+                .map(|(s, n)| s.len() + n.len())
+        });
+    }
+}

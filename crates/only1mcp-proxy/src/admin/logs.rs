@@ -1,0 +1,201 @@
+//! Recent log lines per server, for `GET /servers/{id}/logs` and
+//! `only1mcp logs`.
+//!
+//! A tracing [`Layer`] ([`layer`]) copies every event at INFO or above that
+//! carries a `server` field into a bounded ring per server: the backends'
+//! stderr lines and log messages (target `only1mcp::backend`) and what the
+//! gateway logs about them (ready, failed, restarting). It has its own
+//! filter, so `RUST_LOG` quieting the log output does not empty the rings.
+//! Followers get new lines through a broadcast channel.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::SystemTime;
+
+use tokio::sync::broadcast;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::Context;
+
+use super::dto::LogLineDto;
+
+/// Lines kept per server.
+pub const LINES_PER_SERVER: usize = 1000;
+/// Servers with a ring; lines about further servers are not kept.
+const MAX_SERVERS: usize = 1024;
+/// The target of backends' own output (stderr, `notifications/message`).
+const BACKEND_TARGET: &str = "only1mcp::backend";
+
+/// The per-server rings and the channel to followers.
+#[derive(Debug)]
+pub struct LogBook {
+    rings: Mutex<HashMap<Arc<str>, VecDeque<Arc<LogLineDto>>>>,
+    next_seq: AtomicU64,
+    live: broadcast::Sender<Arc<LogLineDto>>,
+}
+
+/// The process-wide book the layer writes to (the tracing subscriber is
+/// process-wide too).
+pub fn book() -> &'static LogBook {
+    static BOOK: OnceLock<LogBook> = OnceLock::new();
+    BOOK.get_or_init(|| LogBook {
+        rings: Mutex::new(HashMap::new()),
+        next_seq: AtomicU64::new(1),
+        live: broadcast::channel(1024).0,
+    })
+}
+
+impl LogBook {
+    /// Keeps one line and hands it to followers.
+    pub fn push(&self, server: &str, level: &Level, source: &str, message: String) {
+        let line = Arc::new(LogLineDto {
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            server: server.to_owned(),
+            at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            level: level.to_string(),
+            source: source.to_owned(),
+            message,
+        });
+        {
+            let mut rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+            if !rings.contains_key(server) && rings.len() >= MAX_SERVERS {
+                return;
+            }
+            let ring = rings.entry(server.into()).or_default();
+            if ring.len() == LINES_PER_SERVER {
+                ring.pop_front();
+            }
+            ring.push_back(line.clone());
+        }
+        // Nobody following is not an error.
+        let _ = self.live.send(line);
+    }
+
+    /// The last `n` lines of `server`, or of every server when `None`
+    /// (merged in the order they were logged); oldest first.
+    pub fn recent(&self, server: Option<&str>, n: usize) -> Vec<LogLineDto> {
+        let rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut lines: Vec<Arc<LogLineDto>> = match server {
+            Some(server) => rings
+                .get(server)
+                .map(|ring| ring.iter().cloned().collect())
+                .unwrap_or_default(),
+            None => rings.values().flatten().cloned().collect(),
+        };
+        drop(rings);
+        lines.sort_unstable_by_key(|line| line.seq);
+        let skip = lines.len().saturating_sub(n);
+        lines.into_iter().skip(skip).map(|l| (*l).clone()).collect()
+    }
+
+    /// Whether any line about `server` is kept.
+    pub fn knows(&self, server: &str) -> bool {
+        self.rings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(server)
+    }
+
+    /// New lines as they are logged.
+    pub fn follow(&self) -> broadcast::Receiver<Arc<LogLineDto>> {
+        self.live.subscribe()
+    }
+}
+
+/// The layer that fills [`book`]; install it beside the log output.
+pub fn layer<S>() -> impl Layer<S>
+where
+    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    Capture.with_filter(filter_fn(|meta| {
+        meta.is_event() && *meta.level() <= Level::INFO && meta.fields().field("server").is_some()
+    }))
+}
+
+/// Copies events about a server into the book.
+#[derive(Debug)]
+struct Capture;
+
+impl<S: Subscriber> Layer<S> for Capture {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let Some(server) = fields.server else { return };
+        let meta = event.metadata();
+        let source = if meta.target() == BACKEND_TARGET {
+            "backend"
+        } else {
+            "gateway"
+        };
+        book().push(&server, meta.level(), source, fields.text);
+    }
+}
+
+/// The message, then the other fields as `key=value`, like the log output.
+#[derive(Default)]
+struct Fields {
+    server: Option<String>,
+    text: String,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "server" => self.server = Some(value.to_owned()),
+            "message" => self.text.insert_str(0, value),
+            name => {
+                let _ = write!(self.text, " {name}={value:?}");
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "server" => self.server = Some(format!("{value:?}")),
+            "message" => self.text.insert_str(0, &format!("{value:?}")),
+            name => {
+                let _ = write!(self.text, " {name}={value:?}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn captures_lines_about_servers_and_keeps_the_last_ones() {
+        let subscriber = tracing_subscriber::registry().with(layer());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "only1mcp::backend", server = %"logs-test", "[echo] ready on stdio");
+            tracing::warn!(server = %"logs-test", reason = "boom", "Backend failed to start");
+            tracing::debug!(server = %"logs-test", "Not kept: debug");
+            tracing::info!("Not kept: no server");
+        });
+        let lines = book().recent(Some("logs-test"), 10);
+        let got: Vec<(&str, &str, &str)> = lines
+            .iter()
+            .map(|l| (l.level.as_str(), l.source.as_str(), l.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("INFO", "backend", "[echo] ready on stdio"),
+                ("WARN", "gateway", "Backend failed to start reason=\"boom\""),
+            ]
+        );
+        assert_eq!(book().recent(Some("logs-test"), 1).len(), 1);
+        for n in 0..LINES_PER_SERVER + 5 {
+            book().push("ring-test", &Level::INFO, "backend", n.to_string());
+        }
+        let kept = book().recent(Some("ring-test"), usize::MAX);
+        assert_eq!(kept.len(), LINES_PER_SERVER);
+        assert_eq!(kept[0].message, "5");
+    }
+}
