@@ -40,6 +40,8 @@ struct Options {
     warmup: String,
     build: bool,
     soak: Option<String>,
+    /// Measure only hot reload: this many config changes under load.
+    reload: Option<u32>,
 }
 
 fn parse_options(args: &[OsString]) -> Result<Options> {
@@ -48,6 +50,7 @@ fn parse_options(args: &[OsString]) -> Result<Options> {
         warmup: "1s".to_owned(),
         build: true,
         soak: None,
+        reload: None,
     };
     let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
@@ -57,8 +60,15 @@ fn parse_options(args: &[OsString]) -> Result<Options> {
             "--warmup" => options.warmup = value("--warmup")?,
             "--soak" => options.soak = Some(value("--soak")?),
             "--no-build" => options.build = false,
+            "--reload" => {
+                options.reload = Some(
+                    value("--reload")?
+                        .parse()
+                        .context("--reload needs a number of changes")?,
+                );
+            }
             other => bail!(
-                "unknown option {other:?} (cargo xtask bench [--duration 5s] [--warmup 1s] [--no-build] [--soak 5m])"
+                "unknown option {other:?} (cargo xtask bench [--duration 5s] [--warmup 1s] [--no-build] [--soak 5m] [--reload 100])"
             ),
         }
     }
@@ -98,6 +108,9 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     }
     let dir = target_dir.join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(changes) = options.reload {
+        return reload_run(&bins, &dir, changes);
+    }
 
     let mut backend = Proc::start(
         "echo backend (HTTP)",
@@ -882,4 +895,133 @@ mod tests {
         assert_eq!(number(json, "nope"), None);
         assert_eq!(text_field(json, "first_error").as_deref(), Some("a \"b\""));
     }
+}
+
+/// `--reload N`: the gateway serves HTTP in front of the stdio echo backend
+/// while a load run keeps 8 requests in flight and the config file is
+/// rewritten N times (the arith backend comes and goes, echo stays). Reports
+/// how long each reload took to apply (from the gateway's own log: the new
+/// backend set and catalog in place, new processes' start-up excluded) and
+/// whether any request failed. Writes `target/bench/reload-report.md`.
+fn reload_run(bins: &Bins, dir: &Path, changes: u32) -> Result<()> {
+    let arith = bins.echo.with_file_name("only1mcp-arith-server");
+    let quote = |p: &Path| format!("{:?}", p.display().to_string());
+    let config = dir.join("reload.yaml");
+    let yaml = |with_arith: bool| {
+        let mut text = format!(
+            "logging:\n  level: warn\nservers:\n  echo:\n    command: {}\n",
+            quote(&bins.echo)
+        );
+        if with_arith {
+            let _ = writeln!(text, "  arith:\n    command: {}", quote(&arith));
+        }
+        text
+    };
+    write(&config, &yaml(false))?;
+    let log = dir.join("reload-gateway.log");
+    let proc = Proc::start(
+        "gateway",
+        Command::new(&bins.gateway)
+            .args(["start", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env(
+                "RUST_LOG",
+                "warn,only1mcp_proxy::http=info,only1mcp_proxy::gateway=info",
+            ),
+        &log,
+        false,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = loop {
+        let text = proc.log_text();
+        if let Some(idx) = text.find("Listening url=") {
+            break text[idx + "Listening url=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        if Instant::now() > deadline {
+            bail!("the gateway never listened:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let interval = Duration::from_millis(300);
+    let seconds = u64::from(changes) * 300 / 1000 + 4;
+    let load = Command::new(&bins.gateway)
+        .args(["benchmark", "--json", "-q", "-c", "8", "--warmup", "1s"])
+        .args(["--duration", &format!("{seconds}s"), "--url", &url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting only1mcp benchmark")?;
+    // Let the warm-up pass, then change the file every 300 ms (longer than
+    // the watcher's 200 ms debounce, so every write is its own reload).
+    std::thread::sleep(Duration::from_millis(1500));
+    for change in 0..changes {
+        write(&config, &yaml(change % 2 == 0))?;
+        std::thread::sleep(interval);
+    }
+    let out = load.wait_with_output().context("waiting for the load run")?;
+    let json = String::from_utf8_lossy(&out.stdout);
+    let requests = number(&json, "requests").unwrap_or_default();
+    let failures: f64 = [
+        "tool_errors",
+        "rpc_errors",
+        "http_errors",
+        "transport_errors",
+        "timeouts",
+    ]
+    .iter()
+    .filter_map(|key| number(&json, key))
+    .sum();
+    // Give the last reload time to be logged.
+    std::thread::sleep(Duration::from_millis(500));
+    let text = proc.log_text();
+    let mut applied: Vec<u64> = text
+        .lines()
+        .filter(|l| l.contains("Config reloaded"))
+        .filter_map(|l| {
+            let idx = l.find("applied_us=")?;
+            l[idx + "applied_us=".len()..]
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    drop(proc);
+    applied.sort_unstable();
+    if applied.is_empty() {
+        bail!("no reload was logged; see {}", log.display());
+    }
+    let pick = |q: f64| {
+        let idx = ((applied.len() as f64 - 1.0) * q).round() as usize;
+        applied[idx.min(applied.len() - 1)]
+    };
+    let report = format!(
+        "# Hot reload under load\n\n{} config changes, one every {} ms, while `only1mcp benchmark` kept 8 requests in flight \
+         (HTTP→stdio, `echo__echo`); the arith backend came and went, echo stayed.\n\n\
+         | reloads applied | apply p50 | apply p99 | apply max | requests | failed requests |\n\
+         |---:|---:|---:|---:|---:|---:|\n\
+         | {} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} |\n\n\
+         Machine: {}; load average {}.\n",
+        changes,
+        interval.as_millis(),
+        applied.len(),
+        pick(0.5) as f64 / 1000.0,
+        pick(0.99) as f64 / 1000.0,
+        applied[applied.len() - 1] as f64 / 1000.0,
+        requests,
+        failures,
+        machine(),
+        loadavg(),
+    );
+    write(&dir.join("reload-report.md"), &report)?;
+    println!("{report}");
+    if failures > 0.0 {
+        bail!("{failures} requests failed during the reloads");
+    }
+    Ok(())
 }

@@ -245,6 +245,9 @@ pub struct ReloadReport {
     pub stopped: Vec<Arc<str>>,
     /// Started backends whose first start failed.
     pub failed: Vec<Arc<str>>,
+    /// Microseconds from the start of the reload until the new backend set
+    /// and catalog were in place (new processes' own start-up excluded).
+    pub applied_us: u64,
 }
 
 /// The settings of one backend under `config`.
@@ -342,6 +345,7 @@ impl Gateway {
     pub async fn reload(&self, config: &Config) -> ReloadReport {
         let report = self.apply(config).await;
         tracing::info!(
+            applied_us = report.applied_us,
             kept = report.kept.len(),
             started = ?report.started,
             stopped = ?report.stopped,
@@ -353,6 +357,7 @@ impl Gateway {
 
     async fn apply(&self, config: &Config) -> ReloadReport {
         let _one_at_a_time = self.shared.reload.lock().await;
+        let began = std::time::Instant::now();
         self.shared.config.store(Arc::new(config.clone()));
         let identity = ClientIdentity::new(&implementation(), &serde_json::json!({}));
         self.shared.namespace.store(Arc::new(
@@ -401,6 +406,7 @@ impl Gateway {
             }
         }
         self.shared.rebuild();
+        report.applied_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
         for backend in retired {
             report.stopped.push(backend.id().clone());
             tokio::spawn(async move {
