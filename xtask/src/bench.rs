@@ -963,7 +963,9 @@ fn reload_run(bins: &Bins, dir: &Path, changes: u32) -> Result<()> {
         write(&config, &yaml(change % 2 == 0))?;
         std::thread::sleep(interval);
     }
-    let out = load.wait_with_output().context("waiting for the load run")?;
+    let out = load
+        .wait_with_output()
+        .context("waiting for the load run")?;
     let json = String::from_utf8_lossy(&out.stdout);
     let requests = number(&json, "requests").unwrap_or_default();
     let failures: f64 = [
