@@ -1008,7 +1008,7 @@ fn reload_run(bins: &Bins, dir: &Path, changes: u32) -> Result<()> {
          | reloads applied | apply p50 | apply p99 | apply max | requests | failed requests |\n\
          |---:|---:|---:|---:|---:|---:|\n\
          | {} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} |\n\n\
-         Machine: {}; load average {}.\n",
+         {} Load average {}.\n",
         changes,
         interval.as_millis(),
         applied.len(),
