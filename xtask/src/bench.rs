@@ -881,22 +881,6 @@ fn machine() -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_fields_are_read() {
-        let json = "{\n  \"warmup_requests\": 5,\n  \"requests\": 100,\n  \"first_error\": \"a \\\"b\\\"\",\n  \"latency_us\": {\"p50\": 12.5, \"p99_9\": 40}\n}";
-        assert_eq!(number(json, "requests"), Some(100.0));
-        assert_eq!(number(json, "warmup_requests"), Some(5.0));
-        assert_eq!(number(json, "p50"), Some(12.5));
-        assert_eq!(number(json, "p99_9"), Some(40.0));
-        assert_eq!(number(json, "nope"), None);
-        assert_eq!(text_field(json, "first_error").as_deref(), Some("a \"b\""));
-    }
-}
-
 /// `--reload N`: the gateway serves HTTP in front of the stdio echo backend
 /// while a load run keeps 8 requests in flight and the config file is
 /// rewritten N times (the arith backend comes and goes, echo stays). Reports
@@ -1026,4 +1010,20 @@ fn reload_run(bins: &Bins, dir: &Path, changes: u32) -> Result<()> {
         bail!("{failures} requests failed during the reloads");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_fields_are_read() {
+        let json = "{\n  \"warmup_requests\": 5,\n  \"requests\": 100,\n  \"first_error\": \"a \\\"b\\\"\",\n  \"latency_us\": {\"p50\": 12.5, \"p99_9\": 40}\n}";
+        assert_eq!(number(json, "requests"), Some(100.0));
+        assert_eq!(number(json, "warmup_requests"), Some(5.0));
+        assert_eq!(number(json, "p50"), Some(12.5));
+        assert_eq!(number(json, "p99_9"), Some(40.0));
+        assert_eq!(number(json, "nope"), None);
+        assert_eq!(text_field(json, "first_error").as_deref(), Some("a \"b\""));
+    }
 }

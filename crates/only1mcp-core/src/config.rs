@@ -39,6 +39,12 @@ pub struct Config {
     /// The backends, keyed by server id. Collisions are resolved in key order.
     #[serde(default)]
     pub servers: BTreeMap<String, ServerConfig>,
+    /// A `conf.d`-style folder (relative to the config file): every
+    /// `*.yaml`, `*.yml`, `*.toml` and `*.json` file in it holds more
+    /// `servers` (or `mcpServers`) entries, merged in file-name order. A
+    /// server id defined twice is an error. Watched like the file itself.
+    #[serde(default)]
+    pub include_dir: Option<std::path::PathBuf>,
     /// Servers in the `mcpServers` format of Claude Desktop and Cursor, so an
     /// existing list can be used as it is. [`Config::absorb_mcp_servers`]
     /// moves them into `servers`.
@@ -47,6 +53,18 @@ pub struct Config {
         rename = "mcpServers",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
+    pub mcp_servers: BTreeMap<String, McpServerEntry>,
+}
+
+/// One file of the [`Config::include_dir`] folder: servers only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServersFile {
+    /// Servers in the gateway's own format.
+    #[serde(default)]
+    pub servers: BTreeMap<String, ServerConfig>,
+    /// Servers in the `mcpServers` format.
+    #[serde(default, rename = "mcpServers")]
     pub mcp_servers: BTreeMap<String, McpServerEntry>,
 }
 

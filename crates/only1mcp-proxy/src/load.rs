@@ -68,7 +68,76 @@ pub fn load_file(path: &Path) -> Result<Config, LoadError> {
         Some("json") => Figment::from(Json::file_exact(path)),
         _ => return Err(LoadError::UnknownFormat(path.to_owned())),
     };
-    finish(figment)
+    finish(figment, Some(path))
+}
+
+/// The `include_dir` of `config`, resolved against the config file's folder.
+pub fn include_dir(config: &Config, path: &Path) -> Option<PathBuf> {
+    let dir = config.include_dir.as_ref()?;
+    if dir.is_absolute() {
+        return Some(dir.clone());
+    }
+    Some(path.parent().unwrap_or_else(|| Path::new(".")).join(dir))
+}
+
+/// Merges the server files of the include folder into `config`, in
+/// file-name order; an id defined twice is a problem naming both places.
+fn merge_include_dir(config: &mut Config, dir: &Path) -> Result<(), LoadError> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "toml" | "json")
+                )
+            })
+            .collect(),
+        Err(e) => {
+            return Err(LoadError::Invalid(config::Invalid(vec![config::Problem {
+                field: "include_dir".to_owned(),
+                message: format!("{}: {e}", dir.display()),
+            }])));
+        }
+    };
+    files.sort();
+    let mut problems = Vec::new();
+    for file in files {
+        let figment = match file.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Figment::from(Toml::file_exact(&file)),
+            Some("json") => Figment::from(Json::file_exact(&file)),
+            _ => Figment::from(Yaml::file_exact(&file)),
+        };
+        let part: config::ServersFile = figment
+            .extract()
+            .map_err(|e| LoadError::Parse(Box::new(e)))?;
+        for (id, server) in part.servers {
+            if config.servers.contains_key(&id) || config.mcp_servers.contains_key(&id) {
+                problems.push(config::Problem {
+                    field: format!("servers.{id}"),
+                    message: format!("defined again in {}", file.display()),
+                });
+            } else {
+                config.servers.insert(id, server);
+            }
+        }
+        for (id, entry) in part.mcp_servers {
+            if config.servers.contains_key(&id) || config.mcp_servers.contains_key(&id) {
+                problems.push(config::Problem {
+                    field: format!("mcpServers.{id}"),
+                    message: format!("defined again in {}", file.display()),
+                });
+            } else {
+                config.mcp_servers.insert(id, entry);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::Invalid(config::Invalid(problems)))
+    }
 }
 
 /// Loads the config `start` uses: `path` if given, else the first of
@@ -83,10 +152,10 @@ pub fn load(path: Option<&Path>) -> Result<(Config, Origin), LoadError> {
             return load_file(path).map(|c| (c, Origin::File(path.to_owned())));
         }
     }
-    finish(Figment::from(Yaml::string(&built_in_yaml()))).map(|c| (c, Origin::BuiltIn))
+    finish(Figment::from(Yaml::string(&built_in_yaml())), None).map(|c| (c, Origin::BuiltIn))
 }
 
-fn finish(figment: Figment) -> Result<Config, LoadError> {
+fn finish(figment: Figment, path: Option<&Path>) -> Result<Config, LoadError> {
     let env = Env::prefixed("ONLY1MCP_").split("__").filter(|key| {
         let first = key.as_str().split('.').next().unwrap_or_default();
         ENV_SECTIONS.contains(&first)
@@ -95,6 +164,9 @@ fn finish(figment: Figment) -> Result<Config, LoadError> {
         .merge(env)
         .extract()
         .map_err(|e| LoadError::Parse(Box::new(e)))?;
+    if let Some(dir) = path.and_then(|p| include_dir(&config, p)) {
+        merge_include_dir(&mut config, &dir)?;
+    }
     config.absorb_mcp_servers()?;
     config.validate()?;
     check_tls(&config)?;

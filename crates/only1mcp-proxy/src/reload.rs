@@ -60,15 +60,19 @@ pub fn watch(
         .parent()
         .map(Path::to_owned)
         .unwrap_or_else(|| PathBuf::from("."));
+    let include =
+        load::include_dir(&gateway.config(), &path).map(|d| d.canonicalize().unwrap_or(d));
+    let included = include.clone();
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let file = path.clone();
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
         let Ok(events) = result else { return };
         let touches_file = events.iter().any(|event| {
-            event
-                .paths
-                .iter()
-                .any(|p| p == &file || p.file_name() == file.file_name())
+            event.paths.iter().any(|p| {
+                p == &file
+                    || p.file_name() == file.file_name()
+                    || included.as_ref().is_some_and(|d| p.starts_with(d))
+            })
         });
         if touches_file {
             // A reload already queued covers this change too.
@@ -76,6 +80,9 @@ pub fn watch(
         }
     })?;
     debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
+    if let Some(include) = &include {
+        debouncer.watch(include, RecursiveMode::NonRecursive)?;
+    }
     tracing::info!(config = %path.display(), "Watching the config file for changes");
     let task = tokio::spawn(async move {
         loop {

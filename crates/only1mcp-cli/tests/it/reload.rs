@@ -165,3 +165,28 @@ async fn reloads_under_load_lose_no_request() {
     let log = gw.log();
     assert!(log.matches("Config reloaded").count() >= 2, "{log}");
 }
+
+#[test]
+fn a_server_file_dropped_into_the_include_folder_is_picked_up() {
+    init();
+    let cfg = config(&format!("include_dir: conf.d\n{}", yaml(false)));
+    let conf_d = cfg.dir.path().join("conf.d");
+    std::fs::create_dir(&conf_d).unwrap();
+    let mut gateway = Gateway::start(&cfg.path, &[]);
+    gateway.initialize();
+    gateway.wait_for_log("Watching the config file");
+    let arith = format!(
+        "servers:\n  arith:\n    command: {}\n",
+        support::quote(&support::example_server("only1mcp-arith-server"))
+    );
+    std::fs::write(conf_d.join("arith.yaml"), arith).unwrap();
+    wait_for_list_changed(&mut gateway);
+    assert_eq!(
+        text(&gateway.call_tool("arith__add", json!({"a": 1, "b": 2}))),
+        "3"
+    );
+    std::fs::remove_file(conf_d.join("arith.yaml")).unwrap();
+    wait_for_list_changed(&mut gateway);
+    let gone = gateway.call_tool("arith__add", json!({"a": 1, "b": 2}));
+    assert_eq!(gone["error"]["code"], -32602, "{gone}");
+}

@@ -62,7 +62,7 @@ fn rule_violations_are_all_reported() {
 
 #[test]
 fn built_in_default_has_the_two_example_servers() {
-    let config = finish(Figment::from(Yaml::string(&built_in_yaml()))).unwrap();
+    let config = finish(Figment::from(Yaml::string(&built_in_yaml())), None).unwrap();
     assert_eq!(config.servers.keys().collect::<Vec<_>>(), ["arith", "echo"]);
     assert!(
         config.servers["echo"]
@@ -87,4 +87,34 @@ fn tls_files_must_exist_and_parse() {
     let err = load_file(&path).unwrap_err().to_string();
     assert!(err.contains("http.tls.cert"), "{err}");
     assert!(err.contains("http.tls.key"), "{err}");
+}
+
+#[test]
+fn include_dir_merges_server_files_and_refuses_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    write(
+        &dir,
+        "conf.d/10-time.yaml",
+        "servers:\n  time:\n    command: uvx\n",
+    );
+    write(
+        &dir,
+        "conf.d/20-fs.json",
+        r#"{"mcpServers":{"fs":{"command":"npx"}}}"#,
+    );
+    write(&dir, "conf.d/README.txt", "not a config");
+    let main = write(
+        &dir,
+        "only1mcp.yaml",
+        "include_dir: conf.d\nservers:\n  a:\n    command: x\n",
+    );
+    let config = load_file(&main).unwrap();
+    assert_eq!(
+        config.servers.keys().collect::<Vec<_>>(),
+        ["a", "fs", "time"]
+    );
+    write(&dir, "conf.d/30-dup.toml", "[servers.a]\ncommand = \"y\"\n");
+    let err = load_file(&main).unwrap_err().to_string();
+    assert!(err.contains("servers.a: defined again in"), "{err}");
 }
