@@ -238,6 +238,24 @@ impl Gateway {
         }
     }
 
+    /// Reads until a notification with `method` arrives (or one already
+    /// read is waiting), and takes it out of [`Gateway::notifications`].
+    pub fn wait_for_notification(&mut self, method: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(idx) = self
+                .notifications
+                .iter()
+                .position(|n| n["method"] == method)
+            {
+                return self.notifications.remove(idx);
+            }
+            assert!(Instant::now() < deadline, "no {method}:\n{}", self.log());
+            let message = self.recv();
+            self.notifications.push(message);
+        }
+    }
+
     /// Sends a request with a fresh numeric id and returns its response.
     pub fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.send_request(method, params);
@@ -625,6 +643,13 @@ pub fn node_script(script: &str, args: &[&str]) -> Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// The first text content of a `tools/call` response.
+pub fn text(response: &Value) -> &str {
+    response["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {response}"))
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::time::Instant;
 
 use only1mcp_test_support::{self as support, Gateway, HttpGateway, config};
 use serde_json::{Value, json};
@@ -130,34 +129,6 @@ fn redact(table: &str, columns: &[&str]) -> String {
     out
 }
 
-/// Reads until a `tools/list_changed` notification arrives.
-fn wait_for_list_changed(gateway: &mut Gateway) {
-    let deadline = Instant::now() + support::WAIT;
-    loop {
-        if let Some(idx) = gateway
-            .notifications
-            .iter()
-            .position(|n| n["method"] == "notifications/tools/list_changed")
-        {
-            gateway.notifications.remove(idx);
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no list_changed:\n{}",
-            gateway.log()
-        );
-        let message = gateway.recv();
-        gateway.notifications.push(message);
-    }
-}
-
-fn text(response: &Value) -> &str {
-    response["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no text in {response}"))
-}
-
 fn tool_names(gateway: &mut Gateway) -> Vec<String> {
     let listing = gateway.request("tools/list", json!({}));
     listing["result"]["tools"]
@@ -183,16 +154,16 @@ fn cli_adds_and_removes_servers_of_a_running_gateway() {
         gateway.log()
     );
     assert_eq!(
-        text(&gateway.call_tool("echo__echo", json!({"text": "hi"}))),
+        support::text(&gateway.call_tool("echo__echo", json!({"text": "hi"}))),
         "hi"
     );
 
     let out = cli_ok(&["add", "arith", "--", &arith()], &admin, dir);
     assert_table_snapshot!("admin_add", out);
-    wait_for_list_changed(&mut gateway);
+    gateway.wait_for_notification("notifications/tools/list_changed");
     assert!(tool_names(&mut gateway).contains(&"arith__add".to_owned()));
     assert_eq!(
-        text(&gateway.call_tool("arith__add", json!({"a": 2, "b": 3}))),
+        support::text(&gateway.call_tool("arith__add", json!({"a": 2, "b": 3}))),
         "5"
     );
 
@@ -226,7 +197,7 @@ fn cli_adds_and_removes_servers_of_a_running_gateway() {
 
     let out = cli_ok(&["remove", "arith"], &admin, dir);
     assert_table_snapshot!("admin_remove", out);
-    wait_for_list_changed(&mut gateway);
+    gateway.wait_for_notification("notifications/tools/list_changed");
     let gone = gateway.call_tool("arith__add", json!({"a": 2, "b": 3}));
     assert!(
         gone["error"]["message"]
@@ -236,7 +207,7 @@ fn cli_adds_and_removes_servers_of_a_running_gateway() {
         "{gone}"
     );
     assert_eq!(
-        text(&gateway.call_tool("echo__echo", json!({"text": "still here"}))),
+        support::text(&gateway.call_tool("echo__echo", json!({"text": "still here"}))),
         "still here"
     );
 
@@ -462,7 +433,7 @@ fn an_invalid_config_is_refused_by_reload_and_the_gateway_keeps_serving() {
     assert_eq!(res.1["problems"].as_array().unwrap().len(), 2, "{}", res.1);
     // Still serving on the previous config.
     assert_eq!(
-        text(&gateway.call_tool("echo__echo", json!({"text": "up"}))),
+        support::text(&gateway.call_tool("echo__echo", json!({"text": "up"}))),
         "up"
     );
 }

@@ -31,6 +31,17 @@ fn tool_names(list: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A server's `(era, status)` from `only1mcp list --json` output.
+fn era_and_status(listing: &Value, server: &str) -> (Value, Value) {
+    listing["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["server"] == server)
+        .map(|s| (s["era"].clone(), s["status"].clone()))
+        .unwrap_or_else(|| panic!("{server} missing from {listing}"))
+}
+
 fn first_text(result: &Value) -> &str {
     result["content"][0]["text"]
         .as_str()
@@ -134,15 +145,7 @@ fn list_shows_each_backend_in_the_era_it_speaks() {
         String::from_utf8_lossy(&out.stderr)
     );
     let listing: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let era = |server: &str| {
-        listing["servers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["server"] == server)
-            .map(|s| (s["era"].clone(), s["status"].clone()))
-            .unwrap()
-    };
+    let era = |server: &str| era_and_status(&listing, server);
     assert_eq!(era("time"), (json!("modern"), json!("ready")));
     assert_eq!(era("arith"), (json!("modern"), json!("ready")));
     assert_eq!(era("everything"), (json!("legacy"), json!("ready")));
@@ -195,15 +198,7 @@ fn http_sse_and_modern_http_backends_are_aggregated() {
         String::from_utf8_lossy(&list.stderr)
     );
     let listing: Value = serde_json::from_slice(&list.stdout).unwrap();
-    let era = |server: &str| {
-        listing["servers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["server"] == server)
-            .map(|s| (s["era"].clone(), s["status"].clone()))
-            .unwrap()
-    };
+    let era = |server: &str| era_and_status(&listing, server);
     assert_eq!(
         era("evhttp"),
         (json!("legacy"), json!("ready")),

@@ -22,34 +22,6 @@ fn yaml(arith: bool) -> String {
     text
 }
 
-/// Reads until a `tools/list_changed` notification arrives.
-fn wait_for_list_changed(gateway: &mut Gateway) {
-    let deadline = Instant::now() + support::WAIT;
-    loop {
-        if let Some(idx) = gateway
-            .notifications
-            .iter()
-            .position(|n| n["method"] == "notifications/tools/list_changed")
-        {
-            gateway.notifications.remove(idx);
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no list_changed:\n{}",
-            gateway.log()
-        );
-        let message = gateway.recv();
-        gateway.notifications.push(message);
-    }
-}
-
-fn text(response: &Value) -> &str {
-    response["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no text in {response}"))
-}
-
 #[test]
 fn editing_the_config_adds_and_removes_servers_live() {
     init();
@@ -61,16 +33,16 @@ fn editing_the_config_adds_and_removes_servers_live() {
     assert_eq!(echo_pid.len(), 1);
 
     std::fs::write(&cfg.path, yaml(true)).unwrap();
-    wait_for_list_changed(&mut gateway);
+    gateway.wait_for_notification("notifications/tools/list_changed");
     assert_eq!(
-        text(&gateway.call_tool("arith__add", json!({"a": 2, "b": 3}))),
+        support::text(&gateway.call_tool("arith__add", json!({"a": 2, "b": 3}))),
         "5"
     );
     // The unchanged echo server kept its process.
     assert!(gateway.children().contains(&echo_pid[0]));
 
     std::fs::write(&cfg.path, yaml(false)).unwrap();
-    wait_for_list_changed(&mut gateway);
+    gateway.wait_for_notification("notifications/tools/list_changed");
     let gone = gateway.call_tool("arith__add", json!({"a": 2, "b": 3}));
     assert_eq!(gone["error"]["code"], -32602, "{gone}");
     assert!(
@@ -81,7 +53,7 @@ fn editing_the_config_adds_and_removes_servers_live() {
         "{gone}"
     );
     assert_eq!(
-        text(&gateway.call_tool("echo__echo", json!({"text": "still"}))),
+        support::text(&gateway.call_tool("echo__echo", json!({"text": "still"}))),
         "still"
     );
     // The removed backend finishes (nothing in flight) and is stopped.
@@ -106,13 +78,13 @@ fn an_invalid_config_is_refused_and_the_next_valid_one_applies() {
     std::fs::write(&cfg.path, "servers:\n  echo:\n    comand: typo\n").unwrap();
     gateway.wait_for_log("Config reload rejected");
     assert_eq!(
-        text(&gateway.call_tool("echo__echo", json!({"text": "up"}))),
+        support::text(&gateway.call_tool("echo__echo", json!({"text": "up"}))),
         "up"
     );
     std::fs::write(&cfg.path, yaml(true)).unwrap();
-    wait_for_list_changed(&mut gateway);
+    gateway.wait_for_notification("notifications/tools/list_changed");
     assert_eq!(
-        text(&gateway.call_tool("arith__multiply", json!({"a": 6, "b": 7}))),
+        support::text(&gateway.call_tool("arith__multiply", json!({"a": 6, "b": 7}))),
         "42"
     );
 }
@@ -180,13 +152,13 @@ fn a_server_file_dropped_into_the_include_folder_is_picked_up() {
         support::quote(&support::example_server("only1mcp-arith-server"))
     );
     std::fs::write(conf_d.join("arith.yaml"), arith).unwrap();
-    wait_for_list_changed(&mut gateway);
+    gateway.wait_for_notification("notifications/tools/list_changed");
     assert_eq!(
-        text(&gateway.call_tool("arith__add", json!({"a": 1, "b": 2}))),
+        support::text(&gateway.call_tool("arith__add", json!({"a": 1, "b": 2}))),
         "3"
     );
     std::fs::remove_file(conf_d.join("arith.yaml")).unwrap();
-    wait_for_list_changed(&mut gateway);
+    gateway.wait_for_notification("notifications/tools/list_changed");
     let gone = gateway.call_tool("arith__add", json!({"a": 1, "b": 2}));
     assert_eq!(gone["error"]["code"], -32602, "{gone}");
 }

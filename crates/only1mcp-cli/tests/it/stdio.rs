@@ -5,12 +5,6 @@ use serde_json::{Value, json};
 
 use crate::init;
 
-fn text(response: &Value) -> &str {
-    response["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no text in {response}"))
-}
-
 fn error_code(response: &Value) -> i64 {
     response["error"]["code"]
         .as_i64()
@@ -43,9 +37,9 @@ fn calls_reach_each_backend_in_its_own_era() {
     gateway.initialize();
     // echo speaks only the legacy era, arith answers server/discover.
     let echo = gateway.call_tool("echo__echo", json!({"text": "hi"}));
-    assert_eq!(text(&echo), "hi");
+    assert_eq!(support::text(&echo), "hi");
     let add = gateway.call_tool("arith__add", json!({"a": 2, "b": 3}));
-    assert_eq!(text(&add), "5");
+    assert_eq!(support::text(&add), "5");
     assert_eq!(add["result"]["structuredContent"], json!({"result": 5}));
     let divide = gateway.call_tool("arith__divide", json!({"a": 1, "b": 0}));
     assert_eq!(divide["result"]["isError"], true);
@@ -120,7 +114,7 @@ fn modern_requests_are_served_statelessly() {
         "tools/call",
         json!({"name": "echo__reverse", "arguments": {"text": "abc"}, "_meta": meta}),
     );
-    assert_eq!(text(&echo), "cba");
+    assert_eq!(support::text(&echo), "cba");
     assert_eq!(echo["result"]["resultType"], "complete");
     // Version and capability checks, and methods the modern era removed.
     let bad = gateway.request("tools/list", json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "1900-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}));
@@ -177,7 +171,7 @@ fn bad_input_gets_errors_and_the_gateway_keeps_serving() {
     assert_eq!(error_code(&gateway.recv()), -32600);
 
     let echo = gateway.call_tool("echo__echo", json!({"text": "still here"}));
-    assert_eq!(text(&echo), "still here");
+    assert_eq!(support::text(&echo), "still here");
 }
 
 #[test]
@@ -215,7 +209,7 @@ fn a_crash_mid_call_fails_that_call_and_the_backend_comes_back() {
     );
     // The next call waits for the restart and succeeds.
     let echo = gateway.call_tool("echo__echo", json!({"text": "again"}));
-    assert_eq!(text(&echo), "again");
+    assert_eq!(support::text(&echo), "again");
     // The crashed process was reaped, not left as a zombie, and replaced.
     let after = gateway.children();
     assert_eq!(after.len(), 2, "{after:?}");
@@ -250,7 +244,7 @@ fn a_timeout_answers_the_client_and_cancels_the_backend_request() {
     // The example server logs to stderr when a cancellation reaches it.
     gateway.wait_for_log("cancelled");
     let echo = gateway.call_tool("echo__echo", json!({"text": "fine"}));
-    assert_eq!(text(&echo), "fine");
+    assert_eq!(support::text(&echo), "fine");
 }
 
 #[test]
@@ -277,7 +271,7 @@ fn progress_reaches_the_client_with_its_own_token() {
     let mut gateway = Gateway::start(&config.path, &[]);
     gateway.initialize();
     let res = gateway.request("tools/call", json!({"name": "echo__sleep", "arguments": {"ms": 200}, "_meta": {"progressToken": "mine"}}));
-    assert_eq!(text(&res), "slept 200 ms");
+    assert_eq!(support::text(&res), "slept 200 ms");
     let progress: Vec<&Value> = gateway
         .notifications
         .iter()
@@ -345,9 +339,9 @@ fn env_is_expanded_and_the_gateway_env_is_not_leaked() {
     let mut gateway = Gateway::start(&config.path, &[("ONLY1MCP_IT_SECRET", "s3cret")]);
     gateway.initialize();
     let greeting = gateway.call_tool("probe__env", json!({"name": "GREETING"}));
-    assert_eq!(text(&greeting), "hello-s3cret");
+    assert_eq!(support::text(&greeting), "hello-s3cret");
     let leaked = gateway.call_tool("probe__env", json!({"name": "ONLY1MCP_IT_SECRET"}));
-    assert_eq!(text(&leaked), "(unset)");
+    assert_eq!(support::text(&leaked), "(unset)");
 }
 
 #[test]
@@ -385,28 +379,17 @@ fn a_backend_list_change_reaches_the_client_and_the_catalog() {
     };
     assert!(!names(&mut gateway).contains(&"echo__extra".to_owned()));
     let shown = gateway.call_tool("echo__toggle_extra", json!({}));
-    assert_eq!(text(&shown), "extra tool shown");
+    assert_eq!(support::text(&shown), "extra tool shown");
     // The gateway re-lists the backend, then tells the client.
-    while !gateway
-        .notifications
-        .iter()
-        .any(|n| n["method"] == "notifications/tools/list_changed")
-    {
-        let message = gateway.recv();
-        gateway.notifications.push(message);
-    }
+    gateway.wait_for_notification("notifications/tools/list_changed");
     assert!(names(&mut gateway).contains(&"echo__extra".to_owned()));
-    assert_eq!(text(&gateway.call_tool("echo__extra", json!({}))), "extra");
+    assert_eq!(
+        support::text(&gateway.call_tool("echo__extra", json!({}))),
+        "extra"
+    );
     gateway.notifications.clear();
     gateway.call_tool("echo__toggle_extra", json!({}));
-    while !gateway
-        .notifications
-        .iter()
-        .any(|n| n["method"] == "notifications/tools/list_changed")
-    {
-        let message = gateway.recv();
-        gateway.notifications.push(message);
-    }
+    gateway.wait_for_notification("notifications/tools/list_changed");
     let gone = gateway.call_tool("echo__extra", json!({}));
     assert_eq!(error_code(&gone), -32602);
 }
