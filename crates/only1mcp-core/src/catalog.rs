@@ -99,6 +99,35 @@ pub struct ServerListing {
     pub lists: Lists,
 }
 
+/// A modern list result's cache hint (`ttlMs`, `cacheScope`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheHint {
+    /// How long the list may be cached, in milliseconds.
+    pub ttl_ms: u64,
+    /// Whether the list depends on who asks (`cacheScope: "private"`).
+    pub private: bool,
+}
+
+impl CacheHint {
+    /// The hint for a merge of parts: the shortest lifetime, private if any
+    /// part is. A part without a hint (a legacy server, which can change its
+    /// list at any time) counts as a lifetime of 0.
+    pub fn merge(parts: impl IntoIterator<Item = Option<Self>>) -> Self {
+        let mut merged: Option<Self> = None;
+        for part in parts {
+            let part = part.unwrap_or_default();
+            merged = Some(match merged {
+                None => part,
+                Some(m) => Self {
+                    ttl_ms: m.ttl_ms.min(part.ttl_ms),
+                    private: m.private || part.private,
+                },
+            });
+        }
+        merged.unwrap_or_default()
+    }
+}
+
 /// Raw items per list kind.
 #[derive(Debug, Clone, Default)]
 pub struct Lists {
@@ -110,6 +139,8 @@ pub struct Lists {
     pub resources: Vec<RawObject>,
     /// `resources/templates/list` items.
     pub resource_templates: Vec<RawObject>,
+    /// The cache hint the server gave for each list (modern servers only).
+    pub hints: HashMap<ListKind, CacheHint>,
 }
 
 impl Lists {
@@ -205,6 +236,7 @@ pub struct Catalog {
     prompt_index: HashMap<Arc<str>, usize>,
     resource_index: HashMap<Arc<str>, usize>,
     conflicts: Vec<Conflict>,
+    hints: HashMap<ListKind, CacheHint>,
 }
 
 impl Catalog {
@@ -223,7 +255,15 @@ impl Catalog {
                 .map(|(idx, e)| (e.exposed.clone(), idx))
                 .collect::<HashMap<_, _>>()
         };
+        let hints = ListKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let parts = listings.iter().map(|l| l.lists.hints.get(&kind).copied());
+                (kind, CacheHint::merge(parts))
+            })
+            .collect();
         Self {
+            hints,
             tool_index: index(&tools),
             prompt_index: index(&prompts),
             resource_index: index(&resources),
@@ -243,6 +283,12 @@ impl Catalog {
             ListKind::Resources => &self.resources,
             ListKind::ResourceTemplates => &self.resource_templates,
         }
+    }
+
+    /// The cache hint of a merged list: the shortest of the servers'
+    /// lifetimes (0 if any server gave none), private if any server's is.
+    pub fn cache_hint(&self, kind: ListKind) -> CacheHint {
+        self.hints.get(&kind).copied().unwrap_or_default()
     }
 
     /// The collisions resolved while merging.

@@ -413,6 +413,8 @@ pub struct ListPage {
     pub next_cursor: Option<String>,
     /// Modern cache lifetime.
     pub ttl_ms: Option<u64>,
+    /// Modern `cacheScope: "private"`.
+    pub private: bool,
 }
 
 impl ListPage {
@@ -431,10 +433,14 @@ impl ListPage {
             Some(raw) => serde_json::from_str(raw.get()).ok(),
             None => None,
         };
+        let private = object
+            .get("cacheScope")
+            .is_some_and(|raw| raw.get() == "\"private\"");
         Ok(Self {
             items,
             next_cursor,
             ttl_ms,
+            private,
         })
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::StreamExt;
 use only1mcp_core::Error;
-use only1mcp_core::catalog::{Lists, Prefix, ToolFilter};
+use only1mcp_core::catalog::{CacheHint, Lists, Prefix, ToolFilter};
 use only1mcp_core::jsonrpc::{self, ErrorObject, Message, Notification, Outcome, Request};
 use only1mcp_core::mcp::{self, Era, ListKind, ListPage, method};
 use only1mcp_core::upstream::{Call, Upstream, UpstreamEvent};
@@ -585,7 +585,10 @@ impl Backend {
             let mut lists = (*self.lists.load_full()).clone();
             for kind in changed {
                 match fetch_list(kind, &self.id, connection, established, &self.identity).await {
-                    Ok(items) => *lists.get_mut(kind) = items,
+                    Ok((items, hint)) => {
+                        *lists.get_mut(kind) = items;
+                        set_hint(&mut lists, kind, hint);
+                    }
                     Err(e) => {
                         tracing::warn!(server = %self.id, list = kind.method(), error = %e, "Refreshing a list failed");
                     }
@@ -685,22 +688,38 @@ async fn fetch_lists(
             continue;
         }
         match fetch_list(kind, server, connection, established, identity).await {
-            Ok(items) => *lists.get_mut(kind) = items,
+            Ok((items, hint)) => {
+                *lists.get_mut(kind) = items;
+                set_hint(&mut lists, kind, hint);
+            }
             Err(e) => tracing::warn!(server, list = kind.method(), error = %e, "Listing failed"),
         }
     }
     lists
 }
 
-/// Reads every page of one list.
+/// Records (or forgets) a list's cache hint.
+fn set_hint(lists: &mut Lists, kind: ListKind, hint: Option<CacheHint>) {
+    match hint {
+        Some(hint) => {
+            lists.hints.insert(kind, hint);
+        }
+        None => {
+            lists.hints.remove(&kind);
+        }
+    }
+}
+
+/// Reads every page of one list, with the cache hint it came with.
 async fn fetch_list(
     kind: ListKind,
     server: &str,
     connection: &mut AnyConnection,
     established: &Established,
     identity: &ClientIdentity,
-) -> Result<Vec<mcp::RawObject>, Error> {
+) -> Result<(Vec<mcp::RawObject>, Option<CacheHint>), Error> {
     let mut items = Vec::new();
+    let mut hint: Option<CacheHint> = None;
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let params = cursor
@@ -719,13 +738,21 @@ async fn fetch_list(
         let result =
             outcome.map_err(|e| protocol(server, &format!("{} ({})", e.message, e.code)))?;
         let page = ListPage::parse(kind, &result).map_err(|e| protocol(server, &e.to_string()))?;
+        if let Some(ttl_ms) = page.ttl_ms {
+            let seen = hint.get_or_insert(CacheHint {
+                ttl_ms,
+                private: false,
+            });
+            seen.ttl_ms = seen.ttl_ms.min(ttl_ms);
+            seen.private |= page.private;
+        }
         items.extend(page.items);
         match page.next_cursor {
             Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
-            _ => return Ok(items),
+            _ => return Ok((items, hint)),
         }
     }
-    Ok(items)
+    Ok((items, hint))
 }
 
 fn protocol(server: &str, reason: &str) -> Error {

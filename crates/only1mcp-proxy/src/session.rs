@@ -510,7 +510,12 @@ impl ClientSession {
             out.push_str(&serde_json::to_string(&next).unwrap_or_default());
         }
         if era == Era::Modern {
-            out.push_str(",\"ttlMs\":0,\"cacheScope\":\"public\"");
+            let hint = catalog.cache_hint(kind);
+            let scope = if hint.private { "private" } else { "public" };
+            out.push_str(&format!(
+                ",\"ttlMs\":{},\"cacheScope\":\"{scope}\"",
+                hint.ttl_ms
+            ));
         }
         out.push('}');
         RawValue::from_string(out)

@@ -250,6 +250,9 @@ enum Era {
     Modern,
 }
 
+/// The `ttlMs` of modern list results.
+pub const LIST_TTL_MS: u64 = 60_000;
+
 impl Era {
     /// Adds the modern-era result fields (`resultType`, and cache hints on lists).
     fn finish(self, mut result: Value, method: &str) -> Value {
@@ -258,7 +261,9 @@ impl Era {
         {
             obj.insert("resultType".into(), json!("complete"));
             if method.ends_with("/list") {
-                obj.insert("ttlMs".into(), json!(0));
+                // The lists are fixed at start (toggle_extra is echo's, a
+                // legacy-only server), so a minute of caching is safe.
+                obj.insert("ttlMs".into(), json!(LIST_TTL_MS));
                 obj.insert("cacheScope".into(), json!("public"));
             }
         }

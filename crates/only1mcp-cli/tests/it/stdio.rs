@@ -426,3 +426,33 @@ fn paged_lists_serve_every_item_once_and_refuse_bad_cursors() {
     let bad = gateway.request("tools/list", json!({"cursor": "not-a-cursor"}));
     assert_eq!(error_code(&bad), -32602);
 }
+
+#[test]
+fn modern_list_cache_hints_are_the_shortest_of_the_backends() {
+    init();
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    // arith alone (modern, 60 s): its hint goes through.
+    let arith_only = support::config(&format!(
+        "servers:\n  arith:\n    command: {}\n",
+        support::quote(&support::example_server("only1mcp-arith-server"))
+    ));
+    let mut gateway = Gateway::start(&arith_only.path, &[]);
+    let list = gateway.request("tools/list", json!({"_meta": meta}));
+    assert_eq!(
+        (
+            list["result"]["ttlMs"].clone(),
+            list["result"]["cacheScope"].clone()
+        ),
+        (json!(60000), json!("public")),
+        "{list}"
+    );
+    // With the legacy echo server beside it, whose list can change at any
+    // time, the merged list must not be cached.
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    let list = gateway.request("tools/list", json!({"_meta": meta}));
+    assert_eq!(list["result"]["ttlMs"], 0, "{list}");
+}

@@ -240,3 +240,40 @@ fn paging_resumes_after_a_removed_item_and_refuses_garbage() {
         .is_err()
     );
 }
+
+#[test]
+fn merged_cache_hints_take_the_shortest_lifetime_and_any_private_scope() {
+    let modern = |ttl_ms, private| Some(CacheHint { ttl_ms, private });
+    assert_eq!(
+        CacheHint::merge([modern(60_000, false), modern(5_000, false)]),
+        CacheHint {
+            ttl_ms: 5_000,
+            private: false
+        }
+    );
+    assert_eq!(
+        CacheHint::merge([modern(60_000, true), modern(5_000, false)]),
+        CacheHint {
+            ttl_ms: 5_000,
+            private: true
+        }
+    );
+    // A legacy server gives no hint: its list can change at any time.
+    assert_eq!(CacheHint::merge([modern(60_000, false), None]).ttl_ms, 0);
+    let mut a = listing("a", Prefix::Always, &["x"]);
+    a.lists.hints.insert(
+        ListKind::Tools,
+        CacheHint {
+            ttl_ms: 30_000,
+            private: true,
+        },
+    );
+    let catalog = Catalog::build(&[a], &Namespace::default());
+    assert_eq!(
+        catalog.cache_hint(ListKind::Tools),
+        CacheHint {
+            ttl_ms: 30_000,
+            private: true
+        }
+    );
+}

@@ -99,7 +99,7 @@ pub(crate) async fn probe(
             &established,
             identity,
         );
-        let tools = tokio::time::timeout(settings.request_timeout, listing)
+        let (tools, _hint) = tokio::time::timeout(settings.request_timeout, listing)
             .await
             .map_err(|_| fail("tools/list", "timed out".to_owned()))?
             .map_err(|e| fail("tools/list", e.to_string()))?;
