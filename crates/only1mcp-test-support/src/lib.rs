@@ -328,18 +328,8 @@ impl Gateway {
     /// Closes stdin and waits for the gateway to exit; returns its exit code.
     pub fn finish(mut self) -> (Option<i32>, String) {
         drop(self.stdin.take());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.code(), self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not exit after stdin closed:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let code = wait_exit(&mut self.child, &self.log, "exit after stdin closed");
+        (code, self.log())
     }
 }
 
@@ -596,18 +586,8 @@ impl HttpGateway {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.code(), self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not stop:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let code = wait_exit(&mut self.child, &self.log, "stop");
+        (code, self.log())
     }
 }
 
@@ -643,6 +623,23 @@ pub fn node_script(script: &str, args: &[&str]) -> Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// Waits (at most [`WAIT`]) for the gateway process to exit; returns its
+/// exit code. `what` names the expectation in the failure message.
+fn wait_exit(child: &mut Child, log: &Path, what: &str) -> Option<i32> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not {what}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The first text content of a `tools/call` response.

@@ -197,6 +197,36 @@ impl Correlator {
     }
 }
 
+/// Sends `call` as one serialized message on `queue` (the writer task of a
+/// stream transport: a child's stdin, a WebSocket) and waits for its answer.
+/// Dropping the future before the answer sends `notifications/cancelled`
+/// on the same queue, except for `initialize` (MCP lifecycle rule).
+pub(crate) async fn call_over_queue(
+    correlator: Arc<Correlator>,
+    queue: mpsc::Sender<Vec<u8>>,
+    call: only1mcp_core::upstream::Call,
+) -> Result<Outcome, Error> {
+    let (id, rx) = correlator.register();
+    let cancel = (call.method != method::INITIALIZE).then(|| {
+        let queue = queue.clone();
+        Box::new(move |note: Message| {
+            let _ = queue.try_send(note.to_vec());
+        }) as Cancel
+    });
+    let mut guard = CallGuard::new(correlator.clone(), id, cancel);
+    let frame = Message::Request(jsonrpc::Request {
+        id: Id::Number(id),
+        method: call.method,
+        params: call.params,
+    })
+    .to_vec();
+    if correlator.is_closed() || queue.send(frame).await.is_err() {
+        guard.disarm();
+        return Err(correlator.closed_error());
+    }
+    correlator.wait(rx).await
+}
+
 /// The event stream: queued events first, then one `Closed` when the
 /// correlator closes or is dropped.
 fn events_stream(rx: mpsc::Receiver<UpstreamEvent>, closed: CancellationToken) -> Events {

@@ -16,8 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use only1mcp_core::jsonrpc::{Id, Message, Outcome, Request};
-use only1mcp_core::mcp::method;
+use only1mcp_core::jsonrpc::{Message, Outcome};
 use only1mcp_core::upstream::{Call, Events, Upstream};
 use only1mcp_core::{Error, config};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -25,7 +24,7 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 
 pub use crate::ResponseFuture;
-use crate::correlate::{CallGuard, Cancel, Correlator};
+use crate::correlate::Correlator;
 use crate::framing::{Line, LineReader, write_batch};
 
 /// The variables a child inherits from the gateway, as the MCP SDKs do; any
@@ -213,29 +212,11 @@ impl tower_service::Service<Call> for Connection {
 
     fn call(&mut self, call: Call) -> Self::Future {
         let shared = self.shared.clone();
-        Box::pin(async move {
-            let correlator = &shared.correlator;
-            let (id, rx) = correlator.register();
-            // `initialize` must not be cancelled (MCP lifecycle rule).
-            let cancel = (call.method != method::INITIALIZE).then(|| {
-                let writer = shared.writer.clone();
-                Box::new(move |note: Message| {
-                    let _ = writer.try_send(note.to_vec());
-                }) as Cancel
-            });
-            let mut guard = CallGuard::new(correlator.clone(), id, cancel);
-            let line = Message::Request(Request {
-                id: Id::Number(id),
-                method: call.method,
-                params: call.params,
-            })
-            .to_vec();
-            if shared.writer.send(line).await.is_err() {
-                guard.disarm();
-                return Err(correlator.closed_error());
-            }
-            correlator.wait(rx).await
-        })
+        Box::pin(crate::correlate::call_over_queue(
+            shared.correlator.clone(),
+            shared.writer.clone(),
+            call,
+        ))
     }
 }
 

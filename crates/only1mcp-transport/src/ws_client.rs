@@ -13,8 +13,7 @@ use std::task::{Context, Poll};
 
 use futures::{SinkExt, StreamExt};
 use only1mcp_core::Error;
-use only1mcp_core::jsonrpc::{Id, Message, Outcome, Request};
-use only1mcp_core::mcp::method;
+use only1mcp_core::jsonrpc::{Message, Outcome};
 use only1mcp_core::upstream::{Call, Events, Upstream};
 use reqwest::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use tokio::net::TcpStream;
@@ -25,7 +24,7 @@ use tokio_tungstenite::tungstenite::{self, Message as Frame};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::ResponseFuture;
-use crate::correlate::{CallGuard, Cancel, Correlator};
+use crate::correlate::Correlator;
 use crate::http_client::{self, MAX_MESSAGE};
 use crate::network::NetworkSpec;
 
@@ -189,29 +188,11 @@ impl tower_service::Service<Call> for Connection {
 
     fn call(&mut self, call: Call) -> ResponseFuture {
         let shared = self.shared.clone();
-        Box::pin(async move {
-            let correlator = &shared.correlator;
-            let (id, rx) = correlator.register();
-            // `initialize` must not be cancelled (MCP lifecycle rule).
-            let cancel = (call.method != method::INITIALIZE).then(|| {
-                let outgoing = shared.outgoing.clone();
-                Box::new(move |note: Message| {
-                    let _ = outgoing.try_send(note.to_vec());
-                }) as Cancel
-            });
-            let mut guard = CallGuard::new(correlator.clone(), id, cancel);
-            let frame = Message::Request(Request {
-                id: Id::Number(id),
-                method: call.method,
-                params: call.params,
-            })
-            .to_vec();
-            if correlator.is_closed() || shared.outgoing.send(frame).await.is_err() {
-                guard.disarm();
-                return Err(correlator.closed_error());
-            }
-            correlator.wait(rx).await
-        })
+        Box::pin(crate::correlate::call_over_queue(
+            shared.correlator.clone(),
+            shared.outgoing.clone(),
+            call,
+        ))
     }
 }
 
