@@ -13,6 +13,9 @@
 //!   `conformance.rs` and docs/conformance.md.
 //! - `bench [OPTIONS]`: release build, then the echo backend measured directly and through the
 //!   gateway; writes `target/bench-report.md` (see `bench.rs`).
+//! - `corpus [--check]`: `peers`, then `docs/corpus/capture.py`, which writes the tool catalogs
+//!   of six real MCP servers to `docs/corpus/<id>.json`; with `--check`, captures into
+//!   `target/corpus/` and fails unless the files are byte-identical (see `corpus.rs`).
 //! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo deny check bans licenses
 //!   sources`, then `test`.
 //!
@@ -30,6 +33,7 @@
 
 mod bench;
 mod conformance;
+mod corpus;
 mod peers;
 
 use std::{
@@ -62,6 +66,10 @@ Commands:
   bench [--duration 5s] [--warmup 1s] [--no-build] [--soak 5m]
                  Release build, then the echo backend measured directly and through the gateway;
                  writes target/bench-report.md (see bench.rs)
+  corpus [--check]
+                 Run `peers`, then capture the tool catalogs of six real MCP servers into
+                 docs/corpus/<id>.json; --check captures into target/corpus/ and fails unless
+                 the files are byte-identical to the committed ones
   help           Show this message
 
 Environment:
@@ -94,6 +102,7 @@ fn run() -> Result<()> {
         Some("test") => test(&workspace, &rest),
         Some("conformance") => conformance::run(&workspace, &peers_dir(&workspace)?, &rest),
         Some("bench") => bench::run(&workspace, &rest),
+        Some("corpus") => corpus::run(&workspace, &peers_dir(&workspace)?, &rest),
         Some("ci") => {
             no_extra_args("ci", &rest)?;
             ci(&workspace)

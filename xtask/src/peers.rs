@@ -2,7 +2,8 @@
 //!
 //! Layout under the peers directory (gitignored `<workspace>/peers` by default):
 //! - `node/`: an npm project with the reference servers (`node_modules/.bin/mcp-server-*`).
-//! - `venv/`: a Python virtualenv with the `mcp` SDK and `mcp-server-time` (`bin/mcp-server-time`).
+//! - `venv/`: a Python virtualenv with the `mcp` SDK and the PyPI reference servers
+//!   `mcp-server-time`, `mcp-server-git` and `mcp-server-fetch` (`bin/mcp-server-*`).
 //! - `node22/`: Node.js 22 from the npm registry (`node_modules/node/bin/node`), because the
 //!   machine's Node 20 is too old for the conformance suite (it needs `fs.globSync`).
 //! - `conformance/`: the official MCP conformance suite (`node_modules/.bin/conformance`),
@@ -37,7 +38,12 @@ const NODE_PACKAGES: &[&str] = &[
 ];
 
 /// PyPI requirements installed into `peers/venv` (exact versions).
-const PYTHON_PACKAGES: &[&str] = &["mcp==2.3.0", "mcp-server-time==2026.10.19"];
+const PYTHON_PACKAGES: &[&str] = &[
+    "mcp==2.3.0",
+    "mcp-server-time==2026.10.19",
+    "mcp-server-git==2026.10.19",
+    "mcp-server-fetch==2026.10.24",
+];
 
 /// The npm package that ships the Node 22 binary installed into `peers/node22` (exact version).
 const NODE22_PACKAGE: &str = "node@22.23.3";
