@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use only1mcp_core::config::ContextConfig;
 use only1mcp_core::mcp::{self, ListKind};
 use only1mcp_proxy::load::{self, LoadError, Origin};
 use only1mcp_proxy::{Gateway, logging};
@@ -11,6 +12,7 @@ use only1mcp_proxy::{Gateway, logging};
 use crate::output;
 
 mod manage;
+mod tokens;
 
 /// Only1MCP: one MCP endpoint in front of many MCP servers.
 #[derive(Debug, Parser)]
@@ -44,6 +46,10 @@ enum Command {
         /// for any free port; the bound address is logged).
         #[arg(long, conflicts_with = "stdio")]
         listen: Option<std::net::SocketAddr>,
+        /// The context profile served on stdio and at /mcp (default:
+        /// "default"; every profile is also served at /mcp/<name>).
+        #[arg(long)]
+        profile: Option<String>,
         /// Serve the admin API on this address instead of admin.listen,
         /// even if admin.enabled is false (e.g. 127.0.0.1:0; the bound
         /// address is logged).
@@ -68,6 +74,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Count the tokens the tool catalog costs a client: per tool, per
+    /// server and per context mode (full, compact, discover, auto), with the
+    /// saving, and the aliases of long names. Starts the servers, then stops
+    /// them.
+    Tokens(tokens::TokensArgs),
     /// Load-test an MCP endpoint: throughput and latency percentiles.
     Benchmark(Box<crate::benchmark::Args>),
     /// Add a server to the running gateway: `add NAME -- COMMAND ARGS…`
@@ -106,8 +117,9 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
             config,
             stdio,
             listen,
+            profile,
             admin_listen,
-        } => start(config.as_deref(), stdio, listen, admin_listen).await,
+        } => start(config.as_deref(), stdio, listen, profile, admin_listen).await,
         Command::Validate { path, json } => validate(&path, json),
         Command::List { config, json } => list(config.as_deref(), json).await,
         Command::Init { path, force } => init(&path, force),
@@ -118,6 +130,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::Test(args) => manage::test(args).await,
         Command::Reload(args) => manage::reload(args).await,
         Command::Benchmark(args) => crate::benchmark::run(&args).await,
+        Command::Tokens(args) => tokens::tokens(args).await,
     }
 }
 
@@ -137,12 +150,27 @@ async fn start(
     path: Option<&Path>,
     stdio: bool,
     listen: Option<std::net::SocketAddr>,
+    profile: Option<String>,
     admin_listen: Option<std::net::SocketAddr>,
 ) -> ExitCode {
     let (mut config, origin) = match load_or_report(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let profile = profile.unwrap_or_else(|| ContextConfig::DEFAULT_PROFILE.to_owned());
+    if !config.context.resolved_profiles().contains_key(&profile) {
+        output::error(&format!(
+            "no context profile {profile:?} (profiles: {})",
+            config
+                .context
+                .resolved_profiles()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return ExitCode::from(EXIT_CONFIG);
+    }
     if let Some(listen) = listen {
         config.http.listen = listen;
     }
@@ -209,8 +237,14 @@ async fn start(
         None => {
             tracing::info!("Serving MCP on stdio");
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
-            only1mcp_proxy::serve::serve_stdio(&gateway, stdin, tokio::io::stdout(), stop_signal())
-                .await
+            only1mcp_proxy::serve::serve_stdio(
+                &gateway,
+                &profile,
+                stdin,
+                tokio::io::stdout(),
+                stop_signal(),
+            )
+            .await
         }
         Some(listener) => {
             only1mcp_proxy::http::serve(&gateway, &config.http, listener, stop_signal()).await
@@ -303,12 +337,9 @@ fn validate(path: &Path, json: bool) -> ExitCode {
     }
 }
 
-async fn list(path: Option<&Path>, json: bool) -> ExitCode {
-    let (mut config, _origin) = match load_or_report(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    // Backend chatter would drown the table; RUST_LOG still wins.
+/// Logging for commands that print a table: warnings only (backend chatter
+/// would drown the table); RUST_LOG still wins.
+fn quiet_logging(config: &mut only1mcp_core::config::Config) {
     config
         .logging
         .level
@@ -317,6 +348,14 @@ async fn list(path: Option<&Path>, json: bool) -> ExitCode {
         config.logging.level = Some("warn".to_owned());
     }
     let _ = logging::init(&config.logging);
+}
+
+async fn list(path: Option<&Path>, json: bool) -> ExitCode {
+    let (mut config, _origin) = match load_or_report(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    quiet_logging(&mut config);
     let gateway = Gateway::start(&config).await;
     let catalog = gateway.catalog();
     let report = gateway.report();

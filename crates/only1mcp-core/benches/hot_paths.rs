@@ -1,7 +1,7 @@
 //! divan benches for the gateway's per-request hot paths, all in core:
 //! the JSON-RPC envelope (parse, serialize, the upstream id rewrite), the
 //! `tools/call` name rewrite, routing by tool name, merging a catalog of
-//! 50 servers × 100 tools, and namespacing.
+//! 50 servers × 100 tools, namespacing, and `search_tools` over the corpus.
 //!
 //! Run with `cargo bench -p only1mcp-core --bench hot_paths` (add
 //! `-- --sample-count 1000` or a name filter as divan allows).
@@ -15,6 +15,7 @@ use std::hint::black_box;
 
 use divan::Bencher;
 use only1mcp_core::catalog::{Catalog, Lists, Prefix, ServerListing, ToolFilter};
+use only1mcp_core::diet::search::{Document, ToolIndex};
 use only1mcp_core::jsonrpc::{self, Frame, Id, Message, Request, Response};
 use only1mcp_core::mcp::{self, RawObject};
 use only1mcp_core::naming::Namespace;
@@ -170,4 +171,62 @@ mod naming {
                 .map(|(s, n)| s.len() + n.len())
         });
     }
+}
+
+/// The six captured catalogs of docs/corpus (51 tools of real servers), as
+/// `(server, exposed name, tool)`.
+fn search_corpus() -> Vec<(&'static str, String, serde_json::Value)> {
+    [
+        (
+            "everything",
+            include_str!("../../../docs/corpus/everything.json"),
+        ),
+        (
+            "filesystem",
+            include_str!("../../../docs/corpus/filesystem.json"),
+        ),
+        ("memory", include_str!("../../../docs/corpus/memory.json")),
+        ("git", include_str!("../../../docs/corpus/git.json")),
+        ("time", include_str!("../../../docs/corpus/time.json")),
+        ("fetch", include_str!("../../../docs/corpus/fetch.json")),
+    ]
+    .into_iter()
+    .flat_map(|(server, text)| {
+        let file: serde_json::Value = serde_json::from_str(text).unwrap();
+        let tools = file["tools"].as_array().unwrap().clone();
+        tools.into_iter().map(move |tool| {
+            let name = format!("{server}__{}", tool["name"].as_str().unwrap());
+            (server, name, tool)
+        })
+    })
+    .collect()
+}
+
+fn search_documents<'a>(
+    tools: &'a [(&'static str, String, serde_json::Value)],
+) -> impl Iterator<Item = Document<'a>> {
+    tools
+        .iter()
+        .map(|(server, name, tool)| Document { name, server, tool })
+}
+
+const SEARCH_QUERY: &str = "which files in Downloads are taking up the most space?";
+
+/// `search_tools` from scratch: index the corpus, then rank it for one query.
+#[divan::bench]
+fn search_50_tools(bencher: Bencher<'_, '_>) {
+    let tools = search_corpus();
+    bencher.bench_local(|| {
+        let index = ToolIndex::build(search_documents(black_box(&tools)));
+        index.search(black_box(SEARCH_QUERY), 3)
+    });
+}
+
+/// One query against the built index: what each `search_tools` call costs
+/// while the catalog does not change.
+#[divan::bench]
+fn search_50_tools_query_only(bencher: Bencher<'_, '_>) {
+    let tools = search_corpus();
+    let index = ToolIndex::build(search_documents(&tools));
+    bencher.bench_local(|| index.search(black_box(SEARCH_QUERY), 3));
 }

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use crate::config::{PrefixMode, ToolFilterConfig};
 use crate::mcp::{ListKind, RawObject, set_string_field, string_field};
-use crate::naming::Namespace;
+use crate::naming::{Namespace, is_portable_tool_name, tool_alias};
 
 /// A compiled allow/deny filter for tool names.
 #[derive(Debug, Clone, Default)]
@@ -183,6 +183,9 @@ pub struct Entry {
     pub exposed: Arc<str>,
     /// The item as clients see it (name rewritten, everything else verbatim).
     pub item: Arc<RawValue>,
+    /// For a tool exposed under a portable alias: the name it would have had
+    /// (see [`crate::naming::tool_alias`]).
+    pub alias_of: Option<Arc<str>>,
 }
 
 /// A collision the builder resolved.
@@ -294,6 +297,11 @@ impl Catalog {
     /// The collisions resolved while merging.
     pub fn conflicts(&self) -> &[Conflict] {
         &self.conflicts
+    }
+
+    /// The position of an exposed tool name in [`Catalog::entries`].
+    pub fn tool_position(&self, exposed: &str) -> Option<usize> {
+        self.tool_index.get(exposed).copied()
     }
 
     /// Routes an exposed tool name.
@@ -455,10 +463,24 @@ fn merge_named(
                 exposed_as: Some(exposed.clone()),
             });
         }
+        // Tool names longer than 64 characters or with characters outside
+        // `[A-Za-z0-9_-]` are refused by many clients: expose a portable alias.
+        let mut alias_of = None;
+        if kind == ListKind::Tools && !is_portable_tool_name(&exposed) {
+            let mut salt = 0;
+            let mut alias = tool_alias(&exposed, salt);
+            while taken.contains_key(&alias) || owners.contains_key(alias.as_str()) {
+                salt += 1;
+                alias = tool_alias(&exposed, salt);
+            }
+            alias_of = Some(Arc::from(std::mem::replace(&mut exposed, alias)));
+        }
         taken.insert(exposed.clone(), listing.server.clone());
         let mut item = (*item).clone();
         set_string_field(&mut item, kind.key(), &exposed);
-        entries.push(entry(listing, name, exposed, &item));
+        let mut entry = entry(listing, name, exposed, &item);
+        entry.alias_of = alias_of;
+        entries.push(entry);
     }
     entries.sort_by(|a, b| a.exposed.cmp(&b.exposed));
     entries
@@ -509,6 +531,7 @@ fn entry(listing: &ServerListing, name: &str, exposed: String, item: &RawObject)
         },
         exposed: exposed.into(),
         item,
+        alias_of: None,
     }
 }
 

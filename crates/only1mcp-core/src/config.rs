@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::naming::Namespace;
 
+pub mod context;
+
+pub use context::{ContextConfig, ContextMode, ContextOverride, ProfileConfig, ToolsetRule};
+
 /// The whole gateway config.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -36,6 +40,9 @@ pub struct Config {
     /// The admin API (its own listener, off the MCP port).
     #[serde(default)]
     pub admin: AdminConfig,
+    /// How much of the tool catalog clients see (the context diet).
+    #[serde(default)]
+    pub context: ContextConfig,
     /// The backends, keyed by server id. Collisions are resolved in key order.
     #[serde(default)]
     pub servers: BTreeMap<String, ServerConfig>,
@@ -589,6 +596,10 @@ impl Config {
                     problem(at("env"), format!("{key:?} is not a valid variable name"));
                 }
             }
+        }
+        let ids: Vec<&str> = self.servers.keys().map(String::as_str).collect();
+        for (field, message) in self.context.problems(&ids) {
+            problem(field, message);
         }
         if problems.is_empty() {
             Ok(())

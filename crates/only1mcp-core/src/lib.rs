@@ -10,6 +10,7 @@
 //! - [`upstream`]: what a backend connection is (a tower `Service` plus a
 //!   stream of unsolicited messages).
 //! - [`config`]: the config data and its validation.
+//! - [`diet`]: compacting and searching tool catalogs (the context diet).
 //! - [`error`]: the typed error and its single mapping to JSON-RPC codes.
 //!
 //! This crate does no IO and starts no tasks. It must not depend on any other
@@ -18,6 +19,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod diet;
 pub mod error;
 pub mod jsonrpc;
 pub mod mcp;

@@ -120,5 +120,62 @@ impl Namespace {
     }
 }
 
+/// The longest tool name that clients accept everywhere (several refuse
+/// longer ones).
+pub const MAX_TOOL_NAME: usize = 64;
+
+/// Whether `name` is at most [`MAX_TOOL_NAME`] characters of
+/// `[A-Za-z0-9_-]`, the form every client accepts.
+pub fn is_portable_tool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_TOOL_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A portable alias for a tool name that is not portable: the name with
+/// every other character replaced by `_`, cut to leave room, then `_` and 8
+/// hex digits of a hash of the whole name (and `salt`, which the catalog
+/// bumps on the rare clash). Deterministic: the same name always gets the
+/// same alias, across runs and versions.
+pub fn tool_alias(name: &str, salt: u32) -> String {
+    const HASH_LEN: usize = 9; // '_' + 8 hex digits
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_TOOL_NAME - HASH_LEN)
+        .collect();
+    let mut hash = fnv1a(name.as_bytes());
+    if salt > 0 {
+        hash = fnv1a_continue(hash, &salt.to_le_bytes());
+    }
+    // Fold the 64-bit hash to 32 bits for 8 hex digits.
+    let folded = (hash ^ (hash >> 32)) & 0xffff_ffff;
+    out.push_str(&format!("_{folded:08x}"));
+    out
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    fnv1a_continue(FNV_OFFSET, bytes)
+}
+
+fn fnv1a_continue(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use only1mcp_core::catalog::{Catalog, Prefix, ServerListing, ToolFilter};
-use only1mcp_core::config::{Config, ServerConfig};
+use only1mcp_core::config::{Config, ContextMode, ServerConfig};
 use only1mcp_core::jsonrpc::{Message, Notification};
 use only1mcp_core::mcp::{self, Implementation, ListKind, RawObject, ServerCapabilities};
 use only1mcp_core::naming::Namespace;
@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, Hub, Launch, Settings, Status};
+use crate::context::{self, Views};
 use crate::session::ClientSession;
 use crate::subscriptions::{Added, Subscriptions};
 
@@ -53,6 +54,10 @@ struct Shared {
     /// reload swaps whole.
     backends: ArcSwap<BTreeMap<Arc<str>, Arc<Backend>>>,
     catalog: ArcSwap<Catalog>,
+    /// Each client profile's view of the catalog, swapped with it.
+    views: ArcSwap<Views>,
+    /// Serializes catalog rebuilds (never taken on the request path).
+    rebuilding: Mutex<()>,
     changes: broadcast::Sender<ListKind>,
     next_token: AtomicU64,
     // Held for one map operation at a time, never across an await.
@@ -69,6 +74,12 @@ struct Shared {
 
 impl Shared {
     fn rebuild(&self) {
+        // One rebuild at a time: two backends becoming ready together must
+        // not let the one that read the older lists swap last.
+        let _one_at_a_time = self
+            .rebuilding
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let listings: Vec<ServerListing> = self
             .backends
             .load()
@@ -80,8 +91,11 @@ impl Shared {
                 lists: (*backend.lists()).clone(),
             })
             .collect();
-        let next = Catalog::build(&listings, &self.namespace.load());
-        let previous = self.catalog.swap(Arc::new(next));
+        let next = Arc::new(Catalog::build(&listings, &self.namespace.load()));
+        let views = Views::build(next.clone(), &self.config.load(), Some(&self.views.load()));
+        let previous = self.catalog.swap(next);
+        let previous_views = self.views.swap(Arc::new(views));
+        let views_changed = previous_views.differ(&self.views.load());
         let current = self.catalog.load();
         for conflict in current.conflicts() {
             if !previous.conflicts().contains(conflict) {
@@ -98,7 +112,8 @@ impl Shared {
                         .any(|(a, b)| a.item.get() != b.item.get())
             };
             let changed = differs(kind)
-                || (kind == ListKind::Resources && differs(ListKind::ResourceTemplates));
+                || (kind == ListKind::Resources && differs(ListKind::ResourceTemplates))
+                || (kind == ListKind::Tools && views_changed);
             if changed {
                 let _ = self.changes.send(kind);
             }
@@ -311,6 +326,8 @@ impl Gateway {
             namespace: ArcSwap::from_pointee(Namespace::default()),
             backends: ArcSwap::from_pointee(BTreeMap::new()),
             catalog: ArcSwap::from_pointee(Catalog::default()),
+            views: ArcSwap::from_pointee(Views::default()),
+            rebuilding: Mutex::new(()),
             changes: broadcast::channel(64).0,
             next_token: AtomicU64::new(1),
             progress: Mutex::new(HashMap::new()),
@@ -325,6 +342,16 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             tasks: Arc::new(Mutex::new(JoinSet::new())),
         };
+        if config
+            .context
+            .resolved_profiles()
+            .values()
+            .any(|p| p.mode == Some(ContextMode::Auto))
+        {
+            // `auto` views count tokens when the catalog is built: make the
+            // encoder while the backends start.
+            tokio::task::spawn_blocking(context::tokens::warm);
+        }
         let report = gateway.apply(config).await;
         for server in &report.failed {
             if let Some(backend) = gateway.backend(server)
@@ -440,6 +467,12 @@ impl Gateway {
     /// The current merged catalog.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.shared.catalog.load_full()
+    }
+
+    /// Every client profile's view of the current catalog (the tool listing
+    /// each profile serves, and the tools it reaches).
+    pub fn views(&self) -> Arc<Views> {
+        self.shared.views.load_full()
     }
 
     /// A backend by server id.

@@ -4,6 +4,8 @@
 //! - [`load`]: figment loading of YAML/TOML/JSON files with `ONLY1MCP_` env
 //!   overrides, the `mcpServers` import and the built-in default.
 //! - [`backend`]: one backend's process, session and restart loop.
+//! - [`context`]: the context diet: each client profile's view of the tool
+//!   catalog (full, compact, discover, auto), the meta tools, token counts.
 //! - [`gateway`]: all backends, the catalog snapshot, progress routing.
 //! - [`session`]: one client's session: era handling and routing.
 //! - [`serve`]: the stdio face.
@@ -18,6 +20,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod context;
 pub mod gateway;
 pub mod http;
 pub mod load;

@@ -15,7 +15,7 @@ use only1mcp_core::config::{self, Config};
 
 /// The sections an environment override may target.
 const ENV_SECTIONS: &[&str] = &[
-    "naming", "defaults", "security", "logging", "http", "admin", "servers",
+    "naming", "defaults", "security", "logging", "http", "admin", "context", "servers",
 ];
 
 /// Files `start` looks for in the working directory when no `--config` is
@@ -157,8 +157,9 @@ pub fn load(path: Option<&Path>) -> Result<(Config, Origin), LoadError> {
 
 fn finish(figment: Figment, path: Option<&Path>) -> Result<Config, LoadError> {
     let env = Env::prefixed("ONLY1MCP_").split("__").filter(|key| {
+        // Keys keep the variable's case here (figment lowercases them later).
         let first = key.as_str().split('.').next().unwrap_or_default();
-        ENV_SECTIONS.contains(&first)
+        ENV_SECTIONS.iter().any(|s| first.eq_ignore_ascii_case(s))
     });
     let mut config: Config = figment
         .merge(env)

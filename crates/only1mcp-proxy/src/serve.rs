@@ -13,11 +13,13 @@ use only1mcp_transport::framing::{Line, LineReader};
 use crate::gateway::Gateway;
 use crate::session::ClientSession;
 
-/// Serves one client over a reader/writer pair until the reader ends or
+/// Serves one client, with the tool view of context `profile`, over a
+/// reader/writer pair until the reader ends or
 /// `stop` resolves (a signal), then drains and returns. The caller shuts the
 /// gateway down.
 pub async fn serve_stdio<R, W>(
     gateway: &Gateway,
+    profile: &str,
     reader: R,
     writer: W,
     stop: impl std::future::Future<Output = ()>,
@@ -27,7 +29,7 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (outbound, writer_task) = downstream::writer(writer);
-    let session = ClientSession::new(gateway.clone(), Some(outbound));
+    let session = ClientSession::with_profile(gateway.clone(), Some(outbound), profile.into());
     session.forward_list_changes();
     let mut lines = LineReader::new(reader, MAX_DOWNSTREAM_LINE);
     tokio::pin!(stop);

@@ -150,6 +150,12 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `only1mcp start --stdio --config <config>` with extra env.
     pub fn start(config: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_args(config, &[], env)
+    }
+
+    /// Starts `only1mcp start --stdio --config <config> <args…>` with extra
+    /// env.
+    pub fn start_with_args(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("gateway.log");
         let mut child = Command::new(gateway_bin())
@@ -161,6 +167,7 @@ impl Gateway {
                 "--config",
             ])
             .arg(config)
+            .args(args)
             .env_remove("ONLY1MCP_ADMIN_TOKEN")
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
@@ -208,9 +215,9 @@ impl Gateway {
         self.send_raw(serde_json::to_string(message).unwrap().as_bytes());
     }
 
-    /// The next line from stdout, parsed. Every line must be JSON.
-    pub fn recv(&mut self) -> Value {
-        let line = match self.lines.recv_timeout(WAIT) {
+    /// The next line from stdout, as written.
+    pub fn recv_line(&mut self) -> String {
+        match self.lines.recv_timeout(WAIT) {
             Ok(line) => line,
             Err(RecvTimeoutError::Timeout) => {
                 panic!("no message within {WAIT:?}; log:\n{}", self.log())
@@ -218,9 +225,29 @@ impl Gateway {
             Err(RecvTimeoutError::Disconnected) => {
                 panic!("the gateway closed stdout; log:\n{}", self.log())
             }
-        };
+        }
+    }
+
+    /// The next line from stdout, parsed. Every line must be JSON.
+    pub fn recv(&mut self) -> Value {
+        let line = self.recv_line();
         serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
+    }
+
+    /// Sends a request and returns its response line exactly as the gateway
+    /// wrote it (notifications read meanwhile are kept aside).
+    pub fn request_raw(&mut self, method: &str, params: Value) -> String {
+        let id = self.send_request(method, params);
+        loop {
+            let line = self.recv_line();
+            let message: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            if message.get("id") == Some(&id) && message.get("method").is_none() {
+                return line;
+            }
+            self.notifications.push(message);
+        }
     }
 
     /// Reads until the response with `id`, keeping notifications aside.

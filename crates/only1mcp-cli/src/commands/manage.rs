@@ -406,6 +406,23 @@ pub(crate) async fn status(args: StatusArgs) -> ExitCode {
                 &["SERVER", "TRANSPORT", "STATUS", "TOOLS", "P50", "ERRORS"],
                 &status_rows(&list.servers),
             ));
+            for profile in &list.context {
+                output::note(&format!(
+                    "context profile {} ({}{}): {} tools, {} tokens per listing (full: {}); {} listings served, {} tokens saved",
+                    profile.profile,
+                    profile.mode,
+                    if profile.mode == profile.effective_mode {
+                        String::new()
+                    } else {
+                        format!(" → {}", profile.effective_mode)
+                    },
+                    profile.tools_listed,
+                    profile.tokens_listed,
+                    profile.tokens_full,
+                    profile.lists_served,
+                    profile.tokens_saved,
+                ));
+            }
             for server in &list.servers {
                 if let Some(reason) = &server.reason {
                     output::note(&format!("{}: {reason}", server.id));

@@ -12,6 +12,7 @@
 mod admin;
 mod benchmark;
 mod cli;
+mod context;
 mod http;
 mod peers;
 mod reload;

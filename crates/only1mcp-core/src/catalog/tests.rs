@@ -277,3 +277,45 @@ fn merged_cache_hints_take_the_shortest_lifetime_and_any_private_scope() {
         }
     );
 }
+
+#[test]
+fn unportable_tool_names_get_aliases_that_route_back() {
+    let long = "x".repeat(70);
+    let listings = [listing("fs", Prefix::Always, &["read.file", &long, "ok"])];
+    let catalog = Catalog::build(&listings, &Namespace::default());
+    let names: Vec<&str> = catalog
+        .entries(ListKind::Tools)
+        .iter()
+        .map(|e| &*e.exposed)
+        .collect();
+    for name in &names {
+        assert!(is_portable_tool_name(name), "{name}");
+    }
+    let dotted = catalog
+        .entries(ListKind::Tools)
+        .iter()
+        .find(|e| e.alias_of.as_deref() == Some("fs__read.file"))
+        .expect("read.file is aliased");
+    assert_eq!(&*catalog.tool(&dotted.exposed).unwrap().name, "read.file");
+    assert!(
+        dotted
+            .item
+            .get()
+            .contains(&format!("\"name\":\"{}\"", dotted.exposed))
+    );
+    let long_entry = catalog
+        .entries(ListKind::Tools)
+        .iter()
+        .find(|e| e.alias_of.is_some() && *e.route.name == *long)
+        .expect("the long name is aliased");
+    assert_eq!(long_entry.exposed.len(), 64);
+    assert_eq!(catalog.tool("fs__ok").map(|r| &*r.name), Some("ok"));
+    assert!(
+        catalog
+            .entries(ListKind::Tools)
+            .iter()
+            .filter(|e| e.alias_of.is_none())
+            .count()
+            == 1
+    );
+}

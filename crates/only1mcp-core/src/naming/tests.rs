@@ -67,3 +67,30 @@ fn split_undoes_join(server: Name, tool: Name, separator: Name) -> TestResult {
     let joined = ns.join(&server.0, &tool.0);
     TestResult::from_bool(ns.split(&joined) == Some((server.0.as_str(), tool.0.as_str())))
 }
+
+#[test]
+fn aliases_are_portable_deterministic_and_keep_a_readable_start() {
+    let long = format!("github__{}", "create_or_update_file_contents_".repeat(3));
+    let alias = tool_alias(&long, 0);
+    assert!(is_portable_tool_name(&alias), "{alias}");
+    assert_eq!(alias.len(), MAX_TOOL_NAME);
+    assert!(alias.starts_with("github__create_or_update_file_contents_"));
+    assert_eq!(alias, tool_alias(&long, 0), "same name, same alias");
+    assert_ne!(alias, tool_alias(&long, 1), "the salt changes the hash");
+    let dotted = tool_alias("fs__read.file", 0);
+    assert!(dotted.starts_with("fs__read_file_"), "{dotted}");
+    assert!(is_portable_tool_name(&dotted));
+    assert!(!is_portable_tool_name("fs__read.file"));
+    assert!(!is_portable_tool_name(""));
+    assert!(is_portable_tool_name(&"a".repeat(64)));
+    assert!(!is_portable_tool_name(&"a".repeat(65)));
+}
+
+#[quickcheck]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "quickcheck passes owned values"
+)]
+fn every_alias_is_portable(name: String, salt: u32) -> bool {
+    is_portable_tool_name(&tool_alias(&name, salt))
+}

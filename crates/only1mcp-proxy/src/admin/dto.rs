@@ -13,6 +13,9 @@ use only1mcp_core::mcp::{Era, Implementation};
 pub struct ServerList {
     /// Every configured server, in priority order; disabled ones too.
     pub servers: Vec<ServerStatus>,
+    /// What each context profile lists, in tokens, and what it saved.
+    #[serde(default)]
+    pub context: Vec<crate::context::ProfileReport>,
 }
 
 /// One server as `GET /servers` reports it.

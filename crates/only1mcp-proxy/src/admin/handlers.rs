@@ -110,7 +110,12 @@ pub(super) async fn list(State(state): State<AdminState>) -> Json<ServerList> {
             status_of(id, server, backend.as_deref(), &exposed)
         })
         .collect();
-    Json(ServerList { servers })
+    // Token counts build the tokenizer on first use: off the runtime.
+    let views = gateway.views();
+    let context = tokio::task::spawn_blocking(move || views.report())
+        .await
+        .unwrap_or_default();
+    Json(ServerList { servers, context })
 }
 
 /// Tools in the catalog per server.

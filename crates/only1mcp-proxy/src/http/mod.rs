@@ -98,6 +98,12 @@ pub fn router(state: HttpState) -> Router {
                 .get(streamable::get)
                 .delete(streamable::delete),
         )
+        .route(
+            "/mcp/{profile}",
+            post(streamable::post_profile)
+                .get(streamable::get)
+                .delete(streamable::delete),
+        )
         .route("/sse", get(sse::open))
         .route("/messages", post(sse::message))
         .route("/message", post(sse::message))

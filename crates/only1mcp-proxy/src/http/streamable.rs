@@ -20,10 +20,11 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use only1mcp_core::config::ContextConfig;
 use only1mcp_core::jsonrpc::{self, Frame, Message, Notification, Request};
 use only1mcp_core::mcp::{self, Era, error_code, method, version};
 use only1mcp_transport::downstream::Outbound;
@@ -71,13 +72,45 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `POST /mcp`.
+/// `POST /mcp`: the `default` context profile.
 pub(super) async fn post(
     State(state): State<HttpState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let content_type = header(&headers, header::CONTENT_TYPE.as_str()).unwrap_or_default();
+    post_as(
+        &state,
+        ContextConfig::DEFAULT_PROFILE.into(),
+        &headers,
+        &body,
+    )
+    .await
+}
+
+/// `POST /mcp/{profile}`: a named context profile (404 if there is none).
+pub(super) async fn post_profile(
+    State(state): State<HttpState>,
+    Path(profile): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !state.inner.gateway.views().has_profile(&profile) {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            jsonrpc::code::INVALID_REQUEST,
+            &format!("no context profile {profile:?}"),
+        );
+    }
+    post_as(&state, profile.into(), &headers, &body).await
+}
+
+async fn post_as(
+    state: &HttpState,
+    profile: Arc<str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let content_type = header(headers, header::CONTENT_TYPE.as_str()).unwrap_or_default();
     if !content_type.starts_with("application/json") {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -85,7 +118,7 @@ pub(super) async fn post(
             "Content-Type must be application/json",
         );
     }
-    let accepts = Accepts::of(&headers);
+    let accepts = Accepts::of(headers);
     if !accepts.json && !accepts.sse {
         return error_response(
             StatusCode::NOT_ACCEPTABLE,
@@ -93,15 +126,15 @@ pub(super) async fn post(
             "Accept must include application/json and text/event-stream",
         );
     }
-    let frame = match jsonrpc::parse(&body) {
+    let frame = match jsonrpc::parse(body) {
         Ok(frame) => frame,
         Err(invalid) => {
             let status = status_for(invalid.error.code);
             return json_body(status, Message::Response(invalid.into_response()).to_vec());
         }
     };
-    let version_header = header(&headers, VERSION_HEADER);
-    let session_id = header(&headers, SESSION_HEADER);
+    let version_header = header(headers, VERSION_HEADER);
+    let session_id = header(headers, SESSION_HEADER);
     // A legacy version header means the legacy era; any other header
     // (2026-07-28, or a version the gateway does not know, which the modern
     // path answers with -32022) means the modern one.
@@ -110,9 +143,9 @@ pub(super) async fn post(
         None => session_id.is_none() && frame_is_modern(&frame),
     };
     if modern {
-        modern_post(&state, &headers, frame, accepts).await
+        modern_post(state, profile, headers, frame, accepts).await
     } else {
-        legacy_post(&state, &headers, frame, accepts).await
+        legacy_post(state, profile, headers, frame, accepts).await
     }
 }
 
@@ -127,6 +160,7 @@ fn frame_is_modern(frame: &Frame) -> bool {
 
 async fn modern_post(
     state: &HttpState,
+    profile: Arc<str>,
     headers: &HeaderMap,
     frame: Frame,
     accepts: Accepts,
@@ -155,7 +189,7 @@ async fn modern_post(
         }
         return listen(state, req);
     }
-    let session = ClientSession::new(state.inner.gateway.clone(), None);
+    let session = ClientSession::with_profile(state.inner.gateway.clone(), None, profile);
     let (notes, notes_rx) = Outbound::channel(64);
     let notes = accepts.sse.then_some(notes);
     // Answered in place: if the client goes away, this future is dropped and
@@ -353,9 +387,10 @@ struct GetStream {
 }
 
 impl LegacySession {
-    fn new(state: &HttpState) -> Arc<Self> {
+    fn new(state: &HttpState, profile: Arc<str>) -> Arc<Self> {
         let (outbound, mut rx) = Outbound::channel(256);
-        let session = ClientSession::new(state.inner.gateway.clone(), Some(outbound));
+        let session =
+            ClientSession::with_profile(state.inner.gateway.clone(), Some(outbound), profile);
         session.forward_list_changes();
         let stream = Arc::new(Mutex::new(GetStream::default()));
         let pump = Arc::downgrade(&stream);
@@ -382,6 +417,7 @@ impl LegacySession {
 
 async fn legacy_post(
     state: &HttpState,
+    profile: Arc<str>,
     headers: &HeaderMap,
     frame: Frame,
     accepts: Accepts,
@@ -394,7 +430,7 @@ async fn legacy_post(
         let Frame::Single(Message::Request(req)) = frame else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        return initialize(state, req).await;
+        return initialize(state, profile, req).await;
     }
     let Some(session_id) = session_id else {
         return error_response(
@@ -454,8 +490,8 @@ async fn legacy_post(
     }
 }
 
-async fn initialize(state: &HttpState, req: Request) -> Response {
-    let legacy = LegacySession::new(state);
+async fn initialize(state: &HttpState, profile: Arc<str>, req: Request) -> Response {
+    let legacy = LegacySession::new(state, profile);
     let response = legacy.session.respond(req, None).await;
     if response.outcome.is_err() {
         return json_response(response, Era::Legacy);
