@@ -722,3 +722,35 @@ fn corpus_tools_answer_the_same_in_every_mode() {
     // (`taskSupport: "required"`), an extension the gateway does not carry.
     assert_eq!(called.len(), 13 - 1 + 14 + 9 + 12 + 2 + 1, "{called:?}");
 }
+
+#[test]
+fn listings_stay_byte_identical_across_a_reload_that_changes_no_tool() {
+    init();
+    let config = examples_config("", "context:\n  mode: compact\n");
+    let mut gw = Gateway::start(&config.path, &[]);
+    gw.initialize();
+    let before = raw_tools(&gw.request_raw("tools/list", json!({})));
+    // A change that touches no tool and no backend.
+    let text = std::fs::read_to_string(&config.path).unwrap();
+    std::fs::write(
+        &config.path,
+        text.replace("mode: compact", "mode: compact\n  budget_tokens: 123"),
+    )
+    .unwrap();
+    gw.wait_for_log("Config reloaded");
+    let after = raw_tools(&gw.request_raw("tools/list", json!({})));
+    assert_eq!(before, after);
+    // A change of mode is a change of listing: clients are told.
+    let text = std::fs::read_to_string(&config.path).unwrap();
+    std::fs::write(
+        &config.path,
+        text.replace("mode: compact", "mode: discover"),
+    )
+    .unwrap();
+    gw.wait_for_notification("notifications/tools/list_changed");
+    let list = gw.request("tools/list", json!({}));
+    assert_eq!(
+        tool_names(&list),
+        ["call_tool", "describe_tool", "search_tools"]
+    );
+}

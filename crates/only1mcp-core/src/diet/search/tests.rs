@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
+use super::vocabulary::CONCEPTS;
 use super::*;
 
 #[track_caller]
