@@ -176,14 +176,29 @@ fn default_startup_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+impl fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field("allowed_commands", &self.allowed_commands)
+            .field("state_key", &self.state_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// Security settings.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct SecurityConfig {
     /// When non-empty, the only commands a stdio server may run (compared with
     /// the command as written, or with its file name).
     #[serde(default)]
     pub allowed_commands: Vec<String>,
+    /// The key that signs the `requestState` the gateway mints when it holds
+    /// a legacy backend's call for a modern client (at least 32 characters;
+    /// `${VAR}` is not expanded here, use `ONLY1MCP_SECURITY__STATE_KEY`).
+    /// Unset: a random key drawn at start. Never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_key: Option<String>,
 }
 
 impl SecurityConfig {
@@ -390,6 +405,41 @@ pub struct ServerConfig {
     /// Which tools to expose.
     #[serde(default)]
     pub tools: ToolFilterConfig,
+    /// What happens to this server's own requests (`sampling/createMessage`,
+    /// `elicitation/create`, `roots/list`) when it speaks a legacy revision
+    /// (ADR 0006): `relay` (default) declares those client capabilities and
+    /// relays each request to the client whose call caused it; `refuse`
+    /// declares none.
+    #[serde(default)]
+    pub client_requests: ClientRequests,
+    /// The roots this server gets for a `roots/list` that no client request
+    /// caused (one sent at start-up, say), or whose client declared no roots.
+    /// Unset: such a request gets an error, never another client's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roots: Option<Vec<RootConfig>>,
+}
+
+/// See [`ServerConfig::client_requests`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientRequests {
+    /// Declare sampling, elicitation and roots; relay each request to the
+    /// client whose call caused it.
+    #[default]
+    Relay,
+    /// Declare no client capabilities; refuse such requests.
+    Refuse,
+}
+
+/// One root of [`ServerConfig::roots`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootConfig {
+    /// The root's URI (`file:///home/me/project`).
+    pub uri: String,
+    /// A display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 fn yes() -> bool {
@@ -522,6 +572,17 @@ impl Config {
             problem(
                 "defaults.request_timeout".to_owned(),
                 "must be greater than zero".to_owned(),
+            );
+        }
+        if self
+            .security
+            .state_key
+            .as_deref()
+            .is_some_and(|k| k.chars().count() < 32)
+        {
+            problem(
+                "security.state_key".to_owned(),
+                "must be at least 32 characters".to_owned(),
             );
         }
         if self

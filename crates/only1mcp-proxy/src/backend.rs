@@ -15,18 +15,21 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::StreamExt;
 use only1mcp_core::Error;
 use only1mcp_core::catalog::{CacheHint, Lists, Prefix, ToolFilter};
-use only1mcp_core::jsonrpc::{self, ErrorObject, Message, Notification, Outcome, Request};
-use only1mcp_core::mcp::{self, Era, ListKind, ListPage, method};
-use only1mcp_core::upstream::{Call, Upstream, UpstreamEvent};
+use only1mcp_core::jsonrpc::{ErrorObject, Notification, Outcome};
+use only1mcp_core::mcp::{self, Era, Implementation, ListKind, ListPage, method};
+use only1mcp_core::upstream::{Call, UpstreamEvent};
 use only1mcp_transport::network::{self, AnyConnection, NetworkSpec};
 use only1mcp_transport::session::{self, ClientIdentity, Established};
 use only1mcp_transport::stdio;
+
+use self::relay::Relay;
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 mod probe;
+pub(crate) mod relay;
 mod stats;
 
 pub(crate) use probe::probe;
@@ -152,6 +155,8 @@ pub struct Backend {
     lists: ArcSwap<Lists>,
     status: watch::Sender<Status>,
     identity: ClientIdentity,
+    /// Where its requests to clients (sampling, elicitation, roots) go.
+    relay: Arc<Relay>,
     /// Stops this backend's supervisor (a child of the gateway's token).
     stop: CancellationToken,
     /// Calls in flight, for draining before a stop.
@@ -190,22 +195,43 @@ impl Backend {
     pub(crate) fn new(
         settings: Settings,
         source: only1mcp_core::config::ServerConfig,
-        identity: ClientIdentity,
+        identity: &Implementation,
         stop: CancellationToken,
     ) -> Arc<Self> {
+        let id = settings.launch.server().clone();
+        let relay = Relay::new(
+            id.clone(),
+            source.client_requests,
+            source.roots.as_deref(),
+            settings.request_timeout,
+        );
+        // A relaying backend is offered sampling, elicitation and roots in
+        // its handshake (legacy backends act on these; modern ones get each
+        // client's own capabilities per request).
+        let capabilities = if relay.relays() {
+            relay::relayed_capabilities()
+        } else {
+            serde_json::json!({})
+        };
         Arc::new(Self {
-            id: settings.launch.server().clone(),
+            identity: ClientIdentity::new(identity, &capabilities),
+            relay,
+            id,
             settings,
             source,
             live: ArcSwapOption::empty(),
             lists: ArcSwap::from_pointee(Lists::default()),
             status: watch::Sender::new(Status::Starting),
-            identity,
             stop,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             drained: tokio::sync::Notify::new(),
             stats: stats::Stats::default(),
         })
+    }
+
+    /// Where its requests to clients go (ADR 0006).
+    pub(crate) fn relay(&self) -> &Arc<Relay> {
+        &self.relay
     }
 
     /// Its counters: requests, errors, median latency, uptime, last error.
@@ -346,9 +372,9 @@ impl Backend {
     ) -> Result<Option<Box<RawValue>>, ErrorObject> {
         match era {
             Era::Legacy => mcp::legacy_params(params),
-            Era::Modern => {
-                mcp::modern_params(params, &self.identity.capabilities, &self.identity.info)
-            }
+            // A modern backend asks for input per request, from the
+            // capabilities the request carries: none here.
+            Era::Modern => mcp::modern_params(params, &empty_capabilities(), &self.identity.info),
         }
     }
 
@@ -505,7 +531,7 @@ impl Backend {
                     self.on_notification(hub, &mut connection, &established, note)
                         .await;
                 }
-                Some(UpstreamEvent::Request(req)) => on_request(&connection, &self.id, &req),
+                Some(UpstreamEvent::Request(req)) => self.relay.handle(connection.clone(), req),
             }
         }
         // The connection closed: the pending calls have already failed.
@@ -657,23 +683,8 @@ enum RunEnd {
 /// Answers a request the backend sent. The gateway declares no client
 /// capabilities to backends, so only `ping` is expected; anything else is
 /// refused with a clear error rather than sent to an arbitrary client.
-fn on_request(connection: &AnyConnection, server: &str, req: &Request) {
-    let outcome = if req.method == method::PING {
-        Ok(RawValue::from_string("{}".to_owned()).unwrap_or_default())
-    } else {
-        tracing::warn!(server, method = %req.method, "Backend request refused: no client capability was declared for it");
-        Err(ErrorObject::new(
-            jsonrpc::code::METHOD_NOT_FOUND,
-            format!(
-                "Only1MCP declared no client capability for {}; it is not forwarded",
-                req.method
-            ),
-        ))
-    };
-    let _ = connection.send(Message::Response(jsonrpc::Response {
-        id: Some(req.id.clone()),
-        outcome,
-    }));
+fn empty_capabilities() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).unwrap_or_default()
 }
 
 async fn fetch_lists(

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{Backend, Hub, Launch, Settings, Status};
 use crate::context::{self, Views};
 use crate::session::ClientSession;
+use crate::session::hold::Holds;
 use crate::subscriptions::{Added, Subscriptions};
 
 /// The gateway's name towards clients and backends.
@@ -58,6 +59,8 @@ struct Shared {
     views: ArcSwap<Views>,
     /// Serializes catalog rebuilds (never taken on the request path).
     rebuilding: Mutex<()>,
+    /// Calls held for a modern client's retry (ADR 0006).
+    holds: Arc<Holds>,
     changes: broadcast::Sender<ListKind>,
     next_token: AtomicU64,
     // Held for one map operation at a time, never across an await.
@@ -328,6 +331,7 @@ impl Gateway {
             catalog: ArcSwap::from_pointee(Catalog::default()),
             views: ArcSwap::from_pointee(Views::default()),
             rebuilding: Mutex::new(()),
+            holds: Holds::new(config.security.state_key.as_deref().map(str::as_bytes)),
             changes: broadcast::channel(64).0,
             next_token: AtomicU64::new(1),
             progress: Mutex::new(HashMap::new()),
@@ -386,7 +390,7 @@ impl Gateway {
         let _one_at_a_time = self.shared.reload.lock().await;
         let began = std::time::Instant::now();
         self.shared.config.store(Arc::new(config.clone()));
-        let identity = ClientIdentity::new(&implementation(), &serde_json::json!({}));
+        let identity = implementation();
         self.shared.namespace.store(Arc::new(
             Namespace::new(&config.naming.separator).unwrap_or_default(),
         ));
@@ -409,7 +413,7 @@ impl Gateway {
                     let backend = Backend::new(
                         settings,
                         server.clone(),
-                        identity.clone(),
+                        &identity,
                         self.shutdown.child_token(),
                     );
                     report.started.push(id.clone());
@@ -467,6 +471,11 @@ impl Gateway {
     /// The current merged catalog.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.shared.catalog.load_full()
+    }
+
+    /// The calls held for modern clients' retries.
+    pub(crate) fn holds(&self) -> &Arc<Holds> {
+        &self.shared.holds
     }
 
     /// Every client profile's view of the current catalog (the tool listing

@@ -43,6 +43,7 @@ use crate::context::{View, Views, meta};
 use crate::gateway::{Gateway, implementation};
 
 mod forward;
+pub(crate) mod hold;
 
 /// The era-specific state of a session.
 #[derive(Debug, Default)]
@@ -222,7 +223,7 @@ impl ClientSession {
 
     /// Sends a request to the client through `via` and waits for its answer,
     /// at most `timeout`.
-    async fn ask_client(
+    pub(crate) async fn ask_client(
         &self,
         method: String,
         params: Option<Box<RawValue>>,

@@ -15,6 +15,7 @@ mod cli;
 mod context;
 mod http;
 mod peers;
+mod relay;
 mod reload;
 mod stdio;
 

@@ -35,6 +35,12 @@ SDK's modern mode adopts the version without any wire traffic; this script then 
 session). `--no-discover` skips that and keeps the SDK's purely local adoption.
 
 The SDK's client-side response cache is disabled, so every op reaches the server.
+
+With --callbacks the client declares sampling, elicitation and roots and answers them:
+sampling with the text "sampled: <text of the last message>" (model "only1mcp-test-model"),
+elicitation by accepting with {"name": "Ada Lovelace", "check": true}, roots with
+[{"uri": "file:///only1mcp/test-root", "name": "test root"}]. What each callback received is
+in the output's "received" list ({"kind": ..., "params": ...}).
 """
 
 from __future__ import annotations
@@ -108,6 +114,31 @@ def error_entry(exc: BaseException) -> dict[str, Any]:
     return {"error": {"exception": type(exc).__name__, "message": str(exc)}}
 
 
+RECEIVED: list[dict[str, Any]] = []
+
+
+async def sampling_callback(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    RECEIVED.append({"kind": "sampling", "params": dump(params)})
+    last = params.messages[-1].content if params.messages else None
+    text = getattr(last, "text", "") if last is not None else ""
+    return types.CreateMessageResult(
+        role="assistant",
+        content=types.TextContent(type="text", text=f"sampled: {text}"),
+        model="only1mcp-test-model",
+        stop_reason="endTurn",
+    )
+
+
+async def elicitation_callback(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    RECEIVED.append({"kind": "elicitation", "params": dump(params)})
+    return types.ElicitResult(action="accept", content={"name": "Ada Lovelace", "check": True})
+
+
+async def list_roots_callback(context: Any) -> types.ListRootsResult:
+    RECEIVED.append({"kind": "roots", "params": {}})
+    return types.ListRootsResult(roots=[types.Root(uri="file:///only1mcp/test-root", name="test root")])
+
+
 async def session(args: argparse.Namespace, ops: list[dict[str, Any]]) -> int:
     if args.url:
         server: Any = args.url
@@ -115,12 +146,20 @@ async def session(args: argparse.Namespace, ops: list[dict[str, Any]]) -> int:
         server = sse_client(args.sse)
     else:
         server = StdioServerParameters(command=args.command[0], args=args.command[1:], env=dict(os.environ))
+    callbacks: dict[str, Any] = {}
+    if args.callbacks:
+        callbacks = {
+            "sampling_callback": sampling_callback,
+            "elicitation_callback": elicitation_callback,
+            "list_roots_callback": list_roots_callback,
+        }
     client = Client(
         server,
         mode=args.mode,
         cache=None,
         read_timeout_seconds=args.timeout,
         client_info=types.Implementation(name="only1mcp-test-client", version="0"),
+        **callbacks,
     )
     output: dict[str, Any] | None = None
     stage = "establish a session with"
@@ -144,6 +183,7 @@ async def session(args: argparse.Namespace, ops: list[dict[str, Any]]) -> int:
                 "server_name": info.name if info is not None else None,
                 "capabilities": dump(client.server_capabilities),
                 "results": results,
+                "received": RECEIVED,
             }
             stage = "shut down the session with"
     except Exception as exc:  # noqa: BLE001
@@ -168,6 +208,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sse", help="a 2024-11-05 HTTP+SSE server URL (GET /sse) instead of a stdio command")
     parser.add_argument("--mode", choices=MODES, default="auto", help="SDK connect mode (default: auto)")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds (default: 30)")
+    parser.add_argument(
+        "--callbacks",
+        action="store_true",
+        help="declare sampling, elicitation and roots, and answer them (see the module doc)",
+    )
     parser.add_argument(
         "--no-discover",
         action="store_true",

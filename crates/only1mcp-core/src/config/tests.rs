@@ -150,10 +150,12 @@ fn admin_needs_a_real_token_and_its_own_port() {
 }
 
 #[test]
-fn admin_token_is_not_in_debug_output() {
+fn admin_token_and_state_key_are_not_in_debug_output() {
     let mut config = Config::default();
     config.admin.token = Some("hunter2".to_owned());
+    config.security.state_key = Some("correct horse battery staple 12345".to_owned());
     let debug = format!("{config:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(!debug.contains("battery"), "{debug}");
     assert!(debug.contains("<redacted>"), "{debug}");
 }

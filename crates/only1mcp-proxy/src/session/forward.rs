@@ -11,7 +11,11 @@ use only1mcp_core::mcp::{self, Era, RawObject, error_code};
 use only1mcp_core::upstream::Call;
 use serde_json::value::RawValue;
 
+use tokio::sync::mpsc;
+
+use super::hold::{Held, Holds};
 use super::{ClientSession, Ctx};
+use crate::backend::relay::{Caller, Reach};
 use crate::gateway::with_progress_token;
 
 /// How many input rounds one request may take (a backend that keeps
@@ -35,7 +39,21 @@ impl ClientSession {
             }
             .to_error_object()
         })?;
+        // A modern client's retry of a call the gateway holds (ADR 0006).
+        if ctx.era == Era::Modern
+            && let Ok(object) = mcp::params_object(params.as_deref())
+            && let Some(state) = mcp::string_field(&object, "requestState")
+            && Holds::is_ours(&state)
+        {
+            let binding = binding(server, &method, &object);
+            let timeout = backend.settings().request_timeout;
+            return self
+                .resume(&state, &object, &binding, timeout)
+                .await
+                .and_then(|outcome| adapt_outcome(outcome, ctx.era));
+        }
         let meta = mcp::request_meta(params.as_deref())?;
+        let client_capabilities = meta.client_capabilities.clone();
         let mut params = params;
         let _progress = match (meta.progress_token, &ctx.notes) {
             (Some(original), Some(notes)) => {
@@ -91,6 +109,44 @@ impl ClientSession {
             (Some(notes), true) => Some(self.gateway.register_log(backend.id(), notes.clone())),
             _ => None,
         };
+        // A legacy backend that relays its requests to clients learns, for
+        // the length of the call, whose call this is (ADR 0006).
+        let relays = backend_era == Era::Legacy && backend.relay().relays();
+        if relays && ctx.era == Era::Modern {
+            let (inputs_tx, inputs) = mpsc::channel(8);
+            let caller = backend.relay().register(Caller {
+                session: Arc::downgrade(self),
+                reach: Reach::Hold(inputs_tx),
+                capabilities: client_capabilities,
+            });
+            let binding = binding(
+                server,
+                &method,
+                &mcp::params_object(params.as_deref()).unwrap_or_default(),
+            );
+            let call = Call::new(method, params);
+            let owner = backend.clone();
+            let held = Held {
+                call: Box::pin(async move { owner.call(call).await }),
+                inputs,
+                pending: Vec::new(),
+                next_key: 0,
+                _caller: caller,
+                binding,
+            };
+            let timeout = backend.settings().request_timeout;
+            return self
+                .drive(held, timeout)
+                .await
+                .and_then(|outcome| adapt_outcome(outcome, ctx.era));
+        }
+        let _caller = relays.then(|| {
+            backend.relay().register(Caller {
+                session: Arc::downgrade(self),
+                reach: ctx.notes.clone().map_or(Reach::Nowhere, Reach::Ask),
+                capabilities: self.state().client_capabilities.clone(),
+            })
+        });
         let mut params = params;
         for _ in 0..MAX_INPUT_ROUNDS {
             let (backend_era, outcome) = backend
@@ -147,6 +203,13 @@ impl ClientSession {
             format!("the backend asked for input more than {MAX_INPUT_ROUNDS} times"),
         ))
     }
+}
+
+/// What a held call's `requestState` is bound to: the server, the method
+/// and the (backend) tool or prompt name.
+fn binding(server: &str, method: &str, params: &RawObject) -> String {
+    let name = mcp::string_field(params, "name").unwrap_or_default();
+    format!("{server}\u{0}{method}\u{0}{name}")
 }
 
 /// What an `input_required` result asks for.
