@@ -548,3 +548,90 @@ async fn shutdown_finishes_requests_in_flight() {
     let (code, log) = stopped.await.unwrap();
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// Opens a legacy Streamable HTTP session; returns its id.
+async fn legacy_session(http: &reqwest::Client, url: &str) -> String {
+    let res = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "it", "version": "1"}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    res.headers()["mcp-session-id"].to_str().unwrap().to_owned()
+}
+
+/// The response to one legacy POST, JSON or SSE.
+async fn legacy_call(http: &reqwest::Client, url: &str, session: &str, body: Value) -> Value {
+    let res = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", session)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let sse = res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream");
+    let text = res.text().await.unwrap();
+    if sse {
+        sse_messages(&text)
+            .into_iter()
+            .find(|m| m.get("id").is_some())
+            .unwrap_or_else(|| panic!("no response in {text}"))
+    } else {
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+/// Two clients use the same request ids at the same time, 1,000 each, 16
+/// in flight per client, through one shared stdio backend: every answer
+/// carries its request's id and its own client's text.
+#[tokio::test]
+async fn two_clients_with_the_same_ids_never_get_each_others_answers() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let url = gw.mcp_url();
+    let sessions = [
+        ("a", legacy_session(&http, &url).await),
+        ("b", legacy_session(&http, &url).await),
+    ];
+    let mut clients = Vec::new();
+    for (name, session) in sessions {
+        let (http, url) = (http.clone(), url.clone());
+        clients.push(tokio::spawn(async move {
+            use futures::StreamExt as _;
+            let calls = futures::stream::iter(1..=1000_u32).map(|id| {
+                let (http, url, session) = (&http, &url, &session);
+                async move {
+                    let text = format!("{name}-{id}");
+                    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                        "params": {"name": "echo__echo", "arguments": {"text": text}}});
+                    let answer = legacy_call(http, url, session, body).await;
+                    (id, text, answer)
+                }
+            });
+            let answers: Vec<(u32, String, Value)> = calls.buffer_unordered(16).collect().await;
+            for (id, text, answer) in &answers {
+                assert_eq!(answer["id"], *id, "{answer}");
+                assert_eq!(answer["result"]["content"][0]["text"], *text, "{answer}");
+            }
+            answers.len()
+        }));
+    }
+    for client in clients {
+        assert_eq!(client.await.unwrap(), 1000);
+    }
+}

@@ -13,6 +13,7 @@ mod admin;
 mod benchmark;
 mod cli;
 mod context;
+mod everything;
 mod http;
 mod peers;
 mod relay;

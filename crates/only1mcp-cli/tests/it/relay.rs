@@ -270,3 +270,59 @@ fn the_held_call_resumes_only_with_the_state_the_gateway_signed() {
     let message = again["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("expired or was already used"), "{again}");
 }
+
+/// Our dual-era Python backend (the conformance fixture, on the `mcp` SDK's
+/// server) asks through `input_required` results; a legacy client behind
+/// the gateway answers real requests (ADR 0003), a 2026-07-28 client the
+/// results themselves (passed through).
+#[test]
+fn a_dual_era_python_backend_asks_clients_of_both_eras() {
+    init();
+    let fixture = support::workspace().join("conformance/fixture_server.py");
+    let config = support::config(&format!(
+        "servers:\n  fixture:\n    command: {}\n    args: [{}]\n",
+        support::quote(&support::venv_bin("python")),
+        support::quote(&fixture),
+    ));
+    let ops = json!([
+        {"op": "call_tool", "name": "fixture__test_sampling", "arguments": {"prompt": "capital of France?"}},
+        {"op": "call_tool", "name": "fixture__test_elicitation", "arguments": {"message": "Who are you?"}},
+        {"op": "call_tool", "name": "fixture__test_input_required_result_list_roots", "arguments": {}},
+        {"op": "call_tool", "name": "fixture__test_input_required_result_multiple_inputs", "arguments": {}}
+    ]);
+    for mode in ["legacy", "2026-07-28"] {
+        let out = run(mode, true, &config.path, &ops);
+        let results = out["results"].as_array().unwrap();
+        assert_eq!(
+            texts(&results[0]),
+            "LLM response: sampled: capital of France?",
+            "{mode}: {out}"
+        );
+        let elicited = texts(&results[1]);
+        assert!(
+            elicited.starts_with("User response: action=accept"),
+            "{mode}: {elicited}"
+        );
+        assert!(elicited.contains("Ada Lovelace"), "{mode}: {elicited}");
+        assert_eq!(
+            texts(&results[2]),
+            "Client roots: file:///only1mcp/test-root",
+            "{mode}: {out}"
+        );
+        assert_eq!(
+            texts(&results[3]),
+            "sampled: Generate a greeting Ada Lovelace (roots: file:///only1mcp/test-root)",
+            "{mode}: {}",
+            results[3]
+        );
+        let kinds: Vec<&str> = out["received"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            .filter(|k| ["sampling", "elicitation", "roots"].contains(k))
+            .collect();
+        // One request per ask, plus the three of the multiple-inputs round.
+        assert_eq!(kinds.len(), 6, "{mode}: {kinds:?}");
+    }
+}

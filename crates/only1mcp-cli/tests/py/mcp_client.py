@@ -20,6 +20,16 @@ Operations:
     {"op": "list_resource_templates"}                      -> [template, ...]  (all pages)
     {"op": "read_resource", "uri": U}                      -> ReadResourceResult
     {"op": "ping"}                                         -> {} (legacy only; an error on 2026-07-28)
+    {"op": "call_tool", ..., "progress": true}             -> as call_tool; progress goes to "received"
+    {"op": "subscribe_resource", "uri": U}                 -> {}
+    {"op": "set_logging_level", "level": L}                -> {} (legacy)
+    {"op": "complete", "prompt": P, "argument": {"name": A, "value": V}, "context": {...}}
+                                                           -> CompleteResult
+    {"op": "sleep", "seconds": S}                          -> null (lets notifications arrive)
+
+Every server notification and log message the session surfaces, and every progress
+notification of a "progress" call, is appended to the output's "received" list as
+{"kind": "notification" | "log" | "progress", "params": ...}.
 
 Every model is dumped with `model_dump(mode="json", by_alias=True, exclude_none=True)`.
 If an op fails, its entry is {"error": {"code": C, "message": M[, "data": D]}} for an MCP
@@ -89,7 +99,23 @@ async def run_op(client: Client, op: dict[str, Any]) -> Any:
     if kind == "list_tools":
         return await list_all(client.list_tools, "tools")
     if kind == "call_tool":
-        return dump(await client.call_tool(op["name"], op.get("arguments")))
+        progress = None
+        if op.get("progress"):
+
+            async def progress(value: float, total: float | None, message: str | None) -> None:
+                RECEIVED.append({"kind": "progress", "params": {"progress": value, "total": total, "message": message}})
+
+        return dump(await client.call_tool(op["name"], op.get("arguments"), progress_callback=progress))
+    if kind == "subscribe_resource":
+        return dump(await client.subscribe_resource(op["uri"]))
+    if kind == "set_logging_level":
+        return dump(await client.set_logging_level(op["level"]))
+    if kind == "complete":
+        ref = types.PromptReference(type="ref/prompt", name=op["prompt"])
+        return dump(await client.complete(ref, op["argument"], op.get("context")))
+    if kind == "sleep":
+        await anyio.sleep(float(op["seconds"]))
+        return None
     if kind == "list_prompts":
         return await list_all(client.list_prompts, "prompts")
     if kind == "get_prompt":
@@ -139,6 +165,24 @@ async def list_roots_callback(context: Any) -> types.ListRootsResult:
     return types.ListRootsResult(roots=[types.Root(uri="file:///only1mcp/test-root", name="test root")])
 
 
+async def message_handler(message: Any) -> None:
+    if isinstance(message, Exception):
+        return
+    inner = getattr(message, "root", message)
+    params = getattr(inner, "params", None)
+    RECEIVED.append(
+        {
+            "kind": "notification",
+            "method": getattr(inner, "method", None),
+            "params": dump(params) if isinstance(params, BaseModel) else params,
+        }
+    )
+
+
+async def logging_callback(params: types.LoggingMessageNotificationParams) -> None:
+    RECEIVED.append({"kind": "log", "params": dump(params)})
+
+
 async def session(args: argparse.Namespace, ops: list[dict[str, Any]]) -> int:
     if args.url:
         server: Any = args.url
@@ -153,8 +197,12 @@ async def session(args: argparse.Namespace, ops: list[dict[str, Any]]) -> int:
             "elicitation_callback": elicitation_callback,
             "list_roots_callback": list_roots_callback,
         }
+    if args.log_level:
+        callbacks["log_level"] = args.log_level
     client = Client(
         server,
+        message_handler=message_handler,
+        logging_callback=logging_callback,
         mode=args.mode,
         cache=None,
         read_timeout_seconds=args.timeout,
@@ -208,6 +256,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sse", help="a 2024-11-05 HTTP+SSE server URL (GET /sse) instead of a stdio command")
     parser.add_argument("--mode", choices=MODES, default="auto", help="SDK connect mode (default: auto)")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds (default: 30)")
+    parser.add_argument("--log-level", help="ask for log messages at this level (SDK `log_level`)")
     parser.add_argument(
         "--callbacks",
         action="store_true",

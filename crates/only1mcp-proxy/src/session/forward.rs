@@ -70,6 +70,11 @@ impl ClientSession {
             }
             (None, _) => None,
         };
+        // Whether the request asked for log messages (`_meta` logLevel), read
+        // before the params are fitted to a legacy backend, which drops it.
+        let asked_for_logs = params
+            .as_deref()
+            .is_some_and(|p| p.get().contains(mcp::meta::LOG_LEVEL));
         let backend_era = backend
             .established()
             .map_or(Era::Legacy, |established| established.era);
@@ -101,10 +106,7 @@ impl ClientSession {
             })?,
             _ => params,
         };
-        let wants_logs = session_level.is_some()
-            || params
-                .as_deref()
-                .is_some_and(|p| p.get().contains(mcp::meta::LOG_LEVEL));
+        let wants_logs = session_level.is_some() || asked_for_logs;
         let _log = match (&ctx.notes, wants_logs) {
             (Some(notes), true) => Some(self.gateway.register_log(backend.id(), notes.clone())),
             _ => None,
