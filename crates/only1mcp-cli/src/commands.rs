@@ -235,13 +235,12 @@ async fn start(
     };
     let res = match listener {
         None => {
-            tracing::info!("Serving MCP on stdio");
-            let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+            let (stdin, stdout) = stdio_streams();
             only1mcp_proxy::serve::serve_stdio(
                 &gateway,
                 &profile,
-                stdin,
-                tokio::io::stdout(),
+                tokio::io::BufReader::new(stdin),
+                stdout,
                 stop_signal(),
             )
             .await
@@ -259,6 +258,38 @@ async fn start(
             ExitCode::FAILURE
         }
     }
+}
+
+/// The process's stdin and stdout as async streams. When they are pipes
+/// (an IDE, or any client that spawns the gateway), they are read and
+/// written directly by the runtime's reactor; otherwise (a terminal, a file)
+/// through tokio's `stdin()`/`stdout()`, which hand every read and write to
+/// the blocking thread pool. The direct path saves a thread hand-off per
+/// operation (docs/performance.md).
+fn stdio_streams() -> (
+    Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+    Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+) {
+    use std::os::fd::AsFd as _;
+    use tokio::net::unix::pipe;
+    let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Receiver::from_owned_fd)
+    {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdin()),
+    };
+    let writer: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Sender::from_owned_fd)
+    {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdout()),
+    };
+    tracing::info!("Serving MCP on stdio");
+    (reader, writer)
 }
 
 /// Forwards SIGHUP to `trigger` (a reload request).

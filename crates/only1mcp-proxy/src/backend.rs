@@ -327,19 +327,27 @@ impl Backend {
         let timeout = self.settings.request_timeout;
         let work = async {
             let mut rx = self.status.subscribe();
-            let status = rx
-                .wait_for(|s| !matches!(s, Status::Starting | Status::Restarting))
-                .await
-                .map(|s| s.clone())
-                .unwrap_or(Status::Stopped);
-            let live = match status {
-                Status::Ready => self.live.load_full(),
-                Status::Failed(reason) => return Err(self.unavailable(reason)),
-                Status::Stopped => return Err(self.unavailable("stopped".to_owned())),
-                Status::Starting | Status::Restarting => None,
-            };
-            let Some(live) = live else {
-                return Err(self.unavailable("not connected".to_owned()));
+            let live = loop {
+                let status = rx
+                    .wait_for(|s| !matches!(s, Status::Starting | Status::Restarting))
+                    .await
+                    .map(|s| s.clone())
+                    .unwrap_or(Status::Stopped);
+                match status {
+                    Status::Ready => {
+                        if let Some(live) = self.live.load_full() {
+                            break live;
+                        }
+                        // The connection just closed and the supervisor has
+                        // not yet said so: wait for it to (restart or fail).
+                        if rx.changed().await.is_err() {
+                            return Err(self.unavailable("stopped".to_owned()));
+                        }
+                    }
+                    Status::Failed(reason) => return Err(self.unavailable(reason)),
+                    Status::Stopped => return Err(self.unavailable("stopped".to_owned())),
+                    Status::Starting | Status::Restarting => {}
+                }
             };
             let era = live.established.era;
             let mut connection = live.connection.clone();

@@ -209,7 +209,12 @@ fn a_crash_mid_call_fails_that_call_and_the_backend_comes_back() {
     );
     // The next call waits for the restart and succeeds.
     let echo = gateway.call_tool("echo__echo", json!({"text": "again"}));
-    assert_eq!(support::text(&echo), "again");
+    assert_eq!(
+        echo["result"]["content"][0]["text"],
+        "again",
+        "{echo}\n{}",
+        gateway.log()
+    );
     // The crashed process was reaped, not left as a zombie, and replaced.
     let after = gateway.children();
     assert_eq!(after.len(), 2, "{after:?}");

@@ -19,8 +19,8 @@
 //! A client that did not declare the capability gets nothing sent; the
 //! backend gets an error (or the configured roots).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
