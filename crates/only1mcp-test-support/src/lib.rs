@@ -384,6 +384,24 @@ pub fn process_running(pid: u32) -> bool {
     process_state(pid).is_some_and(|state| state != 'Z' && state != 'X')
 }
 
+/// Runs the Python SDK test client (see [`python_client`]) against
+/// `only1mcp start --stdio --config <config>`, with the client's own flags
+/// (`--callbacks`, `--log-level L`) before the command.
+pub fn python_through_gateway(mode: &str, flags: &[&str], config: &Path, ops: &Value) -> Value {
+    let bin = gateway_bin().to_string_lossy().into_owned();
+    let config = config.to_string_lossy().into_owned();
+    let mut target: Vec<&str> = flags.to_vec();
+    target.extend([
+        "--",
+        bin.as_str(),
+        "start",
+        "--stdio",
+        "--config",
+        config.as_str(),
+    ]);
+    python_client(mode, &target, ops, &[])
+}
+
 /// Runs the Python SDK test client (`tests/py/mcp_client.py` of the CLI
 /// crate) with the ops as JSON; returns its JSON output. `target` selects the
 /// server: `["--", "cmd", "arg"]`, `["--url", url]` or `["--sse", url]`.

@@ -28,21 +28,6 @@ fn config(backend: &Backend) -> support::ConfigDir {
     ))
 }
 
-fn through_gateway(mode: &str, extra: &[&str], config: &std::path::Path, ops: &Value) -> Value {
-    let bin = support::gateway_bin().to_string_lossy().into_owned();
-    let config = config.to_string_lossy().into_owned();
-    let mut target: Vec<&str> = extra.to_vec();
-    target.extend([
-        "--",
-        bin.as_str(),
-        "start",
-        "--stdio",
-        "--config",
-        config.as_str(),
-    ]);
-    python_client(mode, &target, ops, &[])
-}
-
 fn uris(resources: &Value) -> Vec<String> {
     let mut uris: Vec<String> = resources
         .as_array()
@@ -137,7 +122,7 @@ fn run_all(backend: &Backend) {
     ops.push(json!({"op": "subscribe_resource", "uri": direct[0]}));
     ops.push(json!({"op": "call_tool", "name": "everything__toggle-subscriber-updates", "arguments": {}}));
     ops.push(json!({"op": "sleep", "seconds": 1}));
-    let out = through_gateway("legacy", &[], &config.path, &Value::Array(ops));
+    let out = support::python_through_gateway("legacy", &[], &config.path, &Value::Array(ops));
     let results = out["results"].as_array().unwrap();
     assert_eq!(results[0], json!({}), "setLevel: {out}");
     check_common("legacy", &out, &results[1..], &direct);
@@ -156,7 +141,7 @@ fn run_all(backend: &Backend) {
     );
 
     // 2026-07-28: the log level travels in each request's _meta.
-    let out = through_gateway(
+    let out = support::python_through_gateway(
         "2026-07-28",
         &["--log-level", "debug"],
         &config.path,

@@ -4,7 +4,7 @@
 //! and a gateway-signed `requestState`), with the Python SDK as the client
 //! and `@modelcontextprotocol/server-everything` as the backend.
 
-use only1mcp_test_support::{self as support, python_client};
+use only1mcp_test_support as support;
 use serde_json::{Value, json};
 
 use crate::init;
@@ -23,23 +23,10 @@ fn everything_config() -> support::ConfigDir {
 }
 
 /// Runs the Python SDK client in `mode` (with or without callbacks) through
-/// `only1mcp start --stdio` in front of server-everything.
+/// `only1mcp start --stdio`.
 fn run(mode: &str, callbacks: bool, config: &std::path::Path, ops: &Value) -> Value {
-    let bin = support::gateway_bin().to_string_lossy().into_owned();
-    let config = config.to_string_lossy().into_owned();
-    let mut target = Vec::new();
-    if callbacks {
-        target.push("--callbacks");
-    }
-    target.extend([
-        "--",
-        bin.as_str(),
-        "start",
-        "--stdio",
-        "--config",
-        config.as_str(),
-    ]);
-    python_client(mode, &target, ops, &[])
+    let flags: &[&str] = if callbacks { &["--callbacks"] } else { &[] };
+    support::python_through_gateway(mode, flags, config, ops)
 }
 
 fn texts(result: &Value) -> String {

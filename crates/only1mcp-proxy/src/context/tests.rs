@@ -29,6 +29,11 @@ fn corpus_listing(server: &str) -> ServerListing {
         .iter()
         .map(|tool| serde_json::from_str(&tool.to_string()).unwrap())
         .collect();
+    listing(server, tools)
+}
+
+/// A server's listing of `tools`, names always prefixed.
+fn listing(server: &str, tools: Vec<RawObject>) -> ServerListing {
     ServerListing {
         server: server.into(),
         prefix: Prefix::Always,
@@ -63,15 +68,6 @@ fn small() -> Arc<Catalog> {
             "inputSchema": {"type": "object", "properties": {"x": {"type": "string", "title": "X", "description": "The x. It matters."}}}
         }))
         .unwrap()
-    };
-    let listing = |server: &str, tools: Vec<RawObject>| ServerListing {
-        server: server.into(),
-        prefix: Prefix::Always,
-        filter: ToolFilter::default(),
-        lists: Lists {
-            tools,
-            ..Lists::default()
-        },
     };
     catalog(&[
         listing(
