@@ -637,6 +637,8 @@ impl Backend {
                 hub.progress(&self.id, &note);
             }
             method::RESOURCES_UPDATED => hub.resource_updated(&self.id, &note),
+            // The backend no longer needs the answer to a request it sent.
+            method::CANCELLED => self.relay.cancel(note.params.as_deref()),
             method::MESSAGE => {
                 let params = note
                     .params

@@ -78,6 +78,36 @@ pub enum Reply {
     },
 }
 
+/// A request the gateway sent its client, until answered: on drop it is
+/// forgotten, and if no answer came the client gets `notifications/cancelled`.
+struct AskPending<'a> {
+    session: &'a ClientSession,
+    id: Id,
+    via: &'a Outbound,
+    answered: bool,
+}
+
+impl Drop for AskPending<'_> {
+    fn drop(&mut self) {
+        self.session
+            .asked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+        if !self.answered {
+            let params = serde_json::json!({
+                "requestId": self.id,
+                "reason": "the server no longer needs the answer",
+            });
+            let cancel = Message::Notification(Notification {
+                method: method::CANCELLED.to_owned(),
+                params: serde_json::value::to_raw_value(&params).ok(),
+            });
+            let _ = self.via.try_send(&cancel);
+        }
+    }
+}
+
 /// What a request is answered with, besides its params.
 #[derive(Debug, Clone)]
 struct Ctx {
@@ -239,11 +269,15 @@ impl ClientSession {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id.clone(), tx);
-        let request = Message::Request(Request {
+        // Until the answer is in: if this future is dropped (the backend
+        // cancelled its request) or gives up, the client is told.
+        let mut pending = AskPending {
+            session: self,
             id: id.clone(),
-            method,
-            params,
-        });
+            via,
+            answered: false,
+        };
+        let request = Message::Request(Request { id, method, params });
         let answer = if via.send(&request).await {
             tokio::time::timeout(timeout, rx)
                 .await
@@ -252,10 +286,8 @@ impl ClientSession {
         } else {
             None
         };
-        self.asked
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
+        pending.answered = answer.is_some();
+        drop(pending);
         answer.unwrap_or_else(|| {
             Err(ErrorObject::new(
                 jsonrpc::code::INTERNAL_ERROR,

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use only1mcp_core::config::{ClientRequests, RootConfig};
-use only1mcp_core::jsonrpc::{self, ErrorObject, Message, Outcome, Request, Response};
+use only1mcp_core::jsonrpc::{self, ErrorObject, Id, Message, Outcome, Request, Response};
 use only1mcp_core::mcp::method;
 use only1mcp_core::upstream::Upstream as _;
 use only1mcp_transport::downstream::Outbound;
@@ -96,6 +96,9 @@ pub(crate) struct Relay {
     /// reclamation sending a `membarrier` IPI to every core.
     callers: Mutex<HashMap<u64, Weak<Caller>>>,
     next: AtomicU64,
+    /// The backend's requests being answered, by their id, so the
+    /// backend's `notifications/cancelled` can stop one.
+    answering: Mutex<HashMap<Id, tokio::task::AbortHandle>>,
 }
 
 /// Unregisters a caller when dropped (the call ended or was cancelled).
@@ -148,6 +151,7 @@ impl Relay {
             roots,
             timeout,
             callers: Mutex::new(HashMap::new()),
+            answering: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
         })
     }
@@ -177,7 +181,8 @@ impl Relay {
     /// take as long as a person takes to answer an elicitation.
     pub(crate) fn handle(self: &Arc<Self>, connection: AnyConnection, req: Request) {
         let relay = self.clone();
-        tokio::spawn(async move {
+        let id = req.id.clone();
+        self.track(id, async move {
             let outcome = relay.outcome(&req).await;
             if let Err(error) = &outcome {
                 tracing::warn!(server = %relay.server, method = %req.method, error = %error.message, "Backend request not relayed");
@@ -187,6 +192,49 @@ impl Relay {
                 outcome,
             }));
         });
+    }
+
+    fn answering(&self) -> std::sync::MutexGuard<'_, HashMap<Id, tokio::task::AbortHandle>> {
+        self.answering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs the answering of backend request `id` in its own task, which
+    /// [`Relay::cancel`] can stop.
+    fn track(
+        self: &Arc<Self>,
+        id: Id,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let relay = self.clone();
+        let key = id.clone();
+        let mut answering = self.answering();
+        let task = tokio::spawn(async move {
+            work.await;
+            relay.answering().remove(&key);
+        });
+        // Registered before the task can finish: it takes this lock to leave.
+        answering.insert(id, task.abort_handle());
+    }
+
+    /// The backend's `notifications/cancelled`: the request it names stops
+    /// being answered. The client, if it was asked, is told (the ask's drop
+    /// sends it `notifications/cancelled`), and the backend gets no answer.
+    pub(crate) fn cancel(&self, params: Option<&RawValue>) {
+        #[derive(serde::Deserialize)]
+        struct Cancelled {
+            #[serde(rename = "requestId")]
+            request_id: Id,
+        }
+        let Some(cancelled) = params.and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok())
+        else {
+            return;
+        };
+        if let Some(task) = self.answering().remove(&cancelled.request_id) {
+            tracing::info!(server = %self.server, "The backend cancelled its request to a client");
+            task.abort();
+        }
     }
 
     async fn outcome(&self, req: &Request) -> Outcome {

@@ -138,3 +138,49 @@ async fn a_held_request_is_answered_by_the_retry() {
     assert_eq!(outcome.get(), r#"{"ok":1}"#);
     answering.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_backend_cancel_stops_the_ask_and_tells_the_client() {
+    let gateway = Gateway::start(&Config::default()).await;
+    let (outbound, mut to_client) = Outbound::channel(8);
+    let a = ClientSession::new(gateway, Some(outbound.clone()));
+    let relay = relay(false);
+    let _call = relay.register(Caller {
+        session: Arc::downgrade(&a),
+        reach: Reach::Ask(outbound),
+        capabilities: caps(r#"{"sampling":{}}"#),
+    });
+    let request = Request {
+        id: jsonrpc::Id::Number(7),
+        method: SAMPLING.to_owned(),
+        params: caps(r#"{"messages":[]}"#),
+    };
+    let (done_tx, mut done_rx) = oneshot::channel::<()>();
+    let asking = relay.clone();
+    relay.track(request.id.clone(), async move {
+        let _ = asking.outcome(&request).await;
+        let _ = done_tx.send(());
+    });
+    // The client is asked...
+    let asked: serde_json::Value =
+        serde_json::from_slice(&to_client.recv().await.unwrap()).unwrap();
+    assert_eq!(asked["method"], SAMPLING);
+    let client_id = asked["id"].clone();
+    // ...the backend cancels its request 7...
+    relay.cancel(Some(
+        &RawValue::from_string(r#"{"requestId":7}"#.to_owned()).unwrap(),
+    ));
+    // ...and the client is told to stop, with the id it was asked under.
+    let cancelled: serde_json::Value =
+        serde_json::from_slice(&to_client.recv().await.unwrap()).unwrap();
+    assert_eq!(cancelled["method"], "notifications/cancelled");
+    assert_eq!(cancelled["params"]["requestId"], client_id);
+    // The answering stopped without finishing, and is forgotten.
+    assert!(done_rx.try_recv().is_err());
+    tokio::task::yield_now().await;
+    assert!(relay.answering().is_empty());
+    // A cancel of nothing in progress is ignored.
+    relay.cancel(Some(
+        &RawValue::from_string(r#"{"requestId":8}"#.to_owned()).unwrap(),
+    ));
+}
