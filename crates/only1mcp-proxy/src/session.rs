@@ -32,18 +32,17 @@ use only1mcp_core::mcp::{
 };
 use only1mcp_core::upstream::Call;
 use only1mcp_transport::downstream::Outbound;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::context::{View, Views, meta};
 use crate::gateway::{Gateway, implementation};
 
 mod forward;
 pub(crate) mod hold;
+mod tools;
 
 /// The era-specific state of a session.
 #[derive(Debug, Default)]
@@ -587,155 +586,6 @@ impl ClientSession {
             .map_err(|e| ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, e.to_string()))
     }
 
-    /// A view's listing plus the tools this session loaded, sorted by name.
-    fn with_loaded(&self, views: &Views, view: &View, loaded: &[Arc<str>]) -> Vec<Entry> {
-        let mut entries = view.listed().to_vec();
-        for name in loaded {
-            if entries.iter().any(|e| e.exposed == *name) {
-                continue;
-            }
-            if let Some(entry) = views
-                .catalog()
-                .tool_position(name)
-                .and_then(|pos| view.entry_at(views.catalog(), pos))
-            {
-                entries.push(entry);
-            }
-        }
-        entries.sort_by(|a, b| a.exposed.cmp(&b.exposed));
-        entries
-    }
-
-    /// `tools/call`: the meta tools of the session's view, or a routed call.
-    /// `call_tool` unwraps to exactly the direct call: the same routing,
-    /// errors, progress token and cancellation.
-    async fn call_tool(self: &Arc<Self>, req: Request, ctx: &Ctx) -> Outcome {
-        let mut params = mcp::params_object(req.params.as_deref())?;
-        let Some(mut name) = mcp::string_field(&params, "name") else {
-            return Err(
-                Error::InvalidParams("params.name is required".to_owned()).to_error_object()
-            );
-        };
-        let views = self.gateway.views();
-        let view = views.get(&self.profile).cloned();
-        if let Some(view) = view.as_ref().filter(|v| v.has_meta()) {
-            match name.as_str() {
-                meta::SEARCH_TOOLS => return self.search_tools(&views, view, &params).await,
-                meta::DESCRIBE_TOOL => return describe_tool(&views, view, &params),
-                meta::CALL_TOOL => {
-                    let mut args = meta_arguments(&params)?;
-                    let Some(inner) = args.get("name").and_then(Value::as_str) else {
-                        return Err(Error::InvalidParams(
-                            "call_tool needs arguments.name".to_owned(),
-                        )
-                        .to_error_object());
-                    };
-                    name = inner.to_owned();
-                    match args.remove("arguments") {
-                        Some(inner) => {
-                            let raw = serde_json::value::to_raw_value(&inner).map_err(|e| {
-                                Error::InvalidParams(e.to_string()).to_error_object()
-                            })?;
-                            params.insert("arguments".to_owned(), raw);
-                        }
-                        None => {
-                            params.shift_remove("arguments");
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        let catalog = views.catalog();
-        let position = catalog
-            .tool_position(&name)
-            .filter(|&pos| view.as_ref().is_none_or(|v| v.reachable(pos)))
-            .ok_or_else(|| Error::ToolNotFound(name).to_error_object())?;
-        views.record_call(position);
-        let Route { server, name } = catalog.entries(ListKind::Tools)[position].route.clone();
-        drop(views);
-        mcp::set_string_field(&mut params, "name", &name);
-        let params = mcp::to_raw_object(&params)?;
-        self.forward(&server, req.method, Some(params), ctx).await
-    }
-
-    /// `search_tools`: the best matches as one line each; with `load`, a
-    /// legacy session also gets them in its own tool list.
-    async fn search_tools(&self, views: &Views, view: &View, params: &RawObject) -> Outcome {
-        let args = meta_arguments(params)?;
-        let Some(query) = args.get("query").and_then(Value::as_str) else {
-            return Err(
-                Error::InvalidParams("search_tools needs arguments.query".to_owned())
-                    .to_error_object(),
-            );
-        };
-        let limit = args
-            .get("limit")
-            .and_then(Value::as_u64)
-            .map_or(meta::DEFAULT_LIMIT, |n| {
-                usize::try_from(n).unwrap_or(meta::MAX_LIMIT)
-            })
-            .clamp(1, meta::MAX_LIMIT);
-        let load = args.get("load").and_then(Value::as_bool).unwrap_or(false);
-        let found: Vec<Entry> = view
-            .search(query, limit)
-            .into_iter()
-            .filter_map(|pos| view.entry_at(views.catalog(), pos))
-            .collect();
-        if found.is_empty() {
-            return raw(&meta::text_result(
-                &format!("No tool matches {query:?}."),
-                false,
-            ));
-        }
-        let mut text = String::new();
-        for entry in &found {
-            let tool: Value = serde_json::from_str(entry.item.get()).unwrap_or_default();
-            let description = tool
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            text.push_str(&meta::signature_line(&entry.exposed, &tool, description));
-            text.push('\n');
-        }
-        text.push_str(
-            "Call one with call_tool {name, arguments}; describe_tool shows its full schema.",
-        );
-        if load {
-            let added = {
-                let mut state = self.state();
-                if state.legacy_version.is_some() {
-                    let mut added = false;
-                    for entry in &found {
-                        if !state.loaded.contains(&entry.exposed) {
-                            state.loaded.push(entry.exposed.clone());
-                            added = true;
-                        }
-                    }
-                    Some(added)
-                } else {
-                    None
-                }
-            };
-            match added {
-                Some(added) => {
-                    if added {
-                        let note = Message::Notification(Notification {
-                            method: ListKind::Tools.list_changed().to_owned(),
-                            params: None,
-                        });
-                        self.send(&note).await;
-                    }
-                    text.push_str("\nThey are now in your tool list too.");
-                }
-                None => text.push_str(
-                    "\n(load needs a session: this request is stateless, so use call_tool.)",
-                ),
-            }
-        }
-        raw(&meta::text_result(&text, false))
-    }
-
     /// `tools/call` and `prompts/get`: route by exposed name, rename, forward.
     async fn call_named(self: &Arc<Self>, kind: ListKind, req: Request, ctx: &Ctx) -> Outcome {
         let mut params = mcp::params_object(req.params.as_deref())?;
@@ -892,43 +742,6 @@ fn finish(result: Box<RawValue>, era: Era) -> Outcome {
         );
     }
     mcp::to_raw_object(&object)
-}
-
-/// `describe_tool`: a reachable tool's whole definition, as `full` lists it.
-fn describe_tool(views: &Views, view: &View, params: &RawObject) -> Outcome {
-    let args = meta_arguments(params)?;
-    let Some(name) = args.get("name").and_then(Value::as_str) else {
-        return Err(
-            Error::InvalidParams("describe_tool needs arguments.name".to_owned()).to_error_object(),
-        );
-    };
-    let entry = views
-        .catalog()
-        .tool_position(name)
-        .filter(|&pos| view.reachable(pos))
-        .map(|pos| &views.catalog().entries(ListKind::Tools)[pos]);
-    match entry {
-        Some(entry) => raw(&meta::text_result(entry.item.get(), false)),
-        None => raw(&meta::text_result(
-            &format!("No tool named {name:?}; search_tools finds tools by what they do."),
-            true,
-        )),
-    }
-}
-
-/// A meta tool's `arguments` object (empty when absent).
-fn meta_arguments(params: &RawObject) -> Result<serde_json::Map<String, Value>, ErrorObject> {
-    match params.get("arguments") {
-        None => Ok(serde_json::Map::new()),
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
-            Error::InvalidParams("params.arguments must be an object".to_owned()).to_error_object()
-        }),
-    }
-}
-
-fn raw(json: &str) -> Outcome {
-    RawValue::from_string(json.to_owned())
-        .map_err(|e| ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, e.to_string()))
 }
 
 fn empty() -> Box<RawValue> {
