@@ -108,6 +108,12 @@ pub fn listing_json(entries: &[Entry]) -> String {
             .map(|e| e.item.get().len() + 1)
             .sum::<usize>(),
     );
+    push_listing(&mut out, entries);
+    out
+}
+
+/// Appends the JSON array of `entries`' items to `out`.
+pub fn push_listing(out: &mut String, entries: &[Entry]) {
     out.push('[');
     for (idx, entry) in entries.iter().enumerate() {
         if idx > 0 {
@@ -116,7 +122,6 @@ pub fn listing_json(entries: &[Entry]) -> String {
         out.push_str(entry.item.get());
     }
     out.push(']');
-    out
 }
 
 /// The compaction lengths for one server.

@@ -561,14 +561,8 @@ impl ClientSession {
         let mut out = String::with_capacity(64 + entries.len() * 256);
         out.push_str("{\"");
         out.push_str(kind.field());
-        out.push_str("\":[");
-        for (idx, entry) in entries.iter().enumerate() {
-            if idx > 0 {
-                out.push(',');
-            }
-            out.push_str(entry.item.get());
-        }
-        out.push(']');
+        out.push_str("\":");
+        crate::context::push_listing(&mut out, entries);
         if let Some(next) = next {
             out.push_str(",\"nextCursor\":");
             out.push_str(&serde_json::to_string(&next).unwrap_or_default());

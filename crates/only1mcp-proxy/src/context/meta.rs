@@ -111,10 +111,10 @@ pub fn signature_line(name: &str, tool: &Value, description: &str) -> String {
 }
 
 /// A `tools/call` result with one text block.
-pub fn text_result(text: &str, is_error: bool) -> String {
+pub fn text_result(text: &str, is_error: bool) -> Value {
     let mut out = serde_json::json!({"content": [{"type": "text", "text": text}]});
     if is_error {
         out["isError"] = Value::Bool(true);
     }
-    out.to_string()
+    out
 }

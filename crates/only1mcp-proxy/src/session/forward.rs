@@ -41,6 +41,9 @@ impl ClientSession {
         })?;
         // A modern client's retry of a call the gateway holds (ADR 0006).
         if ctx.era == Era::Modern
+            && params
+                .as_deref()
+                .is_some_and(|p| p.get().contains(Holds::PREFIX))
             && let Ok(object) = mcp::params_object(params.as_deref())
             && let Some(state) = mcp::string_field(&object, "requestState")
             && Holds::is_ours(&state)

@@ -35,8 +35,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::ClientSession;
 use crate::backend::relay::{CallerGuard, Pending};
 
-/// What marks a `requestState` the gateway minted.
-const PREFIX: &str = "only1mcp1.";
 const ID_LEN: usize = 16;
 
 /// A backend call in flight, owned (so it outlives the HTTP request that
@@ -75,6 +73,9 @@ pub(crate) struct Holds {
 }
 
 impl Holds {
+    /// What marks a `requestState` the gateway minted.
+    pub(crate) const PREFIX: &'static str = "only1mcp1.";
+
     /// Holds whose states are signed with `secret`, or with a key drawn at
     /// random (states then die with the process, as the calls do).
     pub(crate) fn new(secret: Option<&[u8]>) -> Arc<Self> {
@@ -94,18 +95,16 @@ impl Holds {
 
     /// Whether a `requestState` claims to be the gateway's.
     pub(crate) fn is_ours(state: &str) -> bool {
-        state.starts_with(PREFIX)
+        state.starts_with(Self::PREFIX)
     }
 
     fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; ID_LEN], Held>> {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn tag(&self, id: &[u8], binding: &str) -> hmac::Tag {
-        let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(id);
-        ctx.update(binding.as_bytes());
-        ctx.sign()
+    /// What the MAC covers: the id, then the binding.
+    fn signed_input(id: &[u8], binding: &str) -> Vec<u8> {
+        [id, binding.as_bytes()].concat()
     }
 
     /// Keeps `held` for at most `timeout`; returns its `requestState`.
@@ -119,7 +118,8 @@ impl Holds {
             .fill(&mut id)
             .map_err(|_| internal("no randomness for a request state"))?;
         let mut token = id.to_vec();
-        token.extend_from_slice(self.tag(&id, &held.binding).as_ref());
+        let tag = hmac::sign(&self.key, &Self::signed_input(&id, &held.binding));
+        token.extend_from_slice(tag.as_ref());
         self.calls().insert(id, held);
         let holds = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -131,7 +131,7 @@ impl Holds {
                 tracing::info!("A held call expired: the client never retried it");
             }
         });
-        Ok(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(token)))
+        Ok(format!("{}{}", Self::PREFIX, URL_SAFE_NO_PAD.encode(token)))
     }
 
     /// The held call a `requestState` names, taken out (a state is good once).
@@ -143,14 +143,12 @@ impl Holds {
             )
         };
         let bytes = state
-            .strip_prefix(PREFIX)
+            .strip_prefix(Self::PREFIX)
             .and_then(|b64| URL_SAFE_NO_PAD.decode(b64).ok())
             .filter(|bytes| bytes.len() > ID_LEN)
             .ok_or_else(invalid)?;
         let (id, tag) = bytes.split_at(ID_LEN);
-        let mut ctx_input = id.to_vec();
-        ctx_input.extend_from_slice(binding.as_bytes());
-        hmac::verify(&self.key, &ctx_input, tag).map_err(|_| invalid())?;
+        hmac::verify(&self.key, &Self::signed_input(id, binding), tag).map_err(|_| invalid())?;
         let id: [u8; ID_LEN] = id.try_into().map_err(|_| invalid())?;
         self.calls().remove(&id).ok_or_else(|| {
             ErrorObject::new(
@@ -200,8 +198,7 @@ impl ClientSession {
                     "inputRequests": requests,
                     "requestState": state,
                 });
-                Ok(serde_json::value::to_raw_value(&result)
-                    .map_err(|e| internal(&e.to_string())))
+                Ok(jsonrpc::to_raw(&result))
             }
         }
     }

@@ -9,7 +9,6 @@ use only1mcp_core::catalog::{Entry, Route};
 use only1mcp_core::jsonrpc::{self, ErrorObject, Message, Notification, Outcome, Request};
 use only1mcp_core::mcp::{self, ListKind, RawObject};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::{ClientSession, Ctx};
 use crate::context::{View, Views, meta};
@@ -116,7 +115,7 @@ impl ClientSession {
             .filter_map(|pos| view.entry_at(views.catalog(), pos))
             .collect();
         if found.is_empty() {
-            return raw(&meta::text_result(
+            return jsonrpc::to_raw(&meta::text_result(
                 &format!("No tool matches {query:?}."),
                 false,
             ));
@@ -166,7 +165,7 @@ impl ClientSession {
                 ),
             }
         }
-        raw(&meta::text_result(&text, false))
+        jsonrpc::to_raw(&meta::text_result(&text, false))
     }
 }
 
@@ -184,8 +183,8 @@ fn describe_tool(views: &Views, view: &View, params: &RawObject) -> Outcome {
         .filter(|&pos| view.reachable(pos))
         .map(|pos| &views.catalog().entries(ListKind::Tools)[pos]);
     match entry {
-        Some(entry) => raw(&meta::text_result(entry.item.get(), false)),
-        None => raw(&meta::text_result(
+        Some(entry) => jsonrpc::to_raw(&meta::text_result(entry.item.get(), false)),
+        None => jsonrpc::to_raw(&meta::text_result(
             &format!("No tool named {name:?}; search_tools finds tools by what they do."),
             true,
         )),
@@ -200,9 +199,4 @@ fn meta_arguments(params: &RawObject) -> Result<serde_json::Map<String, Value>, 
             Error::InvalidParams("params.arguments must be an object".to_owned()).to_error_object()
         }),
     }
-}
-
-fn raw(json: &str) -> Outcome {
-    RawValue::from_string(json.to_owned())
-        .map_err(|e| ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, e.to_string()))
 }
