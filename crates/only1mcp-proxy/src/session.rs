@@ -11,13 +11,18 @@
 //! the legacy SSE face) hands it whole frames with [`ClientSession::handle_frame`]
 //! and gets everything back on the session's [`Outbound`]. The Streamable HTTP
 //! face answers each POST on its own response: it calls
-//! [`ClientSession::spawn_request`] with a [`Reply::Stream`] (legacy: the call
-//! runs on even if the client disconnects) or awaits
+//! [`ClientSession::answer_detachable`] (legacy: the call runs on even if
+//! the client disconnects) or awaits
 //! [`ClientSession::respond`] in place (modern: dropping the response stream
 //! drops the call, which is the cancellation).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context as TaskContext, Poll};
+
+use futures::future::{AbortHandle, Abortable};
 
 use arc_swap::ArcSwapOption;
 use only1mcp_core::Error;
@@ -34,7 +39,6 @@ use only1mcp_core::upstream::Call;
 use only1mcp_transport::downstream::Outbound;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::AbortHandle;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -67,14 +71,44 @@ pub enum Reply {
     Session,
     /// A batch collector.
     Batch(mpsc::UnboundedSender<Response>),
-    /// An HTTP response: related notifications (progress) go to `notes`, the
-    /// answer to `done`.
-    Stream {
-        /// Notifications related to the request.
-        notes: Outbound,
-        /// The final response.
-        done: oneshot::Sender<Response>,
-    },
+}
+
+/// The answer to a legacy HTTP request, computed in the task that polls it;
+/// dropped unfinished, the request goes on in a task of its own (see
+/// [`ClientSession::answer_detachable`]).
+pub struct Detachable {
+    answer: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
+}
+
+impl std::fmt::Debug for Detachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detachable")
+            .field("finished", &self.answer.is_none())
+            .finish()
+    }
+}
+
+impl Future for Detachable {
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Response> {
+        let Some(answer) = self.answer.as_mut() else {
+            panic!("Detachable polled after it finished");
+        };
+        let response = std::task::ready!(answer.as_mut().poll(cx));
+        self.answer = None;
+        Poll::Ready(response)
+    }
+}
+
+impl Drop for Detachable {
+    fn drop(&mut self) {
+        if let Some(answer) = self.answer.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(answer);
+        }
+    }
 }
 
 /// A request the gateway sent its client, until answered: on drop it is
@@ -370,36 +404,67 @@ impl ClientSession {
     /// Runs a request in its own task, cancellable by the client's
     /// `notifications/cancelled`, answering through `reply`.
     pub fn spawn_request(self: &Arc<Self>, req: Request, reply: Reply) {
-        let id = req.id.clone();
+        let notes = match &reply {
+            Reply::Session | Reply::Batch(_) => self.outbound.load_full().map(|o| (*o).clone()),
+        };
+        let answer = self.cancellable(req, notes);
         let session = self.clone();
-        let (go_tx, go_rx) = oneshot::channel::<()>();
-        let handle = self.tasks.spawn(async move {
-            if go_rx.await.is_err() {
+        self.tasks.spawn(async move {
+            let Some(response) = answer.await else {
                 return;
-            }
-            let id = req.id.clone();
-            let notes = match &reply {
-                Reply::Stream { notes, .. } => Some(notes.clone()),
-                Reply::Session | Reply::Batch(_) => {
-                    session.outbound.load_full().map(|o| (*o).clone())
-                }
             };
-            let response = session.respond(req, notes).await;
-            session.in_flight().remove(&id);
             match reply {
                 Reply::Session => session.reply(response).await,
                 Reply::Batch(batch) => {
                     let _ = batch.send(response);
                 }
-                Reply::Stream { done, .. } => {
-                    let _ = done.send(response);
-                }
             }
         });
+    }
+
+    /// Answers a legacy request in the caller's task, with its progress and
+    /// other related messages going to `notes`, and cancellable by the
+    /// client's `notifications/cancelled` (then the answer is a "request
+    /// cancelled" error). A legacy client that goes away does not cancel: if
+    /// the returned future is dropped before the answer, the request finishes
+    /// in a task of its own and its answer is discarded.
+    ///
+    /// This is the Streamable HTTP face's legacy POST; answering in place
+    /// instead of in a spawned task saves a task and two wake-ups per
+    /// request.
+    pub fn answer_detachable(self: &Arc<Self>, req: Request, notes: Outbound) -> Detachable {
+        let id = req.id.clone();
+        let answer = self.cancellable(req, Some(notes));
+        let answer = self.tasks.track_future(async move {
+            answer.await.unwrap_or_else(|| {
+                let error = ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, "request cancelled");
+                Response::error(Some(id), error)
+            })
+        });
+        Detachable {
+            answer: Some(Box::pin(answer)),
+        }
+    }
+
+    /// Registers `req` as in flight, so the client's
+    /// `notifications/cancelled` aborts it, and returns the future that
+    /// answers it: `None` once cancelled.
+    fn cancellable(
+        self: &Arc<Self>,
+        req: Request,
+        notes: Option<Outbound>,
+    ) -> impl Future<Output = Option<Response>> + Send + 'static {
+        let (handle, registration) = AbortHandle::new_pair();
         // A reused id replaces the older entry: only the newest request with
         // an id can be cancelled by it.
-        self.in_flight().insert(id, handle.abort_handle());
-        let _ = go_tx.send(());
+        self.in_flight().insert(req.id.clone(), handle);
+        let session = self.clone();
+        async move {
+            let id = req.id.clone();
+            let response = Abortable::new(session.respond(req, notes), registration).await;
+            session.in_flight().remove(&id);
+            response.ok()
+        }
     }
 
     /// Handles a notification from the client.

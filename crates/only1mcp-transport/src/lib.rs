@@ -42,6 +42,7 @@ use only1mcp_core::Error;
 use only1mcp_core::jsonrpc::Outcome;
 
 mod correlate;
+mod direct;
 
 pub use correlate::NotificationHook;
 pub mod downstream;

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use only1mcp_core::Error;
 use only1mcp_core::jsonrpc::{Id, Message, Outcome, Request};
 use only1mcp_core::mcp::{self, meta, method};
@@ -41,6 +42,7 @@ use tokio::sync::oneshot;
 
 use crate::ResponseFuture;
 use crate::correlate::{CallGuard, Cancel, Correlator};
+use crate::direct::{Answer, Direct, Failure};
 use crate::http_client::{
     self, EVENT_STREAM, MAX_MESSAGE, Outbox, SEND_TIMEOUT, SseBody, media_type, pump,
 };
@@ -91,6 +93,9 @@ impl Drop for Inner {
 struct Link {
     correlator: Arc<Correlator>,
     client: reqwest::Client,
+    /// Calls to a plain `http://` URL go through this pool instead of
+    /// reqwest (see [`crate::direct`]).
+    direct: Option<Direct>,
     url: Url,
     headers: HeaderMap,
     // A plain mutex: held to copy or set the values, never across an await.
@@ -126,6 +131,7 @@ impl Connection {
         let link = Arc::new(Link {
             correlator: correlator.clone(),
             client,
+            direct: Direct::for_url(&url, spec.connect_timeout),
             url,
             headers,
             session: Mutex::new(Session::default()),
@@ -199,18 +205,19 @@ impl Inner {
             params: call.params,
         })
         .to_vec();
-        let sent = link
-            .client
-            .post(link.url.clone())
-            .headers(post.headers)
-            .body(body)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
+        let response = match link.post_call(post.headers, body).await {
+            Ok(Answer::Json { headers, body }) => {
+                let session_id = headers.get(&MCP_SESSION_ID).cloned();
+                let outcome = link.json_answer(&body, rx, &mut guard, id).await?;
+                if initialize && let Ok(result) = &outcome {
+                    link.begin_session(session_id, result);
+                }
+                return Ok(outcome);
+            }
+            Ok(Answer::Other(response)) => response,
             Err(e) => {
                 guard.disarm();
-                return Err(link.send_error(&e));
+                return Err(e);
             }
         };
         let status = response.status();
@@ -226,17 +233,7 @@ impl Inner {
         let media = media_type(response.headers());
         let outcome = if media == "application/json" {
             let body = http_client::read_body(link.server(), response, MAX_MESSAGE).await?;
-            correlator.deliver_frame(&body).await;
-            let mut rx = rx;
-            match rx.try_recv() {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    guard.disarm();
-                    http_client::error_answer(&body, id).ok_or_else(|| {
-                        link.protocol("the JSON response does not answer the request")
-                    })?
-                }
-            }
+            link.json_answer(&body, rx, &mut guard, id).await?
         } else if media == EVENT_STREAM {
             link.read_answer(response, rx, !post.modern).await?
         } else if status == StatusCode::ACCEPTED {
@@ -254,6 +251,58 @@ impl Inner {
 impl Link {
     fn server(&self) -> &str {
         self.correlator.server()
+    }
+
+    /// POSTs a call: on the direct pool when there is one (a redirect goes
+    /// back through reqwest, which follows it within the origin), else
+    /// through reqwest. A JSON answer to a direct POST comes back read.
+    async fn post_call(&self, headers: HeaderMap, body: Vec<u8>) -> Result<Answer, Error> {
+        let body = Bytes::from(body);
+        if let Some(direct) = &self.direct {
+            match direct.post(headers.clone(), body.clone()).await {
+                Ok(answer) => return Ok(answer),
+                Err(Failure::Redirect) => {}
+                Err(Failure::TooLarge) => {
+                    return Err(self.protocol(&format!("response larger than {MAX_MESSAGE} bytes")));
+                }
+                Err(Failure::Transport(reason)) => {
+                    return Err(Error::UpstreamUnavailable {
+                        server: self.server().to_owned(),
+                        reason: format!("POST {}: {reason}", http_client::display_url(&self.url)),
+                    });
+                }
+            }
+        }
+        self.client
+            .post(self.url.clone())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map(Answer::Other)
+            .map_err(|e| self.send_error(&e))
+    }
+
+    /// The outcome of call `id` from its JSON answer `body`: delivered like
+    /// any incoming message, so the waiter `rx` has it; an error answer
+    /// without the call's id is taken as the call's.
+    async fn json_answer(
+        &self,
+        body: &[u8],
+        rx: oneshot::Receiver<Outcome>,
+        guard: &mut CallGuard,
+        id: i64,
+    ) -> Result<Outcome, Error> {
+        self.correlator.deliver_frame(body).await;
+        let mut rx = rx;
+        match rx.try_recv() {
+            Ok(outcome) => Ok(outcome),
+            Err(_) => {
+                guard.disarm();
+                http_client::error_answer(body, id)
+                    .ok_or_else(|| self.protocol("the JSON response does not answer the request"))
+            }
+        }
     }
 
     fn session(&self) -> MutexGuard<'_, Session> {

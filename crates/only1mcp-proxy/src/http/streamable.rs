@@ -28,10 +28,10 @@ use only1mcp_core::config::ContextConfig;
 use only1mcp_core::jsonrpc::{self, Frame, Message, Notification, Request};
 use only1mcp_core::mcp::{self, Era, error_code, method, version};
 use only1mcp_transport::downstream::Outbound;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{HttpState, error_response, json_body, sse_body, status_for};
-use crate::session::{ClientSession, Reply};
+use crate::session::ClientSession;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -459,20 +459,8 @@ async fn legacy_post(
     match frame {
         Frame::Single(Message::Request(req)) => {
             let (notes, notes_rx) = Outbound::channel(64);
-            let (done, done_rx) = oneshot::channel();
-            // Detached: a client that disconnects does not cancel (legacy).
-            session.spawn_request(req, Reply::Stream { notes, done });
-            let call = async move {
-                done_rx.await.unwrap_or_else(|_| {
-                    jsonrpc::Response::error(
-                        None,
-                        jsonrpc::ErrorObject::new(
-                            jsonrpc::code::INTERNAL_ERROR,
-                            "request cancelled",
-                        ),
-                    )
-                })
-            };
+            // Detachable: a client that disconnects does not cancel (legacy).
+            let call = session.answer_detachable(req, notes);
             deferred(Box::pin(call), notes_rx, accepts.sse, Era::Legacy).await
         }
         Frame::Single(Message::Notification(note)) => {
