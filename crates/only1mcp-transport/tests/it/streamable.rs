@@ -387,3 +387,33 @@ async fn an_unreachable_server_is_unavailable() {
         "{error:?}"
     );
 }
+
+/// Node closes an idle keep-alive connection after 5 s. A call after that
+/// must not fail on the pooled connection the server closed: it is noticed
+/// and a new one is opened.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pooled_connection_the_server_closed_while_idle_is_replaced() {
+    let peer = Peer::everything("streamableHttp").await;
+    let url = format!("http://127.0.0.1:{}/mcp", peer.port);
+    let (connection, _events) = network::connect(&spec(url)).await.unwrap();
+    let mut upstream = connection.clone();
+    session::establish("ev", &mut upstream, &support::identity(), STEP, STEP)
+        .await
+        .unwrap();
+    let echo = |message: &'static str| {
+        let connection = connection.clone();
+        async move {
+            let answer = result(
+                &connection,
+                "tools/call",
+                json!({"name": "echo", "arguments": {"message": message}}),
+            )
+            .await;
+            text(&answer).to_owned()
+        }
+    };
+    assert_eq!(echo("before").await, "Echo: before");
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    assert_eq!(echo("after").await, "Echo: after");
+    assert_eq!(echo("again").await, "Echo: again");
+}
