@@ -11,7 +11,8 @@
 //! 4. Load, every path at concurrency 1 and 32 with `only1mcp benchmark`:
 //!    the backend directly (stdio, HTTP), then through the gateway
 //!    (HTTP→stdio, modern HTTP→stdio, stdio→stdio, and HTTP→HTTP if the
-//!    gateway accepts and serves a `url:` backend).
+//!    gateway accepts and serves a `url:` backend); HTTP→stdio and
+//!    HTTP→HTTP also with `ONLY1MCP_WORKERS=1` (one runtime thread).
 //! 5. Memory: VmRSS of the idle gateway with ten backends, and of the
 //!    HTTP→stdio gateway before and after its load runs.
 //! 6. `target/bench-report.md`: machine, commands, the table, and the
@@ -169,7 +170,12 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
 
     // Idle memory with ten backends.
     {
-        let mut gateway = Gateway::start(&bins.gateway, &ten_config, &dir.join("gateway-ten.log"))?;
+        let mut gateway = Gateway::start(
+            &bins.gateway,
+            &ten_config,
+            &dir.join("gateway-ten.log"),
+            &[],
+        )?;
         std::thread::sleep(Duration::from_secs(1));
         report.idle_rss_ten = rss_kib(gateway.proc.id());
         gateway.proc.stop();
@@ -198,7 +204,12 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     }
 
     // Through the gateway, stdio backend, HTTP face.
-    let mut gateway = Gateway::start(&bins.gateway, &stdio_config, &dir.join("gateway-stdio.log"))?;
+    let mut gateway = Gateway::start(
+        &bins.gateway,
+        &stdio_config,
+        &dir.join("gateway-stdio.log"),
+        &[],
+    )?;
     let rss_before = rss_kib(gateway.proc.id());
     for concurrency in [1, 32] {
         report.push(load.run(
@@ -222,6 +233,25 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     }
     gateway.proc.stop();
 
+    // The same with one runtime thread (`--workers 1`), the cheapest setting
+    // when the gateway shares the machine with its clients and backends.
+    let mut gateway = Gateway::start(
+        &bins.gateway,
+        &stdio_config,
+        &dir.join("gateway-stdio-w1.log"),
+        &[("ONLY1MCP_WORKERS", "1")],
+    )?;
+    for concurrency in [1, 32] {
+        report.push(load.run(
+            "gateway",
+            "HTTP→stdio (--workers 1)",
+            concurrency,
+            &["--url", &gateway.url],
+            &[],
+        )?);
+    }
+    gateway.proc.stop();
+
     // Through the gateway on stdio (one gateway process per run).
     for concurrency in [1, 32] {
         let config = stdio_config.as_os_str();
@@ -241,22 +271,24 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     }
 
     // HTTP→HTTP, if the gateway takes `url:` backends yet.
-    match http_backend_works(&bins.gateway, &http_config, &dir) {
-        Ok(mut gateway) => {
-            for concurrency in [1, 32] {
-                report.push(load.run(
-                    "gateway",
-                    "HTTP→HTTP",
-                    concurrency,
-                    &["--url", &gateway.url],
-                    &[],
-                )?);
+    for (workers, path) in [(None, "HTTP→HTTP"), (Some("1"), "HTTP→HTTP (--workers 1)")] {
+        match http_backend_works(&bins.gateway, &http_config, &dir, workers) {
+            Ok(mut gateway) => {
+                for concurrency in [1, 32] {
+                    report.push(load.run(
+                        "gateway",
+                        path,
+                        concurrency,
+                        &["--url", &gateway.url],
+                        &[],
+                    )?);
+                }
+                gateway.proc.stop();
             }
-            gateway.proc.stop();
-        }
-        Err(why) => {
-            eprintln!("xtask: HTTP→HTTP skipped: {why:#}");
-            report.skipped.push(format!("HTTP→HTTP: {why:#}"));
+            Err(why) => {
+                eprintln!("xtask: {path} skipped: {why:#}");
+                report.skipped.push(format!("{path}: {why:#}"));
+            }
         }
     }
     backend.stop();
@@ -377,12 +409,13 @@ struct Gateway {
 }
 
 impl Gateway {
-    fn start(bin: &Path, config: &Path, log: &Path) -> Result<Self> {
+    fn start(bin: &Path, config: &Path, log: &Path, env: &[(&str, &str)]) -> Result<Self> {
         let proc = Proc::start(
             "gateway",
             Command::new(bin)
                 .args(["start", "--listen", "127.0.0.1:0", "--config"])
                 .arg(config)
+                .envs(env.iter().copied())
                 // The bound address is logged at info.
                 .env("RUST_LOG", "warn,only1mcp_proxy::http=info"),
             log,
@@ -409,7 +442,12 @@ impl Gateway {
 
 /// Starts a gateway in front of the HTTP echo backend and checks that a call
 /// goes through (the gateway may not support `url:` backends yet).
-fn http_backend_works(bin: &Path, config: &Path, dir: &Path) -> Result<Gateway> {
+fn http_backend_works(
+    bin: &Path,
+    config: &Path,
+    dir: &Path,
+    workers: Option<&str>,
+) -> Result<Gateway> {
     let validate = Command::new(bin)
         .arg("validate")
         .arg(config)
@@ -422,7 +460,15 @@ fn http_backend_works(bin: &Path, config: &Path, dir: &Path) -> Result<Gateway> 
             String::from_utf8_lossy(&validate.stderr).trim()
         );
     }
-    let gateway = Gateway::start(bin, config, &dir.join("gateway-http.log"))?;
+    let env: &[(&str, &str)] = match workers {
+        Some(n) => &[("ONLY1MCP_WORKERS", n)],
+        None => &[],
+    };
+    let log = format!(
+        "gateway-http{}.log",
+        workers.map_or(String::new(), |n| format!("-w{n}"))
+    );
+    let gateway = Gateway::start(bin, config, &dir.join(log), env)?;
     let out = Command::new(bin)
         .args([
             "benchmark",
@@ -767,7 +813,7 @@ impl Report {
         );
         let _ = writeln!(out, "|---|---:|---|---:|---:|---:|");
         for r in self.rows.iter().filter(|r| r.via == "gateway") {
-            let baseline = if r.path.ends_with("HTTP") {
+            let baseline = if r.path.contains("→HTTP") {
                 "HTTP"
             } else {
                 "stdio"

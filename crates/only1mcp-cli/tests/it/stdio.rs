@@ -461,3 +461,37 @@ fn modern_list_cache_hints_are_the_shortest_of_the_backends() {
     let list = gateway.request("tools/list", json!({"_meta": meta}));
     assert_eq!(list["result"]["ttlMs"], 0, "{list}");
 }
+
+/// The gateway's runtime worker threads, by their thread name.
+fn worker_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "tokio-rt-worker")
+        .count()
+}
+
+#[test]
+fn workers_sets_the_runtime_threads() {
+    init();
+    let config = examples_config("", "");
+    for (args, env, expected) in [
+        (&["--workers", "3"][..], &[][..], 3),
+        (&[][..], &[("ONLY1MCP_WORKERS", "1")][..], 1),
+    ] {
+        let mut gateway = Gateway::start_with_args(&config.path, args, env);
+        gateway.initialize();
+        let answer = gateway.call_tool("echo__echo", json!({"text": "hi"}));
+        assert_eq!(support::text(&answer), "hi");
+        assert_eq!(worker_threads(gateway.pid()), expected, "{args:?} {env:?}");
+        let (code, log) = gateway.finish();
+        assert_eq!(code, Some(0), "{log}");
+    }
+    let refused = support::run_cli(
+        &["start", "--stdio", "--workers", "0"],
+        &std::env::temp_dir(),
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--workers"), "{stderr}");
+}
