@@ -404,9 +404,7 @@ impl ClientSession {
     /// Runs a request in its own task, cancellable by the client's
     /// `notifications/cancelled`, answering through `reply`.
     pub fn spawn_request(self: &Arc<Self>, req: Request, reply: Reply) {
-        let notes = match &reply {
-            Reply::Session | Reply::Batch(_) => self.outbound.load_full().map(|o| (*o).clone()),
-        };
+        let notes = self.outbound.load_full().map(|o| (*o).clone());
         let answer = self.cancellable(req, notes);
         let session = self.clone();
         self.tasks.spawn(async move {

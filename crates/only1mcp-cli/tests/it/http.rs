@@ -635,3 +635,108 @@ async fn two_clients_with_the_same_ids_never_get_each_others_answers() {
         assert_eq!(client.await.unwrap(), 1000);
     }
 }
+
+/// A legacy client that goes away does not cancel its request: the call goes
+/// on in the background and reaches the backend's answer (ADR 0007), while
+/// `notifications/cancelled` still does cancel.
+#[tokio::test]
+async fn a_legacy_client_that_disconnects_does_not_cancel_but_cancelled_does() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let post = |session: Option<&str>, body: Value| {
+        let mut req = http
+            .post(gw.mcp_url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        if let Some(session) = session {
+            req = req
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        req
+    };
+    let init = post(None, json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}))
+        .send()
+        .await
+        .unwrap();
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let sleep = |id: u64| json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo__sleep","arguments":{"ms":600}}});
+    let echo_requests = || async {
+        let servers: Value = http
+            .get(format!("{}/servers", gw.admin_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let echo = servers["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == "echo")
+            .cloned()
+            .unwrap_or_else(|| panic!("{servers}"));
+        (
+            echo["requests"].as_u64().unwrap(),
+            echo["in_flight"].as_u64().unwrap(),
+        )
+    };
+    let (before, _) = echo_requests().await;
+
+    // The client gives up after 100 ms and closes its connection.
+    let gave_up = post(Some(&session), sleep(2))
+        .timeout(std::time::Duration::from_millis(100))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "{gave_up:?}");
+    // The call is still in flight, then finishes with the backend's answer.
+    assert_eq!(echo_requests().await.1, 1);
+    let mut finished = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if echo_requests().await == (before + 1, 0) {
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished, "{:?}\n{}", echo_requests().await, gw.log());
+    assert!(
+        !gw.log().contains("cancelled; not answering"),
+        "{}",
+        gw.log()
+    );
+
+    // notifications/cancelled does cancel: the backend is told and the
+    // waiting POST gets an error.
+    let call = tokio::spawn(post(Some(&session), sleep(3)).send());
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let cancel = post(
+        Some(&session),
+        json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(cancel.status(), 202);
+    let answer: Value = call.await.unwrap().unwrap().json().await.unwrap();
+    assert_eq!(answer["id"], 3, "{answer}");
+    assert!(answer["error"]["message"].as_str().is_some(), "{answer}");
+    for _ in 0..50 {
+        if gw.log().contains("cancelled; not answering") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        gw.log().contains("cancelled; not answering"),
+        "{}",
+        gw.log()
+    );
+}
