@@ -206,13 +206,33 @@ pub(crate) async fn call_over_queue(
     queue: mpsc::Sender<Vec<u8>>,
     call: only1mcp_core::upstream::Call,
 ) -> Result<Outcome, Error> {
+    let cancel_queue = queue.clone();
+    let cancel = move |note: Message| {
+        let _ = cancel_queue.try_send(note.to_vec());
+    };
+    call_with(correlator, call, cancel, |frame| async move {
+        queue.send(frame).await.is_ok()
+    })
+    .await
+}
+
+/// Sends `call` as one serialized message with `send` (which says whether
+/// it went out) and waits for its answer. Dropping the future before the
+/// answer hands `notifications/cancelled` to `cancel`, except for
+/// `initialize` (MCP lifecycle rule).
+pub(crate) async fn call_with<C, S, F>(
+    correlator: Arc<Correlator>,
+    call: only1mcp_core::upstream::Call,
+    cancel: C,
+    send: S,
+) -> Result<Outcome, Error>
+where
+    C: FnOnce(Message) + Send + 'static,
+    S: FnOnce(Vec<u8>) -> F,
+    F: std::future::Future<Output = bool>,
+{
     let (id, rx) = correlator.register();
-    let cancel = (call.method != method::INITIALIZE).then(|| {
-        let queue = queue.clone();
-        Box::new(move |note: Message| {
-            let _ = queue.try_send(note.to_vec());
-        }) as Cancel
-    });
+    let cancel = (call.method != method::INITIALIZE).then(|| Box::new(cancel) as Cancel);
     let mut guard = CallGuard::new(correlator.clone(), id, cancel);
     let frame = Message::Request(jsonrpc::Request {
         id: Id::Number(id),
@@ -220,7 +240,7 @@ pub(crate) async fn call_over_queue(
         params: call.params,
     })
     .to_vec();
-    if correlator.is_closed() || queue.send(frame).await.is_err() {
+    if correlator.is_closed() || !send(frame).await {
         guard.disarm();
         return Err(correlator.closed_error());
     }

@@ -94,28 +94,31 @@ fn finish(mut line: Vec<u8>, len: usize, max: usize) -> Option<Line> {
 /// already waiting on `rx` (at most 64 KiB more), each followed by a newline,
 /// with one write and one flush. Batching saves a syscall and a wake-up of
 /// the reader per message under load; a lone message costs the same as
-/// before.
+/// before. Returns how many messages it wrote.
 pub async fn write_batch<W: AsyncWrite + Unpin>(
     writer: &mut W,
     first: Vec<u8>,
     rx: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
     buffer: &mut Vec<u8>,
-) -> std::io::Result<()> {
+) -> std::io::Result<usize> {
     const BATCH: usize = 64 * 1024;
     buffer.clear();
     buffer.extend_from_slice(&first);
     buffer.push(b'\n');
+    let mut count = 1;
     while buffer.len() < BATCH {
         match rx.try_recv() {
             Ok(line) => {
                 buffer.extend_from_slice(&line);
                 buffer.push(b'\n');
+                count += 1;
             }
             Err(_) => break,
         }
     }
     writer.write_all(buffer).await?;
-    writer.flush().await
+    writer.flush().await?;
+    Ok(count)
 }
 
 /// Writes one message and a newline, then flushes.

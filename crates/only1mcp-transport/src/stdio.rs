@@ -3,8 +3,10 @@
 //! [`spawn`] is the one place in the workspace that starts a process: the
 //! command is executed directly (never through a shell), with a small default
 //! environment plus the configured variables, and is killed if its handle is
-//! dropped. [`Connection::start`] wires the child's pipes: a writer task owns
-//! stdin, a reader task hands stdout lines to the shared correlation (which
+//! dropped. [`Connection::start`] wires the child's pipes: a writer task
+//! writes queued messages to stdin in batches (a caller that finds nothing
+//! queued writes its small message itself, saving the hand-off), a reader
+//! task hands stdout lines to the shared correlation (which
 //! matches responses to calls by id and turns the rest into
 //! [`only1mcp_core::upstream::UpstreamEvent`]s), and a third task copies
 //! stderr lines into the log under the server's name.
@@ -13,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,7 +23,8 @@ use only1mcp_core::jsonrpc::{Message, Outcome};
 use only1mcp_core::upstream::{Call, Events, Upstream};
 use only1mcp_core::{Error, config};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::net::unix::pipe;
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::sync::mpsc;
 
 pub use crate::ResponseFuture;
@@ -118,7 +122,69 @@ pub async fn stop(mut child: Child, grace: Duration) {
 #[derive(Debug)]
 struct Shared {
     correlator: Arc<Correlator>,
-    writer: mpsc::Sender<Vec<u8>>,
+    stdin: Arc<Stdin>,
+}
+
+/// Linux's `PIPE_BUF`: a write of at most this many bytes to a pipe is
+/// atomic, all of it or (non-blocking, pipe full) none.
+const PIPE_BUF: usize = 4096;
+
+/// The backend's stdin: a queue drained in batches by the writer task, and a
+/// fast path for a caller that finds nothing queued.
+#[derive(Debug)]
+struct Stdin {
+    queue: mpsc::Sender<Vec<u8>>,
+    /// Messages queued, or taken by the writer task and not written yet.
+    queued: AtomicUsize,
+    /// The pipe; `None` if the child has no stdin. Locked by the writer task
+    /// for each batch, tried by callers for the fast path.
+    pipe: tokio::sync::Mutex<Option<pipe::Sender>>,
+}
+
+impl Stdin {
+    /// Writes `frame` and a newline now, if nothing is queued (so nothing
+    /// sent before is overtaken), the pipe is free, and the pipe takes it
+    /// whole in one non-blocking write; otherwise queues it for the writer
+    /// task. Writing in place saves the hand-off to the writer task. Only
+    /// frames under `PIPE_BUF` qualify: such a write is all or nothing, so a
+    /// caller dropped at any point never leaves half a message in the pipe.
+    /// Returns whether the message was written or queued.
+    async fn send(&self, mut frame: Vec<u8>) -> bool {
+        if frame.len() < PIPE_BUF
+            && self.queued.load(Ordering::Acquire) == 0
+            && let Ok(pipe) = self.pipe.try_lock()
+            && self.queued.load(Ordering::Acquire) == 0
+            && let Some(pipe) = pipe.as_ref()
+        {
+            frame.push(b'\n');
+            match pipe.try_write(&frame) {
+                Ok(n) if n == frame.len() => return true,
+                // Not possible for a write under PIPE_BUF; the stream would
+                // be broken.
+                Ok(_) => return false,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    frame.pop();
+                }
+                Err(_) => return false,
+            }
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if self.queue.send(frame).await.is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Queues `frame` without waiting; `false` if the queue is full or gone.
+    fn try_send(&self, frame: Vec<u8>) -> bool {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if self.queue.try_send(frame).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
 }
 
 /// A connection to a stdio backend: a cheap-to-clone [`Upstream`] service.
@@ -134,8 +200,27 @@ impl Connection {
     pub fn start(server: &Arc<str>, child: &mut Child) -> (Self, Events) {
         let (writer_tx, writer_rx) = mpsc::channel(1024);
         let (correlator, events) = Correlator::new(server.clone());
-        if let Some(stdin) = child.stdin.take() {
-            tokio::spawn(write_loop(server.clone(), stdin, writer_rx));
+        let pipe = child.stdin.take().and_then(|stdin| {
+            stdin
+                .into_owned_fd()
+                .and_then(pipe::Sender::from_owned_fd)
+                .inspect_err(
+                    |e| tracing::warn!(server = %server, error = %e, "Backend stdin unusable"),
+                )
+                .ok()
+        });
+        let has_stdin = pipe.is_some();
+        let stdin = Arc::new(Stdin {
+            queue: writer_tx,
+            queued: AtomicUsize::new(0),
+            pipe: tokio::sync::Mutex::new(pipe),
+        });
+        if has_stdin {
+            tokio::spawn(write_loop(
+                server.clone(),
+                Arc::downgrade(&stdin),
+                writer_rx,
+            ));
         }
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(stderr_loop(server.clone(), stderr));
@@ -145,10 +230,7 @@ impl Connection {
         } else {
             correlator.close();
         }
-        let shared = Arc::new(Shared {
-            correlator,
-            writer: writer_tx,
-        });
+        let shared = Arc::new(Shared { correlator, stdin });
         (Self { shared }, events)
     }
 
@@ -164,12 +246,29 @@ impl Connection {
     }
 }
 
-async fn write_loop(server: Arc<str>, mut stdin: ChildStdin, mut rx: mpsc::Receiver<Vec<u8>>) {
+/// Writes what is queued for the backend's stdin. It holds the stdin weakly:
+/// when the connection is dropped, so are the queue and the pipe, and the
+/// backend reads EOF (MCP servers exit on it).
+async fn write_loop(
+    server: Arc<str>,
+    stdin: std::sync::Weak<Stdin>,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) {
     let mut buffer = Vec::new();
     while let Some(line) = rx.recv().await {
-        if let Err(e) = write_batch(&mut stdin, line, &mut rx, &mut buffer).await {
-            tracing::debug!(server = %server, error = %e, "Backend stdin closed");
-            break;
+        let Some(stdin) = stdin.upgrade() else { break };
+        let mut pipe = stdin.pipe.lock().await;
+        let Some(writer) = pipe.as_mut() else { break };
+        let written = write_batch(writer, line, &mut rx, &mut buffer).await;
+        drop(pipe);
+        match written {
+            Ok(count) => {
+                stdin.queued.fetch_sub(count, Ordering::AcqRel);
+            }
+            Err(e) => {
+                tracing::debug!(server = %server, error = %e, "Backend stdin closed");
+                break;
+            }
         }
     }
 }
@@ -212,19 +311,29 @@ impl tower_service::Service<Call> for Connection {
 
     fn call(&mut self, call: Call) -> Self::Future {
         let shared = self.shared.clone();
-        Box::pin(crate::correlate::call_over_queue(
-            shared.correlator.clone(),
-            shared.writer.clone(),
-            call,
-        ))
+        Box::pin(async move {
+            let stdin = shared.stdin.clone();
+            let cancel_stdin = stdin.clone();
+            let cancel = move |note: Message| {
+                cancel_stdin.try_send(note.to_vec());
+            };
+            crate::correlate::call_with(
+                shared.correlator.clone(),
+                call,
+                cancel,
+                |frame| async move { stdin.send(frame).await },
+            )
+            .await
+        })
     }
 }
 
 impl Upstream for Connection {
     fn send(&self, message: Message) -> Result<(), Error> {
-        self.shared
-            .writer
-            .try_send(message.to_vec())
-            .map_err(|_| self.shared.correlator.closed_error())
+        if self.shared.stdin.try_send(message.to_vec()) {
+            Ok(())
+        } else {
+            Err(self.shared.correlator.closed_error())
+        }
     }
 }

@@ -52,3 +52,36 @@ async fn a_stdio_backend_works_as_any_connection() {
     stdio::stop(child, std::time::Duration::from_secs(2)).await;
     next_event(&mut events, STEP, |e| matches!(e, UpstreamEvent::Closed)).await;
 }
+
+/// Dropping the connection closes the child's stdin, so a server that exits
+/// on EOF (as MCP servers do) stops by itself. `cat` stands in for one: it
+/// exits exactly when its input ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn dropping_the_connection_closes_the_backends_stdin() {
+    let server: Arc<str> = "cat".into();
+    let spec = stdio::Spec {
+        server: server.clone(),
+        command: "cat".to_owned(),
+        args: vec![],
+        env: BTreeMap::new(),
+        cwd: None,
+    };
+    let mut child = stdio::spawn(&spec).unwrap();
+    let (connection, _events) = stdio::Connection::start(&server, &mut child);
+    // A message through the writer task's queue, then the drop.
+    use only1mcp_core::upstream::Upstream;
+    connection
+        .send(only1mcp_core::jsonrpc::Message::Notification(
+            only1mcp_core::jsonrpc::Notification {
+                method: "notifications/initialized".to_owned(),
+                params: None,
+            },
+        ))
+        .unwrap();
+    drop(connection);
+    let exited = tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await;
+    assert!(
+        exited.is_ok_and(|status| status.unwrap().success()),
+        "cat did not see EOF"
+    );
+}
