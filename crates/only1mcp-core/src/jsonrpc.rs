@@ -204,10 +204,11 @@ impl Invalid {
 
 /// The envelope as it arrives, before it is classified.
 #[derive(Deserialize)]
-struct Envelope {
-    jsonrpc: Option<Box<RawValue>>,
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Box<RawValue>>,
+struct Envelope<'a> {
+    #[serde(borrow)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
     method: Option<String>,
     params: Option<Box<RawValue>>,
     result: Option<Box<RawValue>>,
@@ -215,8 +216,8 @@ struct Envelope {
 }
 
 /// Keeps `"id": null` apart from an absent id (`Some(null)` vs `None`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
-    Box::<RawValue>::deserialize(d).map(Some)
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
 }
 
 /// Decodes one frame.
@@ -224,6 +225,21 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::
 /// Returns `Err` when the whole frame must be answered with one error: it is
 /// not JSON (-32700), or not an object or array of objects (-32600).
 pub fn parse(bytes: &[u8]) -> Result<Frame, Invalid> {
+    // The common case, one well-formed object, in one pass. Anything else,
+    // and anything this pass refuses, takes the two-pass path below, which
+    // tells a parse error (-32700) from an invalid request (-32600).
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'{')
+        && let Ok(env) = serde_json::from_slice::<Envelope<'_>>(bytes)
+    {
+        return classify_envelope(env).map(Frame::Single);
+    }
+    parse_two_pass(bytes)
+}
+
+/// [`parse`] the general way: check that the frame is JSON, then classify
+/// each message.
+fn parse_two_pass(bytes: &[u8]) -> Result<Frame, Invalid> {
     let value: &RawValue = serde_json::from_slice(bytes).map_err(|e| Invalid {
         id: None,
         error: ErrorObject::new(code::PARSE_ERROR, format!("Parse error: {e}")),
@@ -251,8 +267,12 @@ fn invalid(id: Option<Id>, message: impl Into<String>) -> Invalid {
 }
 
 fn classify(raw: &RawValue) -> Result<Message, Invalid> {
-    let env: Envelope = serde_json::from_str(raw.get())
+    let env: Envelope<'_> = serde_json::from_str(raw.get())
         .map_err(|e| invalid(None, format!("Invalid Request: {e}")))?;
+    classify_envelope(env)
+}
+
+fn classify_envelope(env: Envelope<'_>) -> Result<Message, Invalid> {
     // Read the id first so every later error can carry it.
     let id = match &env.id {
         None => None,
@@ -262,7 +282,7 @@ fn classify(raw: &RawValue) -> Result<Message, Invalid> {
                 .map_err(|_| invalid(None, "Invalid Request: id must be an integer or a string"))?,
         ),
     };
-    match env.jsonrpc.as_deref().map(RawValue::get) {
+    match env.jsonrpc.map(RawValue::get) {
         Some("\"2.0\"") => {}
         _ => return Err(invalid(id, "Invalid Request: jsonrpc must be \"2.0\"")),
     }

@@ -150,3 +150,72 @@ fn round_trip(id: &Id) -> bool {
         _ => false,
     }
 }
+
+/// Pieces of JSON-RPC frames, valid and not, for the property below.
+const PIECES: &[&str] = &[
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    " ",
+    "\n",
+    "\"jsonrpc\"",
+    "\"2.0\"",
+    "\"1.0\"",
+    "\"id\"",
+    "1",
+    "-7",
+    "1.5",
+    "null",
+    "true",
+    "\"s\\u0041\"",
+    "\"method\"",
+    "\"tools/call\"",
+    "\"params\"",
+    "{}",
+    "{\"a\":[1,{\"b\":\"\\n\"}]}",
+    "\"result\"",
+    "\"error\"",
+    "{\"code\":-32601,\"message\":\"x\"}",
+    "\"extra\"",
+    "\"\\\"",
+];
+
+/// The one-pass fast path of `parse` decides exactly as the general
+/// two-pass path, on every frame built from the pieces above (valid
+/// messages, duplicate keys, bad ids, trailing bytes, broken JSON).
+#[quickcheck]
+fn the_fast_path_decides_like_the_general_one(picks: Vec<u8>, object: bool) -> bool {
+    let mut text = String::from(if object { "{" } else { "" });
+    for pick in picks {
+        text.push_str(PIECES[usize::from(pick) % PIECES.len()]);
+    }
+    let fast = format!("{:?}", parse(text.as_bytes()));
+    let general = format!("{:?}", parse_two_pass(text.as_bytes()));
+    fast == general
+}
+
+#[test]
+fn the_fast_path_decides_like_the_general_one_on_known_frames() {
+    for frame in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#,
+        r#"  {"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":"a","result":{"content":[]}}"#,
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"m"}"#,
+        r#"{"jsonrpc":"2.0","id":1.5,"method":"m"}"#,
+        r#"{"jsonrpc":"1.0","id":1,"method":"m"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"m"} x"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"m""#,
+        r#"{"id":1,"method":"m"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"m","result":{}}"#,
+    ] {
+        assert_eq!(
+            format!("{:?}", parse(frame.as_bytes())),
+            format!("{:?}", parse_two_pass(frame.as_bytes())),
+            "{frame}"
+        );
+    }
+}
