@@ -454,6 +454,43 @@ pub fn string_field(object: &RawObject, field: &str) -> Option<String> {
     serde_json::from_str(object.get(field)?.get()).ok()
 }
 
+/// The string field `field` of request params, read in one pass that skips
+/// every other member without building anything (unlike [`params_object`]
+/// followed by [`string_field`]). `None` if the params are absent, not an
+/// object, or the field is missing or not a string; of a repeated field the
+/// last one counts, as with [`params_object`].
+pub fn param_string(params: Option<&RawValue>, field: &str) -> Option<String> {
+    struct Field<'f>(&'f str);
+
+    impl<'de> serde::de::Visitor<'de> for Field<'_> {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == self.0 {
+                    found = map.next_value::<Option<String>>()?;
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(params?.get());
+    serde::Deserializer::deserialize_map(&mut de, Field(field))
+        .ok()
+        .flatten()
+}
+
 /// Sets a string field of a raw object, keeping its position if present.
 pub fn set_string_field(object: &mut RawObject, field: &str, value: &str) {
     if let Ok(raw) = serde_json::value::to_raw_value(value) {

@@ -690,7 +690,7 @@ fn mcp_name(method: &str, params: Option<&RawValue>) -> Option<String> {
         method::RESOURCES_READ => "uri",
         _ => return None,
     };
-    mcp::string_field(&mcp::params_object(params).ok()?, field)
+    mcp::param_string(params, field)
 }
 
 /// A header value carrying `text`: as it is when it is visible ASCII without

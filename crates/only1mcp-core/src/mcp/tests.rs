@@ -97,3 +97,28 @@ fn legacy_params_leave_plain_params_untouched() {
         "{}"
     );
 }
+
+/// `param_string` reads what `params_object` + `string_field` read, on
+/// params of every shape.
+#[test]
+fn param_string_reads_like_the_object_path() {
+    let cases = [
+        r#"{"name":"echo__echo","arguments":{"name":"inner"}}"#,
+        r#"{"arguments":{"text":"x"},"name":"a\"b\u00e9"}"#,
+        r#"{"name":1}"#,
+        r#"{"name":null}"#,
+        r#"{"name":"first","name":"last"}"#,
+        r#"{"uri":"file:///x"}"#,
+        r#"{}"#,
+        r#"[1,2]"#,
+        r#""name""#,
+    ];
+    for case in cases {
+        let raw = RawValue::from_string(case.to_owned()).unwrap();
+        let via_object = params_object(Some(&raw))
+            .ok()
+            .and_then(|object| string_field(&object, "name"));
+        assert_eq!(param_string(Some(&raw), "name"), via_object, "{case}");
+    }
+    assert_eq!(param_string(None, "name"), None);
+}

@@ -219,8 +219,7 @@ fn header_mismatch(headers: &HeaderMap, req: &Request) -> Option<String> {
         method::RESOURCES_READ => "uri",
         _ => return None,
     };
-    let params = mcp::params_object(req.params.as_deref()).ok()?;
-    let body_name = mcp::string_field(&params, name_key)?;
+    let body_name = mcp::param_string(req.params.as_deref(), name_key)?;
     let header_name = header(headers, NAME_HEADER).map(decode_header_value);
     if header_name.as_deref() != Some(body_name.as_str()) {
         return Some(format!("Mcp-Name header does not match params.{name_key}"));

@@ -48,7 +48,8 @@ impl ClientSession {
             && let Some(state) = mcp::string_field(&object, "requestState")
             && Holds::is_ours(&state)
         {
-            let binding = binding(server, &method, &object);
+            let name = mcp::string_field(&object, "name");
+            let binding = binding(server, &method, name.as_deref());
             let timeout = backend.settings().request_timeout;
             return self
                 .resume(&state, &object, &binding, timeout)
@@ -124,11 +125,8 @@ impl ClientSession {
                 reach: Reach::Hold(inputs_tx),
                 capabilities: client_capabilities,
             });
-            let binding = binding(
-                server,
-                &method,
-                &mcp::params_object(params.as_deref()).unwrap_or_default(),
-            );
+            let name = mcp::param_string(params.as_deref(), "name");
+            let binding = binding(server, &method, name.as_deref());
             let call = Call::new(method, params);
             let owner = backend.clone();
             let held = Held {
@@ -212,8 +210,8 @@ impl ClientSession {
 
 /// What a held call's `requestState` is bound to: the server, the method
 /// and the (backend) tool or prompt name.
-fn binding(server: &str, method: &str, params: &RawObject) -> String {
-    let name = mcp::string_field(params, "name").unwrap_or_default();
+fn binding(server: &str, method: &str, name: Option<&str>) -> String {
+    let name = name.unwrap_or_default();
     format!("{server}\u{0}{method}\u{0}{name}")
 }
 
