@@ -218,19 +218,20 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     )?;
     let rss_before = rss_kib(gateway.proc.id());
     for concurrency in [1, 32] {
-        report.push(load.run(
+        let pid = gateway.proc.id();
+        report.push(load.run_measuring(
+            pid,
             "gateway",
             "HTTP→stdio",
             concurrency,
             &["--url", &gateway.url],
-            &[],
         )?);
-        report.push(load.run(
+        report.push(load.run_measuring(
+            pid,
             "gateway",
             "HTTP (modern)→stdio",
             concurrency,
             &["--url", &gateway.url, "--era", "modern"],
-            &[],
         )?);
     }
     report.rss_load = Some((rss_before, rss_kib(gateway.proc.id())));
@@ -248,12 +249,12 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
         &[("ONLY1MCP_WORKERS", "1")],
     )?;
     for concurrency in [1, 32] {
-        report.push(load.run(
+        report.push(load.run_measuring(
+            gateway.proc.id(),
             "gateway",
             "HTTP→stdio (--workers 1)",
             concurrency,
             &["--url", &gateway.url],
-            &[],
         )?);
     }
     gateway.proc.stop();
@@ -281,12 +282,12 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
         match http_backend_works(&bins.gateway, &http_config, &dir, workers) {
             Ok(mut gateway) => {
                 for concurrency in [1, 32] {
-                    report.push(load.run(
+                    report.push(load.run_measuring(
+                        gateway.proc.id(),
                         "gateway",
                         path,
                         concurrency,
                         &["--url", &gateway.url],
-                        &[],
                     )?);
                 }
                 gateway.proc.stop();
@@ -517,6 +518,7 @@ struct Row {
     path: &'static str,
     concurrency: u32,
     requests: f64,
+    warmup_requests: f64,
     failures: f64,
     rps: f64,
     p50: f64,
@@ -525,6 +527,8 @@ struct Row {
     p999: f64,
     max: f64,
     first_error: Option<String>,
+    /// CPU time of the gateway process per request (warm-up included), µs.
+    gateway_cpu_us: Option<f64>,
 }
 
 impl Load<'_> {
@@ -577,6 +581,7 @@ impl Load<'_> {
             path,
             concurrency,
             requests,
+            warmup_requests: field("warmup_requests").unwrap_or_default(),
             failures,
             rps: field("throughput_rps").unwrap_or_default(),
             p50: field("p50").unwrap_or_default(),
@@ -585,8 +590,44 @@ impl Load<'_> {
             p999: field("p99_9").unwrap_or_default(),
             max: field("max").unwrap_or_default(),
             first_error: text_field(&json, "first_error"),
+            gateway_cpu_us: None,
         })
     }
+
+    /// [`Load::run`], also measuring the CPU time the gateway process
+    /// `pid` spends per request (from `/proc`, warm-up requests included).
+    fn run_measuring(
+        &self,
+        pid: u32,
+        via: &'static str,
+        path: &'static str,
+        concurrency: u32,
+        args: &[&str],
+    ) -> Result<Row> {
+        let before = cpu_ticks(pid);
+        let mut row = self.run(via, path, concurrency, args, &[])?;
+        let after = cpu_ticks(pid);
+        if let (Some(before), Some(after)) = (before, after) {
+            let handled = row.requests + row.warmup_requests;
+            if handled > 0.0 {
+                // Kernel clock ticks are 10 ms (USER_HZ 100 on Linux).
+                #[allow(clippy::cast_precision_loss, reason = "tick counts are small")]
+                let cpu_us = (after - before) as f64 * 10_000.0;
+                row.gateway_cpu_us = Some(cpu_us / handled);
+            }
+        }
+        Ok(row)
+    }
+}
+
+/// User plus system CPU time of process `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), 1-based from
+    // the state: utime is the 12th, stime the 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 /// A long HTTP→stdio run at concurrency 32, sampling the gateway's RSS.
@@ -793,21 +834,27 @@ impl Report {
             "Each row: `only1mcp benchmark` for {} after a {} warm-up, `tools/call` of the echo \
              tool with `{{\"text\":\"x\"}}`, legacy era unless marked. Latencies in µs. HTTP runs \
              use one connection per in-flight request; stdio runs one process with all requests \
-             multiplexed. Load generator, gateway and backend share this machine's cores.\n",
+             multiplexed. Load generator, gateway and backend share this machine's cores. The \
+             last column is the gateway process's CPU time (user + system, from /proc) per \
+             request, warm-up included, where xtask started the gateway: less noisy than the \
+             throughput, which depends on everything else running.\n",
             self.duration, self.warmup
         );
         let _ = writeln!(
             out,
-            "| via | path | c | requests | errors | req/s | p50 | p90 | p99 | p99.9 | max |"
+            "| via | path | c | requests | errors | req/s | p50 | p90 | p99 | p99.9 | max | gateway CPU µs/req |"
         );
         let _ = writeln!(
             out,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for r in &self.rows {
+            let cpu = r
+                .gateway_cpu_us
+                .map_or_else(|| "—".to_owned(), |us| format!("{us:.1}"));
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {cpu} |",
                 r.via,
                 r.path,
                 r.concurrency,
@@ -1082,6 +1129,23 @@ fn reload_run(bins: &Bins, dir: &Path, changes: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_grow_with_work() {
+        let before = cpu_ticks(std::process::id()).expect("this process has a /proc stat");
+        // Spin until the count moves (a tick is 10 ms of CPU), for at most
+        // 5 s of wall time on a busy machine.
+        let started = Instant::now();
+        let mut after = before;
+        let mut x = 0_u64;
+        while after == before && started.elapsed() < Duration::from_secs(5) {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            after = cpu_ticks(std::process::id()).unwrap();
+        }
+        assert!(after > before, "{before} -> {after}");
+    }
 
     #[test]
     fn json_fields_are_read() {
