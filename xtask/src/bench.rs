@@ -12,8 +12,9 @@
 //! 4. Load, every path at concurrency 1 and 32 with `only1mcp benchmark`:
 //!    the backend directly (stdio, HTTP), then through the gateway
 //!    (HTTP→stdio, modern HTTP→stdio, stdio→stdio, and HTTP→HTTP if the
-//!    gateway accepts and serves a `url:` backend); HTTP→stdio and
-//!    HTTP→HTTP also with `ONLY1MCP_WORKERS=1` (one runtime thread).
+//!    gateway accepts and serves a `url:` backend, and WebSocket→stdio);
+//!    HTTP→stdio and HTTP→HTTP also with `ONLY1MCP_WORKERS=1` (one runtime
+//!    thread).
 //! 5. Memory: VmRSS of the idle gateway with ten backends, and of the
 //!    HTTP→stdio gateway before and after its load runs.
 //! 6. `target/bench-report.md`: machine, commands, the table, and the
@@ -232,6 +233,20 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
             "HTTP (modern)→stdio",
             concurrency,
             &["--url", &gateway.url, "--era", "modern"],
+        )?);
+    }
+    // WebSocket face, same gateway: one connection multiplexing by id.
+    let ws_url = gateway
+        .url
+        .replacen("http://", "ws://", 1)
+        .replace("/mcp", "/ws");
+    for concurrency in [1, 32] {
+        report.push(load.run_measuring(
+            gateway.proc.id(),
+            "gateway",
+            "WebSocket→stdio",
+            concurrency,
+            &["--ws", &ws_url],
         )?);
     }
     report.rss_load = Some((rss_before, rss_kib(gateway.proc.id())));
