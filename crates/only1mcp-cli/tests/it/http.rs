@@ -567,18 +567,24 @@ async fn legacy_session(http: &reqwest::Client, url: &str) -> String {
     res.headers()["mcp-session-id"].to_str().unwrap().to_owned()
 }
 
-/// The response to one legacy POST, JSON or SSE.
-async fn legacy_call(http: &reqwest::Client, url: &str, session: &str, body: Value) -> Value {
-    let res = http
-        .post(url)
+/// A POST of `body` in legacy session `session`, not sent yet.
+fn legacy_post(
+    http: &reqwest::Client,
+    url: &str,
+    session: &str,
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    http.post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
         .header("mcp-session-id", session)
         .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+}
+
+/// The response to one legacy POST, JSON or SSE.
+async fn legacy_call(http: &reqwest::Client, url: &str, session: &str, body: Value) -> Value {
+    let res = legacy_post(http, url, session, &body).send().await.unwrap();
     let sse = res.headers()["content-type"]
         .to_str()
         .unwrap()
@@ -645,27 +651,8 @@ async fn a_legacy_client_that_disconnects_does_not_cancel_but_cancelled_does() {
     let config = examples_config("", "");
     let gw = HttpGateway::start(&config.path);
     let http = client();
-    let post = |session: Option<&str>, body: Value| {
-        let mut req = http
-            .post(gw.mcp_url())
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(body.to_string());
-        if let Some(session) = session {
-            req = req
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-11-25");
-        }
-        req
-    };
-    let init = post(None, json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}))
-        .send()
-        .await
-        .unwrap();
-    let session = init.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let url = gw.mcp_url();
+    let session = legacy_session(&http, &url).await;
     let sleep = |id: u64| json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo__sleep","arguments":{"ms":600}}});
     let echo_requests = || async {
         let servers: Value = http
@@ -691,7 +678,7 @@ async fn a_legacy_client_that_disconnects_does_not_cancel_but_cancelled_does() {
     let (before, _) = echo_requests().await;
 
     // The client gives up after 100 ms and closes its connection.
-    let gave_up = post(Some(&session), sleep(2))
+    let gave_up = legacy_post(&http, &url, &session, &sleep(2))
         .timeout(std::time::Duration::from_millis(100))
         .send()
         .await;
@@ -715,17 +702,22 @@ async fn a_legacy_client_that_disconnects_does_not_cancel_but_cancelled_does() {
 
     // notifications/cancelled does cancel: the backend is told and the
     // waiting POST gets an error.
-    let call = tokio::spawn(post(Some(&session), sleep(3)).send());
+    let call = {
+        let (http, url, session) = (http.clone(), url.clone(), session.clone());
+        tokio::spawn(async move { legacy_call(&http, &url, &session, sleep(3)).await })
+    };
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let cancel = post(
-        Some(&session),
-        json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}}),
+    let cancel = legacy_post(
+        &http,
+        &url,
+        &session,
+        &json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}}),
     )
     .send()
     .await
     .unwrap();
     assert_eq!(cancel.status(), 202);
-    let answer: Value = call.await.unwrap().unwrap().json().await.unwrap();
+    let answer = call.await.unwrap();
     assert_eq!(answer["id"], 3, "{answer}");
     assert!(answer["error"]["message"].as_str().is_some(), "{answer}");
     for _ in 0..50 {
