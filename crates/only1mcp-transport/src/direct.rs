@@ -144,25 +144,20 @@ impl Direct {
             USER_AGENT,
             HeaderValue::from_static(concat!("only1mcp/", env!("CARGO_PKG_VERSION"))),
         );
+        let closed = || Failure::Transport("the connection closed before the answer".to_owned());
         let mut request = Some(request);
         while let Some(conn) = self.checkout() {
             match Self::exchange(conn, request.take().expect("the request is there")).await {
-                Ok(outcome) => return self.finish(outcome),
+                Ok((read, reusable)) => return self.finish(read, reusable),
                 Err(Unsent(Some(back))) => request = Some(back),
-                Err(Unsent(None)) => {
-                    return Err(Failure::Transport(
-                        "the connection closed before the answer".to_owned(),
-                    ));
-                }
+                Err(Unsent(None)) => return Err(closed()),
             }
         }
         let conn = self.connect().await?;
         let request = request.expect("the request is there");
         match Self::exchange(conn, request).await {
-            Ok(outcome) => self.finish(outcome),
-            Err(Unsent(_)) => Err(Failure::Transport(
-                "the connection closed before the answer".to_owned(),
-            )),
+            Ok((read, reusable)) => self.finish(read, reusable),
+            Err(Unsent(_)) => Err(closed()),
         }
     }
 
@@ -203,8 +198,12 @@ impl Direct {
     }
 
     /// Sends `request` on `conn` and reads the answer, polling the
-    /// connection's driver alongside.
-    async fn exchange(conn: Conn, request: http::Request<Full<Bytes>>) -> Result<Outcome, Unsent> {
+    /// connection's driver alongside. Returns what was read and, after a
+    /// whole answer on a connection still open, the connection.
+    async fn exchange(
+        conn: Conn,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<(Read, Option<Conn>), Unsent> {
         let Conn {
             mut sender,
             mut driver,
@@ -238,7 +237,7 @@ impl Direct {
                 // flight (with the request back if it was never written).
                 drop(driver);
                 return match work.await {
-                    Ok(Read::Whole(headers, body)) => Ok(Outcome::Done(None, headers, body)),
+                    Ok(whole @ Read::Whole(..)) => Ok((whole, None)),
                     Ok(_) | Err(None) => Err(Unsent(None)),
                     Err(Some(request)) => Err(Unsent(Some(request))),
                 };
@@ -246,9 +245,7 @@ impl Direct {
             }
         };
         match read {
-            Ok(Read::Whole(headers, body)) => {
-                Ok(Outcome::Done(Some(Conn { sender, driver }), headers, body))
-            }
+            Ok(whole @ Read::Whole(..)) => Ok((whole, Some(Conn { sender, driver }))),
             Ok(Read::Streaming(response)) => {
                 // The body outlives this call: the connection gets a task of
                 // its own and closes once the body is read.
@@ -256,33 +253,32 @@ impl Direct {
                 tokio::spawn(async move {
                     let _ = driver.await;
                 });
-                Ok(Outcome::Streaming(response))
+                Ok((Read::Streaming(response), None))
             }
-            Ok(Read::TooLarge) => Ok(Outcome::TooLarge),
-            Ok(Read::Failed(reason)) => Ok(Outcome::Failed(reason)),
+            Ok(other) => Ok((other, None)),
             Err(back) => Err(Unsent(back)),
         }
     }
 
-    fn finish(&self, outcome: Outcome) -> Result<Answer, Failure> {
-        match outcome {
-            Outcome::Done(conn, headers, body) => {
-                if let Some(conn) = conn {
-                    let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                    if idle.len() < MAX_IDLE {
-                        idle.push(conn);
-                    }
-                }
-                Ok(Answer::Json { headers, body })
+    /// The answer from what an exchange read; a reusable connection goes
+    /// back to the pool.
+    fn finish(&self, read: Read, reusable: Option<Conn>) -> Result<Answer, Failure> {
+        if let Some(conn) = reusable {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
             }
-            Outcome::Streaming(response) if response.status().is_redirection() => {
+        }
+        match read {
+            Read::Whole(headers, body) => Ok(Answer::Json { headers, body }),
+            Read::Streaming(response) if response.status().is_redirection() => {
                 Err(Failure::Redirect)
             }
-            Outcome::Streaming(response) => Ok(Answer::Other(reqwest::Response::from(
+            Read::Streaming(response) => Ok(Answer::Other(reqwest::Response::from(
                 response.map(reqwest::Body::wrap),
             ))),
-            Outcome::TooLarge => Err(Failure::TooLarge),
-            Outcome::Failed(reason) => Err(Failure::Transport(format!(
+            Read::TooLarge => Err(Failure::TooLarge),
+            Read::Failed(reason) => Err(Failure::Transport(format!(
                 "reading the response failed: {reason}"
             ))),
         }
@@ -292,15 +288,6 @@ impl Direct {
 /// What one exchange read.
 enum Read {
     Whole(HeaderMap, Bytes),
-    Streaming(http::Response<Incoming>),
-    TooLarge,
-    Failed(String),
-}
-
-/// How one exchange ended.
-enum Outcome {
-    /// A whole JSON answer, and the connection if it can be reused.
-    Done(Option<Conn>, HeaderMap, Bytes),
     Streaming(http::Response<Incoming>),
     TooLarge,
     Failed(String),
