@@ -255,19 +255,19 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     }
     gateway.proc.stop();
 
-    // The same with one runtime thread (`--workers 1`), the cheapest setting
-    // when the gateway shares the machine with its clients and backends.
+    // The same with two runtime threads (`--workers 2`; the default is one,
+    // ADR 0008), to keep measuring what the second thread costs and buys.
     let mut gateway = Gateway::start(
         &bins.gateway,
         &stdio_config,
-        &dir.join("gateway-stdio-w1.log"),
-        &[("ONLY1MCP_WORKERS", "1")],
+        &dir.join("gateway-stdio-w2.log"),
+        &[("ONLY1MCP_WORKERS", "2")],
     )?;
     for concurrency in [1, 32] {
         report.push(load.run_measuring(
             gateway.proc.id(),
             "gateway",
-            "HTTP→stdio (--workers 1)",
+            "HTTP→stdio (--workers 2)",
             concurrency,
             &["--url", &gateway.url],
         )?);
@@ -293,7 +293,7 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     }
 
     // HTTP→HTTP, if the gateway takes `url:` backends yet.
-    for (workers, path) in [(None, "HTTP→HTTP"), (Some("1"), "HTTP→HTTP (--workers 1)")] {
+    for (workers, path) in [(None, "HTTP→HTTP"), (Some("2"), "HTTP→HTTP (--workers 2)")] {
         match http_backend_works(&bins.gateway, &http_config, &dir, workers) {
             Ok(mut gateway) => {
                 for concurrency in [1, 32] {

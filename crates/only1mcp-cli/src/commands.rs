@@ -55,12 +55,18 @@ enum Command {
         /// address is logged).
         #[arg(long, value_name = "ADDR")]
         admin_listen: Option<std::net::SocketAddr>,
-        /// Threads that run the gateway (default: one per CPU core). On a
-        /// machine shared with the backends and clients, 1 costs the least
-        /// CPU per HTTP request, and one core serves over 20 000 calls a
-        /// second; see docs/performance.md.
-        #[arg(long, env = "ONLY1MCP_WORKERS", value_name = "N")]
-        workers: Option<std::num::NonZeroUsize>,
+        /// Threads that run the gateway: a number, or `auto` for one per
+        /// CPU core. One thread (the default) serves tens of thousands of
+        /// calls a second at the least CPU per call and leaves the other
+        /// cores to the backends; raise it for a gateway that needs more
+        /// (docs/adr/0008-one-runtime-thread-by-default.md).
+        #[arg(
+            long,
+            env = "ONLY1MCP_WORKERS",
+            value_name = "N|auto",
+            default_value = "1"
+        )]
+        workers: Workers,
     },
     /// Check a config file and report every problem, naming each field.
     Validate {
@@ -116,12 +122,38 @@ enum Command {
     },
 }
 
+/// How many runtime threads `start` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Workers {
+    /// This many.
+    Count(std::num::NonZeroUsize),
+    /// One per CPU core (tokio's default).
+    Auto,
+}
+
+impl std::str::FromStr for Workers {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("auto") {
+            return Ok(Self::Auto);
+        }
+        text.parse()
+            .map(Self::Count)
+            .map_err(|_| format!("{text:?} is neither a thread count of at least 1 nor `auto`"))
+    }
+}
+
 impl Cli {
     /// How many runtime worker threads the command wants (`None`: one per
-    /// core, tokio's default).
+    /// core, tokio's default, as for the load generator and the short
+    /// management commands).
     pub(crate) fn worker_threads(&self) -> Option<usize> {
         match &self.command {
-            Command::Start { workers, .. } => workers.map(std::num::NonZeroUsize::get),
+            Command::Start {
+                workers: Workers::Count(n),
+                ..
+            } => Some(n.get()),
             _ => None,
         }
     }

@@ -475,9 +475,12 @@ fn worker_threads(pid: u32) -> usize {
 fn workers_sets_the_runtime_threads() {
     init();
     let config = examples_config("", "");
+    let cores = std::thread::available_parallelism().unwrap().get();
     for (args, env, expected) in [
+        (&[][..], &[][..], 1),
         (&["--workers", "3"][..], &[][..], 3),
-        (&[][..], &[("ONLY1MCP_WORKERS", "1")][..], 1),
+        (&[][..], &[("ONLY1MCP_WORKERS", "2")][..], 2),
+        (&["--workers", "auto"][..], &[][..], cores),
     ] {
         let mut gateway = Gateway::start_with_args(&config.path, args, env);
         gateway.initialize();
@@ -487,11 +490,14 @@ fn workers_sets_the_runtime_threads() {
         let (code, log) = gateway.finish();
         assert_eq!(code, Some(0), "{log}");
     }
-    let refused = support::run_cli(
-        &["start", "--stdio", "--workers", "0"],
-        &std::env::temp_dir(),
-    );
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("--workers"), "{stderr}");
+    for bad in ["0", "many"] {
+        let refused = support::run_cli(
+            &["start", "--stdio", "--workers", bad],
+            &std::env::temp_dir(),
+        );
+        assert!(!refused.status.success(), "--workers {bad}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("--workers"), "{stderr}");
+        assert!(stderr.contains(bad), "{stderr}");
+    }
 }
