@@ -12,6 +12,9 @@ use serde_json::value::RawValue;
 
 use crate::jsonrpc::{ErrorObject, code};
 
+mod members;
+pub use members::Members;
+
 /// Protocol revisions the gateway knows, newest first.
 pub mod version {
     /// The stateless revision.
@@ -303,7 +306,7 @@ impl DiscoverResult {
 }
 
 /// The modern keys of a request's `_meta`, as far as the gateway checks them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct RequestMeta {
     /// `io.modelcontextprotocol/protocolVersion`.
     #[serde(rename = "io.modelcontextprotocol/protocolVersion", default)]
@@ -328,6 +331,12 @@ pub fn request_meta(params: Option<&RawValue>) -> Result<RequestMeta, ErrorObjec
     let Some(params) = params else {
         return Ok(RequestMeta::default());
     };
+    // Without `_meta` in the text, and no escape that could spell it, there
+    // is no `_meta` key: the common legacy call skips the parse.
+    let text = params.get();
+    if !text.contains("_meta") && !text.contains('\\') && text.trim_start().starts_with('{') {
+        return Ok(RequestMeta::default());
+    }
     serde_json::from_str::<WithMeta>(params.get())
         .map(|w| w.meta.unwrap_or_default())
         .map_err(|e| ErrorObject::new(code::INVALID_PARAMS, format!("Invalid _meta: {e}")))
@@ -474,7 +483,7 @@ pub fn param_string(params: Option<&RawValue>, field: &str) -> Option<String> {
             mut map: A,
         ) -> Result<Self::Value, A::Error> {
             let mut found = None;
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            while let Some(members::Key(key)) = map.next_key()? {
                 if key == self.0 {
                     found = map.next_value::<Option<String>>()?;
                 } else {
@@ -516,24 +525,31 @@ pub fn params_object(params: Option<&RawValue>) -> Result<RawObject, ErrorObject
 /// object only if `_meta` ends up non-empty.
 pub fn edit_meta(
     params: Option<&RawValue>,
-    edit: impl FnOnce(&mut RawObject),
+    edit: impl FnOnce(&mut Members<'_>),
 ) -> Result<Option<Box<RawValue>>, ErrorObject> {
-    let mut object = params_object(params)?;
-    let mut meta: RawObject = match object.get("_meta") {
-        Some(raw) => serde_json::from_str(raw.get())
-            .map_err(|e| ErrorObject::new(code::INVALID_PARAMS, format!("Invalid _meta: {e}")))?,
-        None => RawObject::new(),
+    let mut object = Members::parse(params)?;
+    let edited = {
+        let mut meta = Members::parse(object.get("_meta")).map_err(|e| {
+            ErrorObject::new(
+                code::INVALID_PARAMS,
+                e.message.replacen("Invalid params", "Invalid _meta", 1),
+            )
+        })?;
+        edit(&mut meta);
+        if meta.is_empty() {
+            None
+        } else {
+            Some(meta.to_raw()?)
+        }
     };
-    edit(&mut meta);
-    if meta.is_empty() {
-        object.shift_remove("_meta");
-    } else {
-        object.insert("_meta".to_owned(), to_raw_object(&meta)?);
+    match edited {
+        Some(meta) => object.set("_meta", meta),
+        None => object.remove("_meta"),
     }
     if params.is_none() && object.is_empty() {
         return Ok(None);
     }
-    to_raw_object(&object).map(Some)
+    object.to_raw().map(Some)
 }
 
 /// Rewrites the top level of request params with `edit`, keeping every
@@ -561,14 +577,9 @@ pub fn modern_params(
     client_info: &RawValue,
 ) -> Result<Option<Box<RawValue>>, ErrorObject> {
     edit_meta(params, |meta| {
-        if let Ok(v) = serde_json::value::to_raw_value(version::V2026_07_28) {
-            meta.insert(meta::PROTOCOL_VERSION.to_owned(), v);
-        }
-        meta.insert(
-            meta::CLIENT_CAPABILITIES.to_owned(),
-            client_capabilities.to_owned(),
-        );
-        meta.insert(meta::CLIENT_INFO.to_owned(), client_info.to_owned());
+        meta.set_string(meta::PROTOCOL_VERSION, version::V2026_07_28);
+        meta.set(meta::CLIENT_CAPABILITIES, client_capabilities.to_owned());
+        meta.set(meta::CLIENT_INFO, client_info.to_owned());
     })
 }
 
@@ -580,7 +591,7 @@ pub fn legacy_params(params: Option<&RawValue>) -> Result<Option<Box<RawValue>>,
         return Ok(params.map(ToOwned::to_owned));
     }
     edit_meta(params, |meta| {
-        meta.retain(|key, _| !key.starts_with(meta::PROTOCOL_PREFIX));
+        meta.retain(|key| !key.starts_with(meta::PROTOCOL_PREFIX));
     })
 }
 

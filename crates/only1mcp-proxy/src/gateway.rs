@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use only1mcp_core::catalog::{Catalog, Prefix, ServerListing, ToolFilter};
 use only1mcp_core::config::{Config, ContextMode, ServerConfig};
 use only1mcp_core::jsonrpc::{Message, Notification};
-use only1mcp_core::mcp::{self, Implementation, ListKind, RawObject, ServerCapabilities};
+use only1mcp_core::mcp::{self, Implementation, ListKind, ServerCapabilities};
 use only1mcp_core::naming::Namespace;
 use only1mcp_transport::downstream::Outbound;
 use only1mcp_transport::network::NetworkSpec;
@@ -728,9 +728,7 @@ pub fn with_progress_token(
     params: Option<&RawValue>,
     token: &str,
 ) -> Result<Option<Box<RawValue>>, only1mcp_core::jsonrpc::ErrorObject> {
-    mcp::edit_meta(params, |meta: &mut RawObject| {
-        if let Ok(raw) = serde_json::value::to_raw_value(token) {
-            meta.insert(mcp::meta::PROGRESS_TOKEN.to_owned(), raw);
-        }
+    mcp::edit_meta(params, |meta| {
+        meta.set_string(mcp::meta::PROGRESS_TOKEN, token)
     })
 }

@@ -148,6 +148,9 @@ struct Ctx {
     era: Era,
     /// Where progress notifications of this request go.
     notes: Option<Outbound>,
+    /// The request's `_meta`, read once (rewriting a name, uri or
+    /// arguments on the way to a backend leaves it as it is).
+    meta: mcp::RequestMeta,
 }
 
 /// One client's session.
@@ -496,11 +499,11 @@ impl ClientSession {
 
     /// Answers one request.
     async fn dispatch(self: &Arc<Self>, req: Request, notes: Option<Outbound>) -> Outcome {
-        let era = match self.request_era(&req) {
-            Ok(era) => era,
+        let (era, meta) = match self.request_era(&req) {
+            Ok(read) => read,
             Err(error) => return Err(error.to_error_object()),
         };
-        let ctx = Ctx { era, notes };
+        let ctx = Ctx { era, notes, meta };
         let res = match (req.method.as_str(), era) {
             (method::INITIALIZE, Era::Legacy) => self.initialize(&req),
             (method::SERVER_DISCOVER, _) => self.discover(),
@@ -523,13 +526,16 @@ impl ClientSession {
         res.and_then(|result| finish(result, era))
     }
 
-    /// Which era a request belongs to, checking the modern `_meta` rules.
-    fn request_era(&self, req: &Request) -> Result<Era, Error> {
+    /// Which era a request belongs to, checking the modern `_meta` rules,
+    /// and its `_meta`.
+    fn request_era(&self, req: &Request) -> Result<(Era, mcp::RequestMeta), Error> {
         let meta = mcp::request_meta(req.params.as_deref())
             .map_err(|e| Error::InvalidParams(e.message))?;
-        if let Some(requested) = meta.protocol_version {
-            if Era::of(&requested) != Some(Era::Modern) {
-                return Err(Error::UnsupportedProtocolVersion { requested });
+        if let Some(requested) = &meta.protocol_version {
+            if Era::of(requested) != Some(Era::Modern) {
+                return Err(Error::UnsupportedProtocolVersion {
+                    requested: requested.clone(),
+                });
             }
             if meta.client_capabilities.is_none() {
                 return Err(Error::InvalidParams(format!(
@@ -537,14 +543,14 @@ impl ClientSession {
                     mcp::meta::CLIENT_CAPABILITIES
                 )));
             }
-            return Ok(Era::Modern);
+            return Ok((Era::Modern, meta));
         }
         let state = self.state();
         if state.legacy_version.is_some()
             || req.method == method::INITIALIZE
             || req.method == method::PING
         {
-            return Ok(Era::Legacy);
+            return Ok((Era::Legacy, meta));
         }
         Err(Error::InvalidParams(format!(
             "_meta[\"{}\"] is required (2026-07-28), or send initialize first (earlier revisions)",

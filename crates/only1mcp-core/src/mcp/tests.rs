@@ -122,3 +122,140 @@ fn param_string_reads_like_the_object_path() {
     }
     assert_eq!(param_string(None, "name"), None);
 }
+
+const KEYS: &[&str] = &["a", "b", "name", "_meta", r"n\u0061me", r#"q\"k"#];
+const VALUES: &[&str] = &["1", r#""x""#, r#"{"k":[1,2]}"#, "null", r#""\"é\"""#, "[]"];
+
+/// A raw object's members as plain pairs, to compare.
+fn pairs(object: &RawObject) -> Vec<(String, String)> {
+    object
+        .iter()
+        .map(|(k, v)| (k.clone(), v.get().to_owned()))
+        .collect()
+}
+
+/// An object of `picks.len()` members drawn from the pieces above (repeated
+/// and escaped keys included).
+fn object_from(picks: &[(u8, u8)]) -> Box<RawValue> {
+    let members: Vec<String> = picks
+        .iter()
+        .map(|&(k, v)| {
+            format!(
+                "\"{}\":{}",
+                KEYS[usize::from(k) % KEYS.len()],
+                VALUES[usize::from(v) % VALUES.len()]
+            )
+        })
+        .collect();
+    RawValue::from_string(format!("{{{}}}", members.join(","))).unwrap()
+}
+
+/// `Members` reads and rewrites an object exactly as a `RawObject` does:
+/// the same members, and byte-identical output after the same edits.
+#[quickcheck_macros::quickcheck]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "quickcheck hands arguments over by value"
+)]
+fn members_edit_like_a_raw_object(picks: Vec<(u8, u8)>, edit: u8) -> bool {
+    let raw = object_from(&picks);
+    let mut members = Members::parse(Some(&raw)).unwrap();
+    let mut object = params_object(Some(&raw)).unwrap();
+    if pairs(&members.to_object()) != pairs(&object) {
+        return false;
+    }
+    if members.get("name").map(RawValue::get) != object.get("name").map(|v| v.get())
+        || members.string("name") != string_field(&object, "name")
+    {
+        return false;
+    }
+    match edit % 3 {
+        0 => {
+            members.set_string("name", "back\"end");
+            set_string_field(&mut object, "name", "back\"end");
+        }
+        1 => {
+            members.remove("a");
+            object.shift_remove("a");
+        }
+        _ => {
+            let value = RawValue::from_string("{\"new\":true}".to_owned()).unwrap();
+            members.set("_meta", value.clone());
+            object.insert("_meta".to_owned(), value);
+        }
+    }
+    members.to_raw().unwrap().get() == to_raw_object(&object).unwrap().get()
+}
+
+#[test]
+fn members_fold_repeated_keys_in_large_objects_too() {
+    // Above the linear limit the repeated keys are found by hashing.
+    let picks: Vec<(u8, u8)> = (0..200u8).map(|i| (i % 7, i % 5)).collect();
+    let raw = object_from(&picks);
+    let members = Members::parse(Some(&raw)).unwrap();
+    let object = params_object(Some(&raw)).unwrap();
+    assert_eq!(pairs(&members.to_object()), pairs(&object));
+    assert_eq!(
+        members.to_raw().unwrap().get(),
+        to_raw_object(&object).unwrap().get()
+    );
+}
+
+#[test]
+fn members_refuse_what_params_object_refuses() {
+    for case in ["[1,2]", "1", r#""name""#, "null"] {
+        let raw = RawValue::from_string(case.to_owned()).unwrap();
+        let error = Members::parse(Some(&raw)).unwrap_err();
+        assert_eq!(error.code, code::INVALID_PARAMS, "{case}");
+        assert!(params_object(Some(&raw)).is_err(), "{case}");
+    }
+    assert!(Members::parse(None).unwrap().is_empty());
+}
+
+/// The shortcut of `request_meta` (no `_meta` in the text) answers what the
+/// full parse answers.
+#[test]
+fn request_meta_without_meta_text_is_the_default() {
+    for case in [
+        r#"{"name":"x","arguments":{}}"#,
+        r#"{"\u005fmeta":{"progressToken":7}}"#,
+        r#"{"_meta":{"progressToken":7}}"#,
+        r#"{"arguments":{"_meta":1}}"#,
+        "{}",
+    ] {
+        let raw = RawValue::from_string(case.to_owned()).unwrap();
+        let full = serde_json::from_str::<WithMeta>(case)
+            .map(|w| w.meta.unwrap_or_default())
+            .unwrap();
+        assert_eq!(
+            request_meta(Some(&raw))
+                .unwrap()
+                .progress_token
+                .map(|t| t.get().to_owned()),
+            full.progress_token.map(|t| t.get().to_owned()),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn edit_meta_names_a_malformed_meta() {
+    let raw = RawValue::from_string(r#"{"name":"x","_meta":5}"#.to_owned()).unwrap();
+    let error = edit_meta(Some(&raw), |_| {}).unwrap_err();
+    assert_eq!(error.code, code::INVALID_PARAMS);
+    assert!(
+        error.message.starts_with("Invalid _meta"),
+        "{}",
+        error.message
+    );
+    // A well-formed one keeps every other member and its place.
+    let raw = RawValue::from_string(r#"{"_meta":{"a":1,"b":2},"name":"x"}"#.to_owned()).unwrap();
+    let edited = edit_meta(Some(&raw), |meta| meta.remove("a"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(edited.get(), r#"{"_meta":{"b":2},"name":"x"}"#);
+    let emptied = edit_meta(Some(&edited), |meta| meta.remove("b"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(emptied.get(), r#"{"name":"x"}"#);
+}

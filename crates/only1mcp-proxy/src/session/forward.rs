@@ -56,19 +56,20 @@ impl ClientSession {
                 .await
                 .and_then(|outcome| adapt_outcome(outcome, ctx.era));
         }
-        let meta = mcp::request_meta(params.as_deref())?;
-        let client_capabilities = meta.client_capabilities.clone();
+        let client_capabilities = ctx.meta.client_capabilities.clone();
         let mut params = params;
-        let _progress = match (meta.progress_token, &ctx.notes) {
+        let _progress = match (&ctx.meta.progress_token, &ctx.notes) {
             (Some(original), Some(notes)) => {
-                let guard = self.gateway.register_progress(notes.clone(), original);
+                let guard = self
+                    .gateway
+                    .register_progress(notes.clone(), original.clone());
                 params = with_progress_token(params.as_deref(), guard.token())?;
                 Some(guard)
             }
             // Nowhere to send progress: the backend gets no token.
             (Some(_), None) => {
                 params = mcp::edit_meta(params.as_deref(), |meta| {
-                    meta.shift_remove(mcp::meta::PROGRESS_TOKEN);
+                    meta.remove(mcp::meta::PROGRESS_TOKEN);
                 })?;
                 None
             }
@@ -106,7 +107,7 @@ impl ClientSession {
         let session_level = self.state().log_level.clone();
         let params = match (&session_level, ctx.era, backend_era) {
             (Some(level), Era::Legacy, Era::Modern) => mcp::edit_meta(params.as_deref(), |meta| {
-                meta.insert(mcp::meta::LOG_LEVEL.to_owned(), level.clone());
+                meta.set(mcp::meta::LOG_LEVEL, level.clone());
             })?,
             _ => params,
         };

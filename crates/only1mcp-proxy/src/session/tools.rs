@@ -42,8 +42,8 @@ impl ClientSession {
     /// `call_tool` unwraps to exactly the direct call: the same routing,
     /// errors, progress token and cancellation.
     pub(super) async fn call_tool(self: &Arc<Self>, req: Request, ctx: &Ctx) -> Outcome {
-        let mut params = mcp::params_object(req.params.as_deref())?;
-        let Some(mut name) = mcp::string_field(&params, "name") else {
+        let mut params = mcp::Members::parse(req.params.as_deref())?;
+        let Some(mut name) = params.string("name") else {
             return Err(
                 Error::InvalidParams("params.name is required".to_owned()).to_error_object()
             );
@@ -52,10 +52,12 @@ impl ClientSession {
         let view = views.get(&self.profile).cloned();
         if let Some(view) = view.as_ref().filter(|v| v.has_meta()) {
             match name.as_str() {
-                meta::SEARCH_TOOLS => return self.search_tools(&views, view, &params).await,
-                meta::DESCRIBE_TOOL => return describe_tool(&views, view, &params),
+                meta::SEARCH_TOOLS => {
+                    return self.search_tools(&views, view, &params.to_object()).await;
+                }
+                meta::DESCRIBE_TOOL => return describe_tool(&views, view, &params.to_object()),
                 meta::CALL_TOOL => {
-                    let mut args = meta_arguments(&params)?;
+                    let mut args = meta_arguments(&params.to_object())?;
                     let Some(inner) = args.get("name").and_then(Value::as_str) else {
                         return Err(Error::InvalidParams(
                             "call_tool needs arguments.name".to_owned(),
@@ -68,11 +70,9 @@ impl ClientSession {
                             let raw = serde_json::value::to_raw_value(&inner).map_err(|e| {
                                 Error::InvalidParams(e.to_string()).to_error_object()
                             })?;
-                            params.insert("arguments".to_owned(), raw);
+                            params.set("arguments", raw);
                         }
-                        None => {
-                            params.shift_remove("arguments");
-                        }
+                        None => params.remove("arguments"),
                     }
                 }
                 _ => {}
@@ -86,8 +86,8 @@ impl ClientSession {
         views.record_call(position);
         let Route { server, name } = catalog.entries(ListKind::Tools)[position].route.clone();
         drop(views);
-        mcp::set_string_field(&mut params, "name", &name);
-        let params = mcp::to_raw_object(&params)?;
+        params.set_string("name", &name);
+        let params = params.to_raw()?;
         self.forward(&server, req.method, Some(params), ctx).await
     }
 
