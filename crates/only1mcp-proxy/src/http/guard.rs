@@ -91,19 +91,25 @@ pub(super) async fn check(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(reason) = state.inner.guard.refuse(request.headers()) {
-        tracing::warn!(
-            host = ?request.headers().get(header::HOST),
-            origin = ?request.headers().get(header::ORIGIN),
-            "{reason}"
-        );
-        return error_response(
-            StatusCode::FORBIDDEN,
-            jsonrpc::code::INVALID_REQUEST,
-            reason,
-        );
+    if let Some(refused) = refusal(&state, request.headers()) {
+        return refused;
     }
     next.run(request).await
+}
+
+/// The 403 for a refused Host or Origin, logged; `None` if both pass.
+pub(super) fn refusal(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
+    let reason = state.inner.guard.refuse(headers)?;
+    tracing::warn!(
+        host = ?headers.get(header::HOST),
+        origin = ?headers.get(header::ORIGIN),
+        "{reason}"
+    );
+    Some(error_response(
+        StatusCode::FORBIDDEN,
+        jsonrpc::code::INVALID_REQUEST,
+        reason,
+    ))
 }
 
 #[cfg(test)]

@@ -13,14 +13,19 @@ mod streamable;
 mod ws;
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
 use axum::routing::{get, post};
+use futures::future::Either;
 use http::{HeaderValue, StatusCode, header};
 use only1mcp_core::config::HttpConfig;
 use only1mcp_core::jsonrpc::{self, ErrorObject, Message};
@@ -116,6 +121,57 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
+/// The HTTP face as one service: `POST /mcp`, nearly every request, goes to
+/// its handler directly, after the same Host/Origin guard and body limit;
+/// everything else goes through [`router`]. Skipping the router on the hot
+/// path skips its boxed services and futures (docs/performance.md).
+#[derive(Debug, Clone)]
+pub struct Face {
+    state: HttpState,
+    router: Router,
+}
+
+impl Face {
+    /// The face for `state`.
+    pub fn new(state: HttpState) -> Self {
+        Self {
+            router: router(state.clone()),
+            state,
+        }
+    }
+}
+
+impl<B> tower::Service<http::Request<B>> for Face
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<
+        Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>,
+        RouteFuture<Infallible>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.method() == http::Method::POST && request.uri().path() == "/mcp" {
+            let state = self.state.clone();
+            let request = request.map(axum::body::Body::new);
+            return Either::Left(Box::pin(async move {
+                if let Some(refused) = guard::refusal(&state, request.headers()) {
+                    return Ok(refused);
+                }
+                Ok(streamable::post(State(state), request).await)
+            }));
+        }
+        Either::Right(self.router.call(request))
+    }
+}
+
 /// Serves the HTTP face on `listener` until `stop` resolves, then finishes
 /// the requests in flight and returns.
 pub async fn serve(
@@ -126,7 +182,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let state = HttpState::new(gateway.clone(), config, local);
-    let app = router(state.clone());
+    let app =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(Face::new(state.clone()));
     match &config.tls {
         None => {
             tracing::info!(url = %format!("http://{local}/mcp"), "Listening");
@@ -163,7 +220,7 @@ pub async fn serve(
             axum_server::from_tcp_rustls(listener, rustls)?
                 .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
                 .handle(handle)
-                .serve(app.into_make_service())
+                .serve(app)
                 .await
         }
     }

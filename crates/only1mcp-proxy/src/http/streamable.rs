@@ -20,6 +20,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -72,16 +73,21 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `POST /mcp`: the `default` context profile.
+/// `POST /mcp`: the `default` context profile. The HTTP face calls it
+/// without the router (`super::Face`), after the same guard.
 pub(super) async fn post(
     State(state): State<HttpState>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, state.inner.max_body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     post_as(
         &state,
         ContextConfig::DEFAULT_PROFILE.into(),
-        &headers,
+        &parts.headers,
         &body,
     )
     .await
@@ -91,8 +97,7 @@ pub(super) async fn post(
 pub(super) async fn post_profile(
     State(state): State<HttpState>,
     Path(profile): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
     if !state.inner.gateway.views().has_profile(&profile) {
         return error_response(
@@ -101,7 +106,31 @@ pub(super) async fn post_profile(
             &format!("no context profile {profile:?}"),
         );
     }
-    post_as(&state, profile.into(), &headers, &body).await
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, state.inner.max_body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    post_as(&state, profile.into(), &parts.headers, &body).await
+}
+
+/// A request body of at most `limit` bytes: 413 beyond it (answered
+/// without reading the rest), 400 if it cannot be read.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt as _;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            jsonrpc::code::INVALID_REQUEST,
+            &format!("the body is larger than {limit} bytes (http.max_body)"),
+        )),
+        Err(e) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::code::INVALID_REQUEST,
+            &format!("cannot read the body: {e}"),
+        )),
+    }
 }
 
 async fn post_as(
