@@ -306,6 +306,12 @@ impl Backend {
         self.live.load().as_ref().map(|l| l.established.clone())
     }
 
+    /// The era of the current session, if one is open (without copying the
+    /// rest of [`Backend::established`]; every forwarded call asks).
+    pub fn era(&self) -> Option<Era> {
+        self.live.load().as_ref().map(|l| l.established.era)
+    }
+
     /// Waits until the backend has finished its current start attempt
     /// (ready or failed), at most `limit`.
     pub async fn settled(&self, limit: Duration) {

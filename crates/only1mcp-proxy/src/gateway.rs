@@ -574,7 +574,7 @@ impl Gateway {
         if self.shared.subscriptions.add(uri, server, session) == Added::Joined {
             return Ok(());
         }
-        let era = backend.established().map_or(mcp::Era::Legacy, |e| e.era);
+        let era = backend.era().unwrap_or(mcp::Era::Legacy);
         match era {
             mcp::Era::Legacy => {
                 let params =
@@ -614,10 +614,7 @@ impl Gateway {
         let Some(backend) = self.backend(&server) else {
             return;
         };
-        if backend
-            .established()
-            .is_some_and(|e| e.era == mcp::Era::Legacy)
-        {
+        if backend.era() == Some(mcp::Era::Legacy) {
             let params = serde_json::value::to_raw_value(&serde_json::json!({ "uri": uri })).ok();
             let _ = backend
                 .call(only1mcp_core::upstream::Call::new(

@@ -43,9 +43,7 @@ impl<'a> Members<'a> {
                     format!("Invalid params: expected an object ({e})"),
                 )
             })?;
-        Ok(Self {
-            members: dedup(members),
-        })
+        Ok(Self { members })
     }
 
     /// The raw value of `key`.
@@ -121,27 +119,19 @@ impl Serialize for Members<'_> {
     }
 }
 
-/// Folds repeated keys: the first position, the last value.
-fn dedup<'a>(
+/// Folds the repeated keys of a long member list: the first position, the
+/// last value.
+fn dedup_hashed<'a>(
     members: Vec<(Cow<'a, str>, Cow<'a, RawValue>)>,
 ) -> Vec<(Cow<'a, str>, Cow<'a, RawValue>)> {
     let mut out: Vec<(Cow<'a, str>, Cow<'a, RawValue>)> = Vec::with_capacity(members.len());
-    if members.len() <= LINEAR_DEDUP {
-        for (key, value) in members {
-            match out.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => out.push((key, value)),
-            }
-        }
-    } else {
-        let mut seen: HashMap<Cow<'a, str>, usize> = HashMap::with_capacity(members.len());
-        for (key, value) in members {
-            match seen.get(&key) {
-                Some(&i) => out[i].1 = value,
-                None => {
-                    seen.insert(key.clone(), out.len());
-                    out.push((key, value));
-                }
+    let mut seen: HashMap<Cow<'a, str>, usize> = HashMap::with_capacity(members.len());
+    for (key, value) in members {
+        match seen.get(&key) {
+            Some(&i) => out[i].1 = value,
+            None => {
+                seen.insert(key.clone(), out.len());
+                out.push((key, value));
             }
         }
     }
@@ -158,12 +148,25 @@ impl<'de> Visitor<'de> for MembersVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(4));
+        let mut members: Vec<(Cow<'de, str>, Cow<'de, RawValue>)> =
+            Vec::with_capacity(map.size_hint().unwrap_or(4));
+        // Repeated keys fold as they come while the list is short; a long
+        // one is folded once at the end, by hashing.
+        let mut long = false;
         while let Some(Key(key)) = map.next_key()? {
-            let value: &'de RawValue = map.next_value()?;
-            members.push((key, Cow::Borrowed(value)));
+            let value = Cow::Borrowed(map.next_value::<&'de RawValue>()?);
+            long |= members.len() >= LINEAR_DEDUP;
+            let earlier = if long {
+                None
+            } else {
+                members.iter_mut().find(|(k, _)| *k == key)
+            };
+            match earlier {
+                Some(slot) => slot.1 = value,
+                None => members.push((key, value)),
+            }
         }
-        Ok(members)
+        Ok(if long { dedup_hashed(members) } else { members })
     }
 }
 

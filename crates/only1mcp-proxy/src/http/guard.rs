@@ -48,30 +48,39 @@ impl Guard {
         }
     }
 
-    /// Why the request is refused, if it is.
+    /// Why the request is refused, if it is. Names compare without regard
+    /// to ASCII case, and without copying the headers.
     pub fn refuse(&self, headers: &HeaderMap) -> Option<&'static str> {
         if let Some(host) = headers.get(header::HOST) {
-            let host = host.to_str().unwrap_or_default().to_ascii_lowercase();
-            let name = strip_port(&host);
-            let known = LOOPBACK_NAMES.contains(&name)
-                || self.hosts.iter().any(|h| *h == host || *h == name);
+            let host = host.to_str().unwrap_or_default();
+            let name = strip_port(host);
+            let known = is_loopback_name(name)
+                || self
+                    .hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(name));
             if !known && (self.loopback || !self.hosts.is_empty()) {
                 return Some("Forbidden: Host not allowed");
             }
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
-            let origin = origin.to_str().unwrap_or_default().to_ascii_lowercase();
-            let origin = origin.trim_end_matches('/');
+            let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
             let loopback = origin
                 .split_once("://")
-                .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
-                .is_some_and(|(_, rest)| LOOPBACK_NAMES.contains(&strip_port(rest)));
-            if !loopback && !self.origins.iter().any(|o| o == origin) {
+                .filter(|(scheme, _)| {
+                    scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+                })
+                .is_some_and(|(_, rest)| is_loopback_name(strip_port(rest)));
+            if !loopback && !self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
                 return Some("Forbidden: Origin not allowed");
             }
         }
         None
     }
+}
+
+fn is_loopback_name(name: &str) -> bool {
+    LOOPBACK_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// `host:port` → `host`, keeping IPv6 brackets (`[::1]:80` → `[::1]`).
@@ -148,6 +157,15 @@ mod tests {
             g.refuse(&headers(Some("[::1]:7331"), Some("https://[::1]"))),
             None
         );
+        // Names are not case-sensitive.
+        assert_eq!(
+            g.refuse(&headers(
+                Some("LocalHost:7331"),
+                Some("HTTP://LOCALHOST:3000/")
+            )),
+            None
+        );
+        assert!(g.refuse(&headers(Some("Evil.Example"), None)).is_some());
     }
 
     #[test]
@@ -179,6 +197,13 @@ mod tests {
             g.refuse(&headers(
                 Some("gw.internal:7331"),
                 Some("https://app.example.com")
+            )),
+            None
+        );
+        assert_eq!(
+            g.refuse(&headers(
+                Some("GW.Internal"),
+                Some("https://App.Example.com/")
             )),
             None
         );

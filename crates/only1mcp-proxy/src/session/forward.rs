@@ -80,9 +80,7 @@ impl ClientSession {
         let asked_for_logs = params
             .as_deref()
             .is_some_and(|p| p.get().contains(mcp::meta::LOG_LEVEL));
-        let backend_era = backend
-            .established()
-            .map_or(Era::Legacy, |established| established.era);
+        let backend_era = backend.era().unwrap_or(Era::Legacy);
         let params = match (ctx.era, backend_era) {
             // Modern to modern: the client's own `_meta` (its version and
             // the capabilities it really declared) goes through, so the
@@ -151,15 +149,21 @@ impl ClientSession {
                 capabilities: self.state().client_capabilities.clone(),
             })
         });
-        let mut params = params;
+        // Only a legacy client's call to a modern backend can take another
+        // round (the backend's input requests, bridged); any other call
+        // hands its method and params over instead of copying them.
+        let may_bridge = ctx.era == Era::Legacy && backend_era == Era::Modern;
+        let (mut method, mut params) = (method, params);
         for _ in 0..MAX_INPUT_ROUNDS {
-            let (backend_era, outcome) = backend
-                .call(Call::new(method.clone(), params.clone()))
-                .await
-                .map_err(|e| {
-                    tracing::warn!(server, error = %e, "Backend call failed");
-                    e.to_error_object()
-                })?;
+            let call = if may_bridge {
+                Call::new(method.clone(), params.clone())
+            } else {
+                Call::new(std::mem::take(&mut method), params.take())
+            };
+            let (backend_era, outcome) = backend.call(call).await.map_err(|e| {
+                tracing::warn!(server, error = %e, "Backend call failed");
+                e.to_error_object()
+            })?;
             let bridge = ctx.era == Era::Legacy && backend_era == Era::Modern;
             let input = match &outcome {
                 Ok(result) if bridge => input_required(result)?,
@@ -168,6 +172,13 @@ impl ClientSession {
             let Some(input) = input else {
                 return adapt_outcome(outcome, ctx.era);
             };
+            if !may_bridge {
+                // The backend came back modern during the call.
+                return Err(ErrorObject::new(
+                    jsonrpc::code::INTERNAL_ERROR,
+                    "the backend restarted in another protocol era during the call and asks for input; call again",
+                ));
+            }
             let Some(via) = &ctx.notes else {
                 return Err(ErrorObject::new(
                     jsonrpc::code::INTERNAL_ERROR,
