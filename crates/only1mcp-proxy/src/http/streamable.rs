@@ -24,7 +24,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use only1mcp_core::config::ContextConfig;
 use only1mcp_core::jsonrpc::{self, Frame, Message, Notification, Request};
 use only1mcp_core::mcp::{self, Era, error_code, method, version};
@@ -34,10 +34,12 @@ use tokio::sync::mpsc;
 use super::{HttpState, error_response, json_body, sse_body, status_for};
 use crate::session::ClientSession;
 
-const SESSION_HEADER: &str = "mcp-session-id";
-const VERSION_HEADER: &str = "mcp-protocol-version";
-const METHOD_HEADER: &str = "mcp-method";
-const NAME_HEADER: &str = "mcp-name";
+// Header names as `HeaderName`s: a lookup by `&str` parses the name first.
+const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+const VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
+const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 /// Events kept per session for `Last-Event-ID` replay.
 const REPLAY: usize = 256;
 
@@ -69,7 +71,7 @@ impl Accepts {
     }
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -139,7 +141,7 @@ async fn post_as(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
-    let content_type = header(headers, header::CONTENT_TYPE.as_str()).unwrap_or_default();
+    let content_type = header(headers, &header::CONTENT_TYPE).unwrap_or_default();
     if !content_type.starts_with("application/json") {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -162,8 +164,8 @@ async fn post_as(
             return json_body(status, Message::Response(invalid.into_response()).to_vec());
         }
     };
-    let version_header = header(headers, VERSION_HEADER);
-    let session_id = header(headers, SESSION_HEADER);
+    let version_header = header(headers, &VERSION_HEADER);
+    let session_id = header(headers, &SESSION_HEADER);
     // A legacy version header means the legacy era; any other header
     // (2026-07-28, or a version the gateway does not know, which the modern
     // path answers with -32022) means the modern one.
@@ -233,14 +235,14 @@ fn header_mismatch(headers: &HeaderMap, req: &Request) -> Option<String> {
     let meta = mcp::request_meta(req.params.as_deref()).ok()?;
     let body_version = meta.protocol_version?;
     for name in [VERSION_HEADER, METHOD_HEADER, NAME_HEADER] {
-        if headers.get_all(name).iter().count() > 1 {
+        if headers.get_all(&name).iter().count() > 1 {
             return Some(format!("{name} header appears more than once"));
         }
     }
-    if header(headers, VERSION_HEADER) != Some(body_version.as_str()) {
+    if header(headers, &VERSION_HEADER) != Some(body_version.as_str()) {
         return Some("MCP-Protocol-Version header does not match _meta".to_owned());
     }
-    if header(headers, METHOD_HEADER) != Some(req.method.as_str()) {
+    if header(headers, &METHOD_HEADER) != Some(req.method.as_str()) {
         return Some("Mcp-Method header does not match the request method".to_owned());
     }
     let name_key = match req.method.as_str() {
@@ -249,7 +251,7 @@ fn header_mismatch(headers: &HeaderMap, req: &Request) -> Option<String> {
         _ => return None,
     };
     let body_name = mcp::param_string(req.params.as_deref(), name_key)?;
-    let header_name = header(headers, NAME_HEADER).map(decode_header_value);
+    let header_name = header(headers, &NAME_HEADER).map(decode_header_value);
     if header_name.as_deref() != Some(body_name.as_str()) {
         return Some(format!("Mcp-Name header does not match params.{name_key}"));
     }
@@ -450,7 +452,7 @@ async fn legacy_post(
     frame: Frame,
     accepts: Accepts,
 ) -> Response {
-    let session_id = header(headers, SESSION_HEADER);
+    let session_id = header(headers, &SESSION_HEADER);
     if let Frame::Single(Message::Request(req)) = &frame
         && req.method == method::INITIALIZE
         && session_id.is_none()
@@ -474,7 +476,7 @@ async fn legacy_post(
             "Session not found: initialize a new session",
         );
     };
-    if let Some(v) = header(headers, VERSION_HEADER)
+    if let Some(v) = header(headers, &VERSION_HEADER)
         && Era::of(v) != Some(Era::Legacy)
     {
         return error_response(
@@ -524,7 +526,7 @@ async fn initialize(state: &HttpState, profile: Arc<str>, req: Request) -> Respo
 
 /// `GET /mcp`: the legacy session's stream of unsolicited messages.
 pub(super) async fn get(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    let Some(session_id) = header(&headers, SESSION_HEADER) else {
+    let Some(session_id) = header(&headers, &SESSION_HEADER) else {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
     };
     let Some(legacy) = state.sessions().get(session_id).cloned() else {
@@ -537,7 +539,7 @@ pub(super) async fn get(State(state): State<HttpState>, headers: HeaderMap) -> R
     if !Accepts::of(&headers).sse {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     }
-    let last_seen: Option<u64> = header(&headers, "last-event-id").and_then(|v| v.parse().ok());
+    let last_seen: Option<u64> = header(&headers, &LAST_EVENT_ID).and_then(|v| v.parse().ok());
     let (tx, mut rx) = mpsc::channel::<(u64, Arc<[u8]>)>(256);
     let (replay, priming_id) = {
         let mut stream = legacy.stream.lock().unwrap_or_else(PoisonError::into_inner);
@@ -582,7 +584,7 @@ pub(super) async fn get(State(state): State<HttpState>, headers: HeaderMap) -> R
 
 /// `DELETE /mcp`: ends a legacy session.
 pub(super) async fn delete(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    let Some(session_id) = header(&headers, SESSION_HEADER) else {
+    let Some(session_id) = header(&headers, &SESSION_HEADER) else {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
     };
     match state.sessions().remove(session_id) {
