@@ -488,9 +488,21 @@ impl ClientSession {
     /// Answers one request in place; progress goes to `notes`. Dropping the
     /// future cancels the backend call.
     pub async fn respond(self: &Arc<Self>, req: Request, notes: Option<Outbound>) -> Response {
+        let meta = mcp::request_meta(req.params.as_deref());
+        self.respond_read(req, meta, notes).await
+    }
+
+    /// [`ClientSession::respond`] for a request whose `_meta` the caller
+    /// has already read with [`mcp::request_meta`].
+    pub async fn respond_read(
+        self: &Arc<Self>,
+        req: Request,
+        meta: Result<mcp::RequestMeta, ErrorObject>,
+        notes: Option<Outbound>,
+    ) -> Response {
         let id = req.id.clone();
         let span = tracing::info_span!("request", request_id = %id, method = %req.method);
-        let outcome = self.dispatch(req, notes).instrument(span).await;
+        let outcome = self.dispatch(req, meta, notes).instrument(span).await;
         Response {
             id: Some(id),
             outcome,
@@ -498,8 +510,13 @@ impl ClientSession {
     }
 
     /// Answers one request.
-    async fn dispatch(self: &Arc<Self>, req: Request, notes: Option<Outbound>) -> Outcome {
-        let (era, meta) = match self.request_era(&req) {
+    async fn dispatch(
+        self: &Arc<Self>,
+        req: Request,
+        meta: Result<mcp::RequestMeta, ErrorObject>,
+        notes: Option<Outbound>,
+    ) -> Outcome {
+        let (era, meta) = match self.request_era(&req, meta) {
             Ok(read) => read,
             Err(error) => return Err(error.to_error_object()),
         };
@@ -528,9 +545,12 @@ impl ClientSession {
 
     /// Which era a request belongs to, checking the modern `_meta` rules,
     /// and its `_meta`.
-    fn request_era(&self, req: &Request) -> Result<(Era, mcp::RequestMeta), Error> {
-        let meta = mcp::request_meta(req.params.as_deref())
-            .map_err(|e| Error::InvalidParams(e.message))?;
+    fn request_era(
+        &self,
+        req: &Request,
+        meta: Result<mcp::RequestMeta, ErrorObject>,
+    ) -> Result<(Era, mcp::RequestMeta), Error> {
+        let meta = meta.map_err(|e| Error::InvalidParams(e.message))?;
         if let Some(requested) = &meta.protocol_version {
             if Era::of(requested) != Some(Era::Modern) {
                 return Err(Error::UnsupportedProtocolVersion {

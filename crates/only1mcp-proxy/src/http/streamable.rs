@@ -27,7 +27,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use only1mcp_core::config::ContextConfig;
 use only1mcp_core::jsonrpc::{self, Frame, Message, Notification, Request};
-use only1mcp_core::mcp::{self, Era, error_code, method, version};
+use only1mcp_core::mcp::{self, Era, RequestMeta, error_code, method, version};
 use only1mcp_transport::downstream::Outbound;
 use tokio::sync::mpsc;
 
@@ -209,7 +209,13 @@ async fn modern_post(
             );
         }
     };
-    if let Some(mismatch) = header_mismatch(headers, &req) {
+    // Read once here for the header check, then handed to the session.
+    let meta = mcp::request_meta(req.params.as_deref());
+    if let Some(mismatch) = meta
+        .as_ref()
+        .ok()
+        .and_then(|meta| header_mismatch(headers, &req, meta))
+    {
         let error = jsonrpc::ErrorObject::new(error_code::HEADER_MISMATCH, mismatch);
         let res = Message::Response(jsonrpc::Response::error(Some(req.id), error));
         return json_body(StatusCode::BAD_REQUEST, res.to_vec());
@@ -225,21 +231,20 @@ async fn modern_post(
     let notes = accepts.sse.then_some(notes);
     // Answered in place: if the client goes away, this future is dropped and
     // the backend call with it (the modern cancellation).
-    let call = async move { session.respond(req, notes).await };
+    let call = async move { session.respond_read(req, meta, notes).await };
     deferred(Box::pin(call), notes_rx, accepts.sse, Era::Modern).await
 }
 
 /// Checks `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` against the
 /// body, for requests that carry the modern `_meta` version.
-fn header_mismatch(headers: &HeaderMap, req: &Request) -> Option<String> {
-    let meta = mcp::request_meta(req.params.as_deref()).ok()?;
-    let body_version = meta.protocol_version?;
+fn header_mismatch(headers: &HeaderMap, req: &Request, meta: &RequestMeta) -> Option<String> {
+    let body_version = meta.protocol_version.as_deref()?;
     for name in [VERSION_HEADER, METHOD_HEADER, NAME_HEADER] {
         if headers.get_all(&name).iter().count() > 1 {
             return Some(format!("{name} header appears more than once"));
         }
     }
-    if header(headers, &VERSION_HEADER) != Some(body_version.as_str()) {
+    if header(headers, &VERSION_HEADER) != Some(body_version) {
         return Some("MCP-Protocol-Version header does not match _meta".to_owned());
     }
     if header(headers, &METHOD_HEADER) != Some(req.method.as_str()) {
