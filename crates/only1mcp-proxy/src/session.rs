@@ -813,18 +813,25 @@ impl ClientSession {
 
 /// Adds `resultType: "complete"` to results for modern clients.
 fn finish(result: Box<RawValue>, era: Era) -> Outcome {
-    if era == Era::Legacy || result.get().contains("\"resultType\"") {
+    let text = result.get();
+    if era == Era::Legacy || text.contains("\"resultType\"") {
         return Ok(result);
     }
-    let mut object: RawObject = serde_json::from_str(result.get())
-        .map_err(|e| ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, e.to_string()))?;
-    if !object.contains_key("resultType") {
-        object.insert(
-            "resultType".to_owned(),
-            RawValue::from_string("\"complete\"".to_owned()).unwrap_or_default(),
-        );
+    // No escapes, so no key spelled with one: the member goes in as text,
+    // last, and everything else passes through as the backend wrote it.
+    if !text.contains('\\')
+        && let Some(body) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}'))
+    {
+        let sep = if body.trim().is_empty() { "" } else { "," };
+        return RawValue::from_string(format!("{{{body}{sep}\"resultType\":\"complete\"}}"))
+            .map_err(|e| ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, e.to_string()));
     }
-    mcp::to_raw_object(&object)
+    let mut object = mcp::Members::parse(Some(&result))
+        .map_err(|e| ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, e.message))?;
+    if object.get("resultType").is_none() {
+        object.set_string("resultType", "complete");
+    }
+    object.to_raw()
 }
 
 fn empty() -> Box<RawValue> {
@@ -834,4 +841,40 @@ fn empty() -> Box<RawValue> {
 fn cancelled_id(params: Option<&RawValue>) -> Option<Id> {
     let params = mcp::params_object(params).ok()?;
     serde_json::from_str(params.get("requestId")?.get()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn modern_results_get_a_result_type_and_keep_the_rest_verbatim() {
+        let cases = [
+            ("{}", r#"{"resultType":"complete"}"#),
+            (
+                r#"{"content":[{"type":"text","text":"a\u00e9"}]}"#,
+                r#"{"content":[{"type":"text","text":"a\u00e9"}],"resultType":"complete"}"#,
+            ),
+            (
+                r#"{"content":[],"resultType":"incomplete"}"#,
+                r#"{"content":[],"resultType":"incomplete"}"#,
+            ),
+            // A key spelled with an escape is still that key.
+            (
+                r#"{"result\u0054ype":"incomplete"}"#,
+                r#"{"resultType":"incomplete"}"#,
+            ),
+            (r#"{"a":"\"}"}"#, r#"{"a":"\"}","resultType":"complete"}"#),
+        ];
+        for (result, expected) in cases {
+            let finished = finish(raw(result), Era::Modern).unwrap();
+            assert_eq!(finished.get(), expected, "{result}");
+        }
+        assert!(finish(raw("[1]"), Era::Modern).is_err());
+        assert_eq!(finish(raw("{}"), Era::Legacy).unwrap().get(), "{}");
+    }
 }
