@@ -111,9 +111,18 @@ pub fn layer<S>() -> impl Layer<S>
 where
     S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    Capture.with_filter(filter_fn(|meta| {
-        meta.is_event() && *meta.level() <= Level::INFO && meta.fields().field("server").is_some()
-    }))
+    // The hint matters: without it the subscriber's maximum level is TRACE,
+    // so every `debug!`/`trace!` callsite (and every `log` record of the
+    // dependencies, through tracing-log) is checked at run time instead of
+    // being skipped by a static level test.
+    Capture.with_filter(
+        filter_fn(|meta| {
+            meta.is_event()
+                && *meta.level() <= Level::INFO
+                && meta.fields().field("server").is_some()
+        })
+        .with_max_level_hint(Level::INFO),
+    )
 }
 
 /// Copies events about a server into the book.
