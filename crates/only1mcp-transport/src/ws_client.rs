@@ -69,6 +69,9 @@ impl Connection {
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(MAX_MESSAGE);
+        // tungstenite zero-fills this much of its buffer before every read
+        // (128 KiB by default); larger frames take several reads.
+        config.read_buffer_size = 8 * 1024;
         let handshake = tokio_tungstenite::connect_async_tls_with_config(
             request,
             Some(config),

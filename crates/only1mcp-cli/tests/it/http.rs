@@ -732,3 +732,45 @@ async fn a_legacy_client_that_disconnects_does_not_cancel_but_cancelled_does() {
         gw.log()
     );
 }
+
+/// Messages larger than one read of the WebSocket face's socket (8 KiB)
+/// arrive whole, in both directions, and the connection goes on.
+#[tokio::test]
+async fn websocket_messages_larger_than_one_read_arrive_whole() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message as Ws, client::IntoClientRequest};
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let mut request = format!("{}/ws", gw.base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut call = async |message: Value| -> Value {
+        socket.send(Ws::text(message.to_string())).await.unwrap();
+        loop {
+            match socket.next().await.unwrap().unwrap() {
+                Ws::Text(text) => {
+                    let answer: Value = serde_json::from_str(&text).unwrap();
+                    if answer.get("id") == message.get("id") {
+                        return answer;
+                    }
+                }
+                Ws::Ping(_) | Ws::Pong(_) => {}
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    };
+    let init = call(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})).await;
+    assert!(init["result"]["serverInfo"].is_object(), "{init}");
+    let text: String = (0..200_000u32)
+        .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap()))
+        .collect();
+    let answer = call(json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo__echo","arguments":{"text":text}}})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], text.as_str());
+    let answer = call(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo__echo","arguments":{"text":"small"}}})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "small");
+}

@@ -11,21 +11,35 @@ use only1mcp_transport::downstream::Outbound;
 use super::HttpState;
 use crate::session::ClientSession;
 
+/// How much one read of the socket may take. tungstenite zero-fills this
+/// much of its buffer before every read (128 KiB by default, which cost more
+/// than the rest of a call); frames larger than this take several reads.
+const READ_BUFFER: usize = 8 * 1024;
+
 /// `GET /ws` with an upgrade.
 pub(super) async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade) -> Response {
     let max = state.inner.max_body;
     ws.protocols(["mcp"])
         .max_message_size(max)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| serve(state, socket))
 }
 
 async fn serve(state: HttpState, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let (outbound, mut rx) = Outbound::channel(256);
+    // Whatever is queued goes out in one write: the frames are fed, then
+    // flushed once.
     let writer = tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            if sink.send(WsMessage::Text(text.into())).await.is_err() {
+        'writing: while let Some(bytes) = rx.recv().await {
+            let mut next = Some(bytes);
+            while let Some(bytes) = next.take() {
+                if sink.feed(text_frame(bytes)).await.is_err() {
+                    break 'writing;
+                }
+                next = rx.try_recv().ok();
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }
@@ -51,4 +65,12 @@ async fn serve(state: HttpState, socket: WebSocket) {
     drop(session);
     let _ = writer.await;
     tracing::info!("WebSocket session closed");
+}
+
+/// A text frame of a serialized message (always UTF-8; the lossy path only
+/// guards the type).
+fn text_frame(bytes: Vec<u8>) -> WsMessage {
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
+    WsMessage::Text(text.into())
 }
