@@ -145,9 +145,14 @@ impl StreamConn {
             "sec-websocket-protocol",
             http::HeaderValue::from_static("mcp"),
         );
-        let (socket, _response) = tokio_tungstenite::client_async(request, stream)
-            .await
-            .map_err(|e| format!("WebSocket handshake with {}: {e}", endpoint.url))?;
+        // tungstenite zero-fills its read buffer before every read (128 KiB
+        // by default), which would make the generator the costly side.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(8 * 1024);
+        let (socket, _response) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+                .await
+                .map_err(|e| format!("WebSocket handshake with {}: {e}", endpoint.url))?;
         let (mut sink, mut source) = socket.split();
         let (outgoing, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
         let writer = tokio::spawn(async move {
