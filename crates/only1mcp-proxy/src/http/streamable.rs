@@ -58,6 +58,13 @@ impl Accepts {
                 sse: false,
             };
         };
+        // What the SDKs send, without splitting it.
+        if accept == "application/json, text/event-stream" {
+            return Self {
+                json: true,
+                sse: true,
+            };
+        }
         let has = |wanted: &str| {
             accept.split(',').any(|part| {
                 let media = part.split(';').next().unwrap_or_default().trim();
@@ -633,5 +640,17 @@ mod tests {
         headers.insert(header::ACCEPT, "text/event-stream;q=1".parse().unwrap());
         let a = Accepts::of(&headers);
         assert!(!a.json && a.sse);
+        // The general path reads the SDKs' value as the shortcut does.
+        headers.insert(
+            header::ACCEPT,
+            "text/event-stream , application/json;q=0.9"
+                .parse()
+                .unwrap(),
+        );
+        let a = Accepts::of(&headers);
+        assert!(a.json && a.sse);
+        headers.insert(header::ACCEPT, "application/json".parse().unwrap());
+        let a = Accepts::of(&headers);
+        assert!(a.json && !a.sse);
     }
 }
