@@ -45,6 +45,9 @@ struct Options {
     soak: Option<String>,
     /// Measure only hot reload: this many config changes under load.
     reload: Option<u32>,
+    /// Extra interleaved direct/gateway pairs at c=32 for the headline
+    /// ratios (HTTP→HTTP, stdio→stdio), to see how much one pair varies.
+    rounds: u32,
 }
 
 fn parse_options(args: &[OsString]) -> Result<Options> {
@@ -54,6 +57,7 @@ fn parse_options(args: &[OsString]) -> Result<Options> {
         build: true,
         soak: None,
         reload: None,
+        rounds: 3,
     };
     let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
@@ -63,6 +67,11 @@ fn parse_options(args: &[OsString]) -> Result<Options> {
             "--warmup" => options.warmup = value("--warmup")?,
             "--soak" => options.soak = Some(value("--soak")?),
             "--no-build" => options.build = false,
+            "--rounds" => {
+                options.rounds = value("--rounds")?
+                    .parse()
+                    .context("--rounds needs a number (0: none)")?;
+            }
             "--reload" => {
                 options.reload = Some(
                     value("--reload")?
@@ -71,7 +80,7 @@ fn parse_options(args: &[OsString]) -> Result<Options> {
                 );
             }
             other => bail!(
-                "unknown option {other:?} (cargo xtask bench [--duration 5s] [--warmup 1s] [--no-build] [--soak 5m] [--reload 100])"
+                "unknown option {other:?} (cargo xtask bench [--duration 5s] [--warmup 1s] [--no-build] [--soak 5m] [--rounds 3] [--reload 100])"
             ),
         }
     }
@@ -292,6 +301,31 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
         )?);
     }
 
+    for _ in 0..options.rounds {
+        let direct = load.run(
+            "direct",
+            "stdio",
+            32,
+            &["--stdio", "--tool", "echo", "--"],
+            &[bins.echo.as_os_str()],
+        )?;
+        let config = stdio_config.as_os_str();
+        let through = load.run(
+            "gateway",
+            "stdio→stdio",
+            32,
+            &["--stdio", "--"],
+            &[
+                bins.gateway.as_os_str(),
+                "start".as_ref(),
+                "--stdio".as_ref(),
+                "--config".as_ref(),
+                config,
+            ],
+        )?;
+        report.rounds.push(("stdio→stdio", direct.rps, through.rps));
+    }
+
     // HTTP→HTTP, if the gateway takes `url:` backends yet.
     for (workers, path) in [(None, "HTTP→HTTP"), (Some("2"), "HTTP→HTTP (--workers 2)")] {
         match http_backend_works(&bins.gateway, &http_config, &dir, workers) {
@@ -304,6 +338,20 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
                         concurrency,
                         &["--url", &gateway.url],
                     )?);
+                }
+                if workers.is_none() {
+                    for _ in 0..options.rounds {
+                        let direct = load.run(
+                            "direct",
+                            "HTTP",
+                            32,
+                            &["--url", echo_url.as_str(), "--tool", "echo"],
+                            &[],
+                        )?;
+                        let through =
+                            load.run("gateway", path, 32, &["--url", &gateway.url], &[])?;
+                        report.rounds.push(("HTTP→HTTP", direct.rps, through.rps));
+                    }
                 }
                 gateway.proc.stop();
             }
@@ -789,6 +837,8 @@ struct Report {
     idle_rss_ten: Option<u64>,
     rss_load: Option<(Option<u64>, Option<u64>)>,
     soak: Vec<(u64, Option<u64>)>,
+    /// Interleaved pairs at c=32: path, direct req/s, gateway req/s.
+    rounds: Vec<(&'static str, f64, f64)>,
     skipped: Vec<String>,
     total: Duration,
     /// `/proc/loadavg` before and after: other work on the machine skews
@@ -807,6 +857,7 @@ impl Report {
             idle_rss_ten: None,
             rss_load: None,
             soak: Vec::new(),
+            rounds: Vec::new(),
             skipped: Vec::new(),
             total: Duration::ZERO,
             load_before: String::new(),
@@ -919,6 +970,7 @@ impl Report {
                 r.p99 - direct.p99
             );
         }
+        self.render_rounds(&mut out);
         let _ = writeln!(out, "\n## Start-up to the first served request\n");
         let _ = writeln!(
             out,
@@ -967,6 +1019,51 @@ impl Report {
             self.total.as_secs_f64()
         );
         out
+    }
+}
+
+impl Report {
+    /// The interleaved pairs: each ratio, and their median.
+    fn render_rounds(&self, out: &mut String) {
+        if self.rounds.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\n## Interleaved rounds (c=32)\n\nThe headline ratios again, each round the backend \
+             directly and then through the gateway, back to back: one pair moves with whatever \
+             else the machine is doing, the median of several less so.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| path | round | direct req/s | gateway req/s | ratio |\n|---|---:|---:|---:|---:|"
+        );
+        let mut paths: Vec<&str> = self.rounds.iter().map(|r| r.0).collect();
+        paths.dedup();
+        for path in paths {
+            let mut ratios = Vec::new();
+            for (round, (_, direct, through)) in
+                self.rounds.iter().filter(|r| r.0 == path).enumerate()
+            {
+                let ratio = if *direct > 0.0 { through / direct } else { 0.0 };
+                ratios.push(ratio);
+                let _ = writeln!(
+                    out,
+                    "| {path} | {} | {direct:.0} | {through:.0} | {:.0} % |",
+                    round + 1,
+                    ratio * 100.0
+                );
+            }
+            ratios.sort_by(f64::total_cmp);
+            if let Some(median) = ratios.get(ratios.len() / 2) {
+                let _ = writeln!(
+                    out,
+                    "| {path} | median of {} | | | **{:.0} %** |",
+                    ratios.len(),
+                    median * 100.0
+                );
+            }
+        }
     }
 }
 
