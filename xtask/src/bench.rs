@@ -201,22 +201,45 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
         bin: &bins.gateway,
         options: &options,
     };
-    // The backend alone.
-    for concurrency in [1, 32] {
-        report.push(load.run(
+    // The rows measured more than once (the main table, then the rounds).
+    let direct_stdio = |concurrency| {
+        load.run(
             "direct",
             "stdio",
             concurrency,
             &["--stdio", "--tool", "echo", "--"],
             &[bins.echo.as_os_str()],
-        )?);
-        report.push(load.run(
+        )
+    };
+    let direct_http = |concurrency| {
+        load.run(
             "direct",
             "HTTP",
             concurrency,
             &["--url", echo_url.as_str(), "--tool", "echo"],
             &[],
-        )?);
+        )
+    };
+    // One gateway process per run, spawned by the load generator.
+    let stdio_gateway = |concurrency| {
+        load.run(
+            "gateway",
+            "stdio→stdio",
+            concurrency,
+            &["--stdio", "--"],
+            &[
+                bins.gateway.as_os_str(),
+                "start".as_ref(),
+                "--stdio".as_ref(),
+                "--config".as_ref(),
+                stdio_config.as_os_str(),
+            ],
+        )
+    };
+    // The backend alone.
+    for concurrency in [1, 32] {
+        report.push(direct_stdio(concurrency)?);
+        report.push(direct_http(concurrency)?);
     }
 
     // Through the gateway, stdio backend, HTTP face.
@@ -283,46 +306,13 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     }
     gateway.proc.stop();
 
-    // Through the gateway on stdio (one gateway process per run).
+    // Through the gateway on stdio.
     for concurrency in [1, 32] {
-        let config = stdio_config.as_os_str();
-        report.push(load.run(
-            "gateway",
-            "stdio→stdio",
-            concurrency,
-            &["--stdio", "--"],
-            &[
-                bins.gateway.as_os_str(),
-                "start".as_ref(),
-                "--stdio".as_ref(),
-                "--config".as_ref(),
-                config,
-            ],
-        )?);
+        report.push(stdio_gateway(concurrency)?);
     }
-
     for _ in 0..options.rounds {
-        let direct = load.run(
-            "direct",
-            "stdio",
-            32,
-            &["--stdio", "--tool", "echo", "--"],
-            &[bins.echo.as_os_str()],
-        )?;
-        let config = stdio_config.as_os_str();
-        let through = load.run(
-            "gateway",
-            "stdio→stdio",
-            32,
-            &["--stdio", "--"],
-            &[
-                bins.gateway.as_os_str(),
-                "start".as_ref(),
-                "--stdio".as_ref(),
-                "--config".as_ref(),
-                config,
-            ],
-        )?;
+        let direct = direct_stdio(32)?;
+        let through = stdio_gateway(32)?;
         report.rounds.push(("stdio→stdio", direct.rps, through.rps));
     }
 
@@ -341,13 +331,7 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
                 }
                 if workers.is_none() {
                     for _ in 0..options.rounds {
-                        let direct = load.run(
-                            "direct",
-                            "HTTP",
-                            32,
-                            &["--url", echo_url.as_str(), "--tool", "echo"],
-                            &[],
-                        )?;
+                        let direct = direct_http(32)?;
                         let through =
                             load.run("gateway", path, 32, &["--url", &gateway.url], &[])?;
                         report.rounds.push(("HTTP→HTTP", direct.rps, through.rps));
