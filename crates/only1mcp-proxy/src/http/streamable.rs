@@ -88,18 +88,7 @@ pub(super) async fn post(
     State(state): State<HttpState>,
     request: axum::extract::Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = match read_body(body, state.inner.max_body).await {
-        Ok(body) => body,
-        Err(refused) => return refused,
-    };
-    post_as(
-        &state,
-        ContextConfig::DEFAULT_PROFILE.into(),
-        &parts.headers,
-        &body,
-    )
-    .await
+    post_request(&state, ContextConfig::DEFAULT_PROFILE.into(), request).await
 }
 
 /// `POST /mcp/{profile}`: a named context profile (404 if there is none).
@@ -115,12 +104,20 @@ pub(super) async fn post_profile(
             &format!("no context profile {profile:?}"),
         );
     }
+    post_request(&state, profile.into(), request).await
+}
+
+/// Reads the body within `http.max_body`, then answers it for `profile`.
+async fn post_request(
+    state: &HttpState,
+    profile: Arc<str>,
+    request: axum::extract::Request,
+) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, state.inner.max_body).await {
-        Ok(body) => body,
-        Err(refused) => return refused,
-    };
-    post_as(&state, profile.into(), &parts.headers, &body).await
+    match read_body(body, state.inner.max_body).await {
+        Ok(body) => post_as(state, profile, &parts.headers, &body).await,
+        Err(refused) => refused,
+    }
 }
 
 /// A request body of at most `limit` bytes: 413 beyond it (answered
