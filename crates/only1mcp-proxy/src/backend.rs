@@ -76,7 +76,9 @@ impl std::fmt::Display for Status {
 
 /// What the supervisor tells the gateway.
 pub(crate) trait Hub: Send + Sync + 'static {
-    /// A backend's lists (or readiness) changed: rebuild the catalog.
+    /// A backend's lists (or readiness) changed: rebuild the catalog. Takes
+    /// milliseconds for a catalog of thousands of tools, so the supervisor
+    /// calls it through [`rebuild_catalog`], off the runtime thread.
     fn lists_changed(&self, server: &str);
     /// Routes a `notifications/message` to the one request that asked for
     /// log messages, if exactly one such request is in flight on `server`.
@@ -87,6 +89,53 @@ pub(crate) trait Hub: Send + Sync + 'static {
     /// Routes a progress notification with a gateway token to its request,
     /// synchronously, in wire order. Returns whether it was consumed.
     fn progress(&self, server: &str, notification: &Notification) -> bool;
+}
+
+/// Runs a catalog rebuild on the catalog thread and waits for it. With one
+/// runtime thread (ADR 0008), a rebuild run there would hold every other
+/// request for as long as it takes.
+pub(crate) async fn rebuild_catalog(rebuild: impl FnOnce() + Send + 'static) {
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        rebuild();
+        let _ = done.send(());
+    });
+    let job = match catalog_thread() {
+        Some(thread) => match thread.send(job) {
+            Ok(()) => {
+                if finished.await.is_err() {
+                    tracing::error!("Catalog rebuild panicked; the previous catalog stays");
+                }
+                return;
+            }
+            Err(std::sync::mpsc::SendError(job)) => job,
+        },
+        None => job,
+    };
+    tracing::warn!("No catalog thread; rebuilding the catalog on the runtime thread");
+    job();
+}
+
+/// Work for the catalog thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The thread catalog rebuilds run on, one after another (they are
+/// serialized anyway), started on first use and named `catalog-rebuild`:
+/// not tokio's blocking pool, whose threads look like runtime workers.
+/// `None` if it cannot be started.
+fn catalog_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
+    static THREAD: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    THREAD
+        .get_or_init(|| {
+            let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("catalog-rebuild".to_owned())
+                .spawn(move || queue.into_iter().for_each(|job| job()))
+                .ok()
+                .map(|_| jobs)
+        })
+        .as_ref()
 }
 
 /// How a backend is reached.
@@ -403,6 +452,13 @@ impl Backend {
         mcp::modern_params(params, capabilities, &self.identity.info)
     }
 
+    /// Tells `hub` that this backend's lists changed, and waits until the
+    /// catalog includes them.
+    async fn lists_changed(&self, hub: &Arc<dyn Hub>) {
+        let (hub, server) = (hub.clone(), self.id.clone());
+        rebuild_catalog(move || hub.lists_changed(&server)).await;
+    }
+
     /// The supervisor: start, serve, restart, until `shutdown`.
     pub(crate) async fn supervise(self: Arc<Self>, hub: Arc<dyn Hub>, shutdown: CancellationToken) {
         let mut backoff = BACKOFF_START;
@@ -422,7 +478,7 @@ impl Backend {
                     // Its tools leave the catalog until it is back.
                     self.live.store(None);
                     self.lists.store(Arc::new(Lists::default()));
-                    hub.lists_changed(&self.id);
+                    self.lists_changed(&hub).await;
                 }
                 RunEnd::Exited => {
                     tracing::warn!(server = %self.id, retry_in_ms = backoff.as_millis(), "Backend exited; restarting");
@@ -518,7 +574,7 @@ impl Backend {
         })));
         // The catalog includes this backend before anyone waiting for
         // readiness goes on.
-        hub.lists_changed(&self.id);
+        self.lists_changed(hub).await;
         self.stats.set_ready(true);
         self.status.send_replace(Status::Ready);
         // A modern backend announces list changes only on a
@@ -635,7 +691,7 @@ impl Backend {
                 }
             }
             self.lists.store(Arc::new(lists));
-            hub.lists_changed(&self.id);
+            self.lists_changed(hub).await;
             return;
         }
         match note.method.as_str() {
@@ -786,5 +842,37 @@ fn protocol(server: &str, reason: &str) -> Error {
     Error::UpstreamProtocol {
         server: server.to_owned(),
         reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// On a runtime with one thread, a task keeps running while a catalog
+    /// rebuild is under way: the rebuild waits for that task's message,
+    /// which it could never get if it held the runtime's only thread.
+    #[tokio::test(flavor = "current_thread")]
+    async fn catalog_rebuilds_leave_the_runtime_thread_serving() {
+        let (tx, rx) = mpsc::channel::<()>();
+        let heard = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let rebuild = rebuild_catalog({
+            let heard = heard.clone();
+            move || {
+                let got = rx.recv_timeout(Duration::from_secs(10)).is_ok();
+                heard.store(got, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let other = async move {
+            tokio::task::yield_now().await;
+            let _ = tx.send(());
+        };
+        tokio::join!(rebuild, other);
+        assert!(
+            heard.load(std::sync::atomic::Ordering::SeqCst),
+            "the other task did not run during the rebuild"
+        );
     }
 }

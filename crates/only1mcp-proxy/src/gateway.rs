@@ -26,7 +26,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, Hub, Launch, Settings, Status};
+use crate::backend::{Backend, Hub, Launch, Settings, Status, rebuild_catalog};
 use crate::context::{self, Views};
 use crate::session::ClientSession;
 use crate::session::hold::Holds;
@@ -57,8 +57,9 @@ struct Shared {
     catalog: ArcSwap<Catalog>,
     /// Each client profile's view of the catalog, swapped with it.
     views: ArcSwap<Views>,
-    /// Serializes catalog rebuilds (never taken on the request path).
-    rebuilding: Mutex<()>,
+    /// Orders and coalesces catalog rebuilds (never taken on the request
+    /// path; rebuilds run on the catalog thread).
+    rebuilds: Rebuilds,
     /// Calls held for a modern client's retry (ADR 0006).
     holds: Arc<Holds>,
     changes: broadcast::Sender<ListKind>,
@@ -75,14 +76,53 @@ struct Shared {
     config: ArcSwap<Config>,
 }
 
+/// Catalog rebuilds, one at a time and no more than needed.
+///
+/// Every change (a backend's lists stored, the backend set swapped) is
+/// numbered before its rebuild is asked for. A rebuild reads the newest
+/// number before it reads any list, so it includes every change numbered up
+/// to there; a rebuild asked for a change that an already finished rebuild
+/// includes is skipped. Ten backends becoming ready together thus cost a
+/// rebuild or two rather than ten, and the last swap is always from the
+/// newest lists.
+#[derive(Debug, Default)]
+pub(crate) struct Rebuilds {
+    /// The newest change.
+    changed: AtomicU64,
+    /// The newest change the current catalog includes; held while building.
+    built: Mutex<u64>,
+}
+
+impl Rebuilds {
+    /// Numbers a change whose effects are already stored.
+    pub(crate) fn change(&self) -> u64 {
+        self.changed.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Runs `build` unless a finished rebuild includes change `wanted`.
+    /// Returns whether it ran.
+    pub(crate) fn include(&self, wanted: u64, build: impl FnOnce()) -> bool {
+        let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        if *built >= wanted {
+            return false;
+        }
+        let covers = self.changed.load(Ordering::SeqCst);
+        build();
+        *built = covers;
+        true
+    }
+}
+
 impl Shared {
+    /// Rebuilds the catalog to include everything stored so far. Takes
+    /// milliseconds for thousands of tools: call it through
+    /// [`rebuild_catalog`], never on the runtime thread (ADR 0008).
     fn rebuild(&self) {
-        // One rebuild at a time: two backends becoming ready together must
-        // not let the one that read the older lists swap last.
-        let _one_at_a_time = self
-            .rebuilding
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let wanted = self.rebuilds.change();
+        self.rebuilds.include(wanted, || self.build());
+    }
+
+    fn build(&self) {
         let listings: Vec<ServerListing> = self
             .backends
             .load()
@@ -330,7 +370,7 @@ impl Gateway {
             backends: ArcSwap::from_pointee(BTreeMap::new()),
             catalog: ArcSwap::from_pointee(Catalog::default()),
             views: ArcSwap::from_pointee(Views::default()),
-            rebuilding: Mutex::new(()),
+            rebuilds: Rebuilds::default(),
             holds: Holds::new(config.security.state_key.as_deref().map(str::as_bytes)),
             changes: broadcast::channel(64).0,
             next_token: AtomicU64::new(1),
@@ -441,7 +481,8 @@ impl Gateway {
                 tasks.spawn(backend.clone().supervise(hub, backend.stop_token()));
             }
         }
-        self.shared.rebuild();
+        let shared = self.shared.clone();
+        rebuild_catalog(move || shared.rebuild()).await;
         report.applied_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
         for backend in retired {
             report.stopped.push(backend.id().clone());
@@ -728,4 +769,65 @@ pub fn with_progress_token(
     mcp::edit_meta(params, |meta| {
         meta.set_string(mcp::meta::PROGRESS_TOKEN, token)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    #[test]
+    fn rebuilds_asked_during_a_rebuild_are_done_once_after_it() {
+        let rebuilds = Arc::new(Rebuilds::default());
+        let (started, wait_started) = mpsc::channel();
+        let (go, wait_go) = mpsc::channel::<()>();
+        let first = rebuilds.change();
+        let running = std::thread::spawn({
+            let rebuilds = rebuilds.clone();
+            move || {
+                rebuilds.include(first, || {
+                    started.send(()).unwrap();
+                    wait_go.recv().unwrap();
+                })
+            }
+        });
+        wait_started.recv().unwrap();
+        // Two changes while the first rebuild runs: it read the lists
+        // before them, so one more rebuild must follow, and one suffices.
+        let builds = Arc::new(AtomicUsize::new(0));
+        let queued = Arc::new(Barrier::new(3));
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let wanted = rebuilds.change();
+                let (rebuilds, builds, queued) = (rebuilds.clone(), builds.clone(), queued.clone());
+                std::thread::spawn(move || {
+                    queued.wait();
+                    rebuilds.include(wanted, || {
+                        builds.fetch_add(1, Ordering::SeqCst);
+                    })
+                })
+            })
+            .collect();
+        queued.wait();
+        go.send(()).unwrap();
+        assert!(running.join().unwrap());
+        let ran: Vec<bool> = waiting.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(builds.load(Ordering::SeqCst), 1, "ran: {ran:?}");
+        assert_eq!(ran.iter().filter(|r| **r).count(), 1);
+    }
+
+    #[test]
+    fn a_change_after_a_finished_rebuild_gets_its_own() {
+        let rebuilds = Rebuilds::default();
+        let first = rebuilds.change();
+        assert!(rebuilds.include(first, || {}));
+        assert!(!rebuilds.include(first, || panic!("already included")));
+        let second = rebuilds.change();
+        let mut ran = false;
+        assert!(rebuilds.include(second, || ran = true));
+        assert!(ran);
+    }
 }

@@ -462,12 +462,12 @@ fn modern_list_cache_hints_are_the_shortest_of_the_backends() {
     assert_eq!(list["result"]["ttlMs"], 0, "{list}");
 }
 
-/// The gateway's runtime worker threads, by their thread name.
-fn worker_threads(pid: u32) -> usize {
+/// How many of the gateway's threads have this name.
+fn threads_named(pid: u32, name: &str) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim_end() == "tokio-rt-worker")
+        .filter(|comm| comm.trim_end() == name)
         .count()
 }
 
@@ -486,7 +486,10 @@ fn workers_sets_the_runtime_threads() {
         gateway.initialize();
         let answer = gateway.call_tool("echo__echo", json!({"text": "hi"}));
         assert_eq!(support::text(&answer), "hi");
-        assert_eq!(worker_threads(gateway.pid()), expected, "{args:?} {env:?}");
+        let pid = gateway.pid();
+        assert_eq!(threads_named(pid, "tokio-rt-worker"), expected, "{args:?} {env:?}");
+        // The catalog was built at start-up, on its own thread.
+        assert_eq!(threads_named(pid, "catalog-rebuild"), 1);
         let (code, log) = gateway.finish();
         assert_eq!(code, Some(0), "{log}");
     }
