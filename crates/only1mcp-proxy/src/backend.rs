@@ -95,34 +95,36 @@ pub(crate) trait Hub: Send + Sync + 'static {
 /// runtime thread (ADR 0008), a rebuild run there would hold every other
 /// request for as long as it takes.
 pub(crate) async fn rebuild_catalog(rebuild: impl FnOnce() + Send + 'static) {
+    on_catalog_thread(rebuild).await;
+}
+
+/// Runs `work` on the catalog thread and waits for its result: the catalog
+/// work that takes milliseconds for thousands of tools (reading a list's
+/// items, rebuilding). A panic there is a panic here, as if it ran inline.
+async fn on_catalog_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     let (done, finished) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
-        rebuild();
-        let _ = done.send(());
+        let _ = done.send(work());
     });
     let job = match catalog_thread() {
         Some(thread) => match thread.send(job) {
-            Ok(()) => {
-                if finished.await.is_err() {
-                    tracing::error!("Catalog rebuild panicked; the previous catalog stays");
-                }
-                return;
-            }
+            Ok(()) => return finished.await.expect("catalog work panicked"),
             Err(std::sync::mpsc::SendError(job)) => job,
         },
         None => job,
     };
-    tracing::warn!("No catalog thread; rebuilding the catalog on the runtime thread");
+    tracing::warn!("No catalog thread; doing catalog work on the runtime thread");
     job();
+    finished.await.expect("catalog work panicked")
 }
 
 /// Work for the catalog thread.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The thread catalog rebuilds run on, one after another (they are
-/// serialized anyway), started on first use and named `catalog-rebuild`:
-/// not tokio's blocking pool, whose threads look like runtime workers.
-/// `None` if it cannot be started.
+/// The thread catalog work runs on, one job after another (rebuilds are
+/// serialized anyway), started on first use and named `catalog`: not
+/// tokio's blocking pool, whose threads look like runtime workers. `None`
+/// if it cannot be started.
 fn catalog_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
     static THREAD: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>> =
         std::sync::OnceLock::new();
@@ -130,8 +132,14 @@ fn catalog_thread() -> Option<&'static std::sync::mpsc::Sender<Job>> {
         .get_or_init(|| {
             let (jobs, queue) = std::sync::mpsc::channel::<Job>();
             std::thread::Builder::new()
-                .name("catalog-rebuild".to_owned())
-                .spawn(move || queue.into_iter().for_each(|job| job()))
+                .name("catalog".to_owned())
+                // A job that panics is reported to its caller (its answer
+                // never comes); the thread goes on with the next.
+                .spawn(move || {
+                    for job in queue {
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                })
                 .ok()
                 .map(|_| jobs)
         })
@@ -678,18 +686,38 @@ impl Backend {
             .filter(|k| k.list_changed() == note.method)
             .collect::<Vec<_>>();
         if !changed.is_empty() {
-            let mut lists = (*self.lists.load_full()).clone();
+            let mut fetched = Vec::new();
             for kind in changed {
                 match fetch_list(kind, &self.id, connection, established, &self.identity).await {
-                    Ok((items, hint)) => {
-                        *lists.get_mut(kind) = items;
-                        set_hint(&mut lists, kind, hint);
-                    }
+                    Ok(list) => fetched.push((kind, list)),
                     Err(e) => {
                         tracing::warn!(server = %self.id, list = kind.method(), error = %e, "Refreshing a list failed");
                     }
                 }
             }
+            if fetched.is_empty() {
+                return;
+            }
+            // The lists that did not change are copied, on the catalog
+            // thread: thousands of items take milliseconds.
+            let old = self.lists.load_full();
+            let lists = on_catalog_thread(move || {
+                let mut lists = Lists {
+                    hints: old.hints.clone(),
+                    ..Lists::default()
+                };
+                for kind in ListKind::ALL {
+                    if !fetched.iter().any(|(k, _)| *k == kind) {
+                        *lists.get_mut(kind) = old.get(kind).to_vec();
+                    }
+                }
+                for (kind, (items, hint)) in fetched {
+                    *lists.get_mut(kind) = items;
+                    set_hint(&mut lists, kind, hint);
+                }
+                lists
+            })
+            .await;
             self.lists.store(Arc::new(lists));
             self.lists_changed(hub).await;
             return;
@@ -820,7 +848,11 @@ async fn fetch_list(
         let outcome = connection.call(Call::new(kind.method(), params)).await?;
         let result =
             outcome.map_err(|e| protocol(server, &format!("{} ({})", e.message, e.code)))?;
-        let page = ListPage::parse(kind, &result).map_err(|e| protocol(server, &e.to_string()))?;
+        // Thousands of tools take milliseconds to read: not on the runtime
+        // thread.
+        let page = on_catalog_thread(move || ListPage::parse(kind, &result))
+            .await
+            .map_err(|e| protocol(server, &e.to_string()))?;
         if let Some(ttl_ms) = page.ttl_ms {
             let seen = hint.get_or_insert(CacheHint {
                 ttl_ms,

@@ -487,9 +487,13 @@ fn workers_sets_the_runtime_threads() {
         let answer = gateway.call_tool("echo__echo", json!({"text": "hi"}));
         assert_eq!(support::text(&answer), "hi");
         let pid = gateway.pid();
-        assert_eq!(threads_named(pid, "tokio-rt-worker"), expected, "{args:?} {env:?}");
+        assert_eq!(
+            threads_named(pid, "tokio-rt-worker"),
+            expected,
+            "{args:?} {env:?}"
+        );
         // The catalog was built at start-up, on its own thread.
-        assert_eq!(threads_named(pid, "catalog-rebuild"), 1);
+        assert_eq!(threads_named(pid, "catalog"), 1);
         let (code, log) = gateway.finish();
         assert_eq!(code, Some(0), "{log}");
     }
