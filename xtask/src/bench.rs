@@ -92,6 +92,8 @@ fn parse_options(args: &[OsString]) -> Result<Options> {
 struct Bins {
     gateway: PathBuf,
     echo: PathBuf,
+    /// The backend with a large, changing catalog.
+    churn: PathBuf,
 }
 
 /// `cargo xtask bench [OPTIONS]`.
@@ -109,8 +111,9 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     let bins = Bins {
         gateway: release.join("only1mcp"),
         echo: release.join("only1mcp-echo-server"),
+        churn: release.join("only1mcp-churn-server"),
     };
-    for bin in [&bins.gateway, &bins.echo] {
+    for bin in [&bins.gateway, &bins.echo, &bins.churn] {
         if !bin.exists() {
             bail!(
                 "{} is missing: build with `cargo build --release --workspace`",
@@ -305,6 +308,31 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
         )?);
     }
     gateway.proc.stop();
+
+    // Calls to echo beside a backend of 5000 tools, quiet and then changing
+    // its list every 100 ms: what re-reading and rebuilding the catalog
+    // costs everyone else (ADR 0008: that work is off the runtime thread).
+    for (every, path) in [("0", "quiet"), ("100", "its list changes every 100 ms")] {
+        let config = dir.join(format!("churn-{every}.yaml"));
+        write(
+            &config,
+            &format!(
+                "{quiet_logs}servers:\n  echo:\n    command: {}\n  churn:\n    command: {}\n    \
+                 args: [\"--tools\", \"5000\", \"--every\", \"{every}\"]\n",
+                quote(&bins.echo),
+                quote(&bins.churn)
+            ),
+        )?;
+        let mut gateway = Gateway::start(
+            &bins.gateway,
+            &config,
+            &dir.join(format!("gateway-churn-{every}.log")),
+            &[],
+        )?;
+        let row = load.run("gateway", path, 1, &["--url", &gateway.url], &[])?;
+        report.churn.push(row);
+        gateway.proc.stop();
+    }
 
     // Through the gateway on stdio.
     for concurrency in [1, 32] {
@@ -823,6 +851,8 @@ struct Report {
     soak: Vec<(u64, Option<u64>)>,
     /// Interleaved pairs at c=32: path, direct req/s, gateway req/s.
     rounds: Vec<(&'static str, f64, f64)>,
+    /// Calls beside the churning backend: quiet, then changing.
+    churn: Vec<Row>,
     skipped: Vec<String>,
     total: Duration,
     /// `/proc/loadavg` before and after: other work on the machine skews
@@ -842,6 +872,7 @@ impl Report {
             rss_load: None,
             soak: Vec::new(),
             rounds: Vec::new(),
+            churn: Vec::new(),
             skipped: Vec::new(),
             total: Duration::ZERO,
             load_before: String::new(),
@@ -955,6 +986,7 @@ impl Report {
             );
         }
         self.render_rounds(&mut out);
+        self.render_churn(&mut out);
         let _ = writeln!(out, "\n## Start-up to the first served request\n");
         let _ = writeln!(
             out,
@@ -1007,6 +1039,34 @@ impl Report {
 }
 
 impl Report {
+    /// Calls beside the churning backend.
+    fn render_churn(&self, out: &mut String) {
+        if self.churn.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\n## Beside a large catalog that keeps changing\n\nHTTP→stdio calls to echo at c=1, \
+             the gateway also in front of `only1mcp-churn-server --tools 5000`: quiet, then \
+             announcing `tools/list_changed` every 100 ms (the gateway re-reads 5000 tools, \
+             about 1.5 MB, and rebuilds its catalog ten times a second). The tail shows what that \
+             work costs other requests. The p50 is no comparison: a machine kept busy wakes \
+             faster.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| the 5000-tool backend | requests | errors | req/s | p50 | p99 | p99.9 | max |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for r in &self.churn {
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                r.path, r.requests, r.failures, r.rps, r.p50, r.p99, r.p999, r.max
+            );
+        }
+    }
+
     /// The interleaved pairs: each ratio, and their median.
     fn render_rounds(&self, out: &mut String) {
         if self.rounds.is_empty() {

@@ -106,16 +106,27 @@ async fn on_catalog_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 
     let job: Job = Box::new(move || {
         let _ = done.send(work());
     });
-    let job = match catalog_thread() {
-        Some(thread) => match thread.send(job) {
-            Ok(()) => return finished.await.expect("catalog work panicked"),
-            Err(std::sync::mpsc::SendError(job)) => job,
-        },
-        None => job,
-    };
-    tracing::warn!("No catalog thread; doing catalog work on the runtime thread");
-    job();
+    if let Err(job) = to_catalog_thread(job) {
+        tracing::warn!("No catalog thread; doing catalog work on the runtime thread");
+        job();
+    }
     finished.await.expect("catalog work panicked")
+}
+
+/// Runs `work` on the catalog thread without waiting for it (here, if
+/// there is no catalog thread).
+fn on_catalog_thread_later(work: impl FnOnce() + Send + 'static) {
+    if let Err(job) = to_catalog_thread(Box::new(work)) {
+        job();
+    }
+}
+
+/// Hands `job` to the catalog thread, or back if there is none.
+fn to_catalog_thread(job: Job) -> Result<(), Job> {
+    match catalog_thread() {
+        Some(thread) => thread.send(job).map_err(|unsent| unsent.0),
+        None => Err(job),
+    }
 }
 
 /// Work for the catalog thread.
@@ -460,6 +471,13 @@ impl Backend {
         mcp::modern_params(params, capabilities, &self.identity.info)
     }
 
+    /// Stores this backend's lists. The ones they replace are freed on the
+    /// catalog thread: thousands of items take milliseconds to free too.
+    fn replace_lists(&self, lists: Lists) {
+        let previous = self.lists.swap(Arc::new(lists));
+        on_catalog_thread_later(move || drop(previous));
+    }
+
     /// Tells `hub` that this backend's lists changed, and waits until the
     /// catalog includes them.
     async fn lists_changed(&self, hub: &Arc<dyn Hub>) {
@@ -485,7 +503,7 @@ impl Backend {
                     self.status.send_replace(Status::Failed(reason));
                     // Its tools leave the catalog until it is back.
                     self.live.store(None);
-                    self.lists.store(Arc::new(Lists::default()));
+                    self.replace_lists(Lists::default());
                     self.lists_changed(&hub).await;
                 }
                 RunEnd::Exited => {
@@ -718,7 +736,7 @@ impl Backend {
                 lists
             })
             .await;
-            self.lists.store(Arc::new(lists));
+            self.replace_lists(lists);
             self.lists_changed(hub).await;
             return;
         }

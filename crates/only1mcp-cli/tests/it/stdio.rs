@@ -400,6 +400,56 @@ fn a_backend_list_change_reaches_the_client_and_the_catalog() {
 }
 
 #[test]
+fn a_backend_whose_list_keeps_changing_does_not_disturb_the_others() {
+    init();
+    // 2000 tools, one of them dropped or restored every 20 ms: the gateway
+    // re-reads and rebuilds all the time, off its runtime thread.
+    let config = support::config(&format!(
+        "servers:\n  echo:\n    command: {}\n  churn:\n    command: {}\n    \
+         args: [\"--tools\", \"2000\", \"--every\", \"20\"]\n",
+        support::quote(&support::example_server("only1mcp-echo-server")),
+        support::quote(&support::example_server("only1mcp-churn-server")),
+    ));
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    gateway.wait_for_notification("notifications/tools/list_changed");
+    for n in 0..200 {
+        let text = format!("call {n}");
+        let answer = gateway.call_tool("echo__echo", json!({ "text": text }));
+        assert_eq!(support::text(&answer), text);
+    }
+    // Every listing is one of the backend's two: 2001 or 2000 tools in all
+    // (echo's own beside them), each churn tool once.
+    let echo_tools = gateway.request("tools/list", json!({}))["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"].as_str().unwrap().starts_with("echo__"))
+        .count();
+    for _ in 0..5 {
+        let list = gateway.request("tools/list", json!({}));
+        let names: Vec<&str> = list["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        let churn = names.iter().filter(|n| n.starts_with("churn__")).count();
+        assert!(churn == 2000 || churn == 1999, "{churn} churn tools");
+        assert_eq!(names.len(), churn + echo_tools);
+        let unique: std::collections::HashSet<&&str> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+        assert!(names.contains(&"churn__tool_0"));
+    }
+    assert_eq!(
+        support::text(&gateway.call_tool("churn__tool_0", json!({}))),
+        "ok"
+    );
+    let (code, log) = gateway.finish();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
 fn paged_lists_serve_every_item_once_and_refuse_bad_cursors() {
     init();
     let config = examples_config("", "defaults:\n  page_size: 3\n");
