@@ -43,7 +43,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 // End of input: a last line without a newline still counts.
                 return Ok(finish(line, len, self.max));
             }
-            let (chunk, found) = match memchr(available) {
+            let (chunk, found) = match memchr::memchr(b'\n', available) {
                 Some(idx) => (&available[..idx], Some(idx)),
                 None => (available, None),
             };
@@ -71,10 +71,6 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             }
         }
     }
-}
-
-fn memchr(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
 }
 
 fn finish(mut line: Vec<u8>, len: usize, max: usize) -> Option<Line> {
