@@ -154,6 +154,11 @@ impl Lists {
         }
     }
 
+    /// How many items there are, of every kind.
+    pub fn items(&self) -> usize {
+        self.tools.len() + self.prompts.len() + self.resources.len() + self.resource_templates.len()
+    }
+
     /// The items of one kind, mutably.
     pub fn get_mut(&mut self, kind: ListKind) -> &mut Vec<RawObject> {
         match kind {

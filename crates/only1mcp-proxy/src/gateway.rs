@@ -26,7 +26,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, Hub, Launch, Settings, Status, rebuild_catalog};
+use crate::backend::{Backend, Hub, LARGE_CATALOG, Launch, Settings, Status, catalog_work};
 use crate::context::{self, Views};
 use crate::session::ClientSession;
 use crate::session::hold::Holds;
@@ -116,7 +116,8 @@ impl Rebuilds {
 impl Shared {
     /// Rebuilds the catalog to include everything stored so far. Takes
     /// milliseconds for thousands of tools: call it through
-    /// [`rebuild_catalog`], never on the runtime thread (ADR 0008).
+    /// [`catalog_work`], which takes a large catalog off the runtime thread
+    /// (ADR 0008).
     fn rebuild(&self) {
         let wanted = self.rebuilds.change();
         self.rebuilds.include(wanted, || self.build());
@@ -168,6 +169,14 @@ impl Hub for Shared {
     fn lists_changed(&self, server: &str) {
         tracing::debug!(server, "Rebuilding the catalog");
         self.rebuild();
+    }
+
+    fn catalog_items(&self) -> usize {
+        self.backends
+            .load()
+            .values()
+            .map(|backend| backend.lists().items())
+            .sum()
     }
 
     fn log_message(&self, server: &str, notification: &Notification) -> bool {
@@ -482,7 +491,8 @@ impl Gateway {
             }
         }
         let shared = self.shared.clone();
-        rebuild_catalog(move || shared.rebuild()).await;
+        let large = shared.catalog_items() > LARGE_CATALOG;
+        catalog_work(large, move || shared.rebuild()).await;
         report.applied_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
         for backend in retired {
             report.stopped.push(backend.id().clone());

@@ -281,12 +281,7 @@ async fn stderr_loop(server: Arc<str>, stderr: ChildStderr) {
 }
 
 async fn read_loop(correlator: Arc<Correlator>, stdout: ChildStdout) {
-    // A pipe holds 64 KiB: a large message (a list of thousands of tools)
-    // comes in reads of that size rather than eight times as many.
-    let mut reader = LineReader::new(
-        BufReader::with_capacity(64 << 10, stdout),
-        MAX_UPSTREAM_LINE,
-    );
+    let mut reader = LineReader::new(BufReader::new(stdout), MAX_UPSTREAM_LINE);
     loop {
         let line = match reader.next_line().await {
             Ok(Some(Line::Data(line))) => line,
