@@ -373,21 +373,12 @@ fn a_backend_list_change_reaches_the_client_and_the_catalog() {
     let config = examples_config("", "");
     let mut gateway = Gateway::start(&config.path, &[]);
     gateway.initialize();
-    let names = |gateway: &mut Gateway| -> Vec<String> {
-        let list = gateway.request("tools/list", json!({}));
-        list["result"]["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    assert!(!names(&mut gateway).contains(&"echo__extra".to_owned()));
+    assert!(!tool_names(&mut gateway).contains(&"echo__extra".to_owned()));
     let shown = gateway.call_tool("echo__toggle_extra", json!({}));
     assert_eq!(support::text(&shown), "extra tool shown");
     // The gateway re-lists the backend, then tells the client.
     gateway.wait_for_notification("notifications/tools/list_changed");
-    assert!(names(&mut gateway).contains(&"echo__extra".to_owned()));
+    assert!(tool_names(&mut gateway).contains(&"echo__extra".to_owned()));
     assert_eq!(
         support::text(&gateway.call_tool("echo__extra", json!({}))),
         "extra"
@@ -418,28 +409,20 @@ fn a_backend_whose_list_keeps_changing_does_not_disturb_the_others() {
         let answer = gateway.call_tool("echo__echo", json!({ "text": text }));
         assert_eq!(support::text(&answer), text);
     }
-    // Every listing is one of the backend's two: 2001 or 2000 tools in all
-    // (echo's own beside them), each churn tool once.
-    let echo_tools = gateway.request("tools/list", json!({}))["result"]["tools"]
-        .as_array()
-        .unwrap()
+    // Every listing is one of the backend's two lists whole (2000 or 1999
+    // tools), beside echo's own, each tool once.
+    let echo_tools = tool_names(&mut gateway)
         .iter()
-        .filter(|t| t["name"].as_str().unwrap().starts_with("echo__"))
+        .filter(|n| n.starts_with("echo__"))
         .count();
     for _ in 0..5 {
-        let list = gateway.request("tools/list", json!({}));
-        let names: Vec<&str> = list["result"]["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap())
-            .collect();
+        let names = tool_names(&mut gateway);
         let churn = names.iter().filter(|n| n.starts_with("churn__")).count();
         assert!(churn == 2000 || churn == 1999, "{churn} churn tools");
         assert_eq!(names.len(), churn + echo_tools);
-        let unique: std::collections::HashSet<&&str> = names.iter().collect();
+        let unique: std::collections::HashSet<&String> = names.iter().collect();
         assert_eq!(unique.len(), names.len());
-        assert!(names.contains(&"churn__tool_0"));
+        assert!(names.contains(&"churn__tool_0".to_owned()));
     }
     assert_eq!(
         support::text(&gateway.call_tool("churn__tool_0", json!({}))),
@@ -512,6 +495,17 @@ fn modern_list_cache_hints_are_the_shortest_of_the_backends() {
     let mut gateway = Gateway::start(&config.path, &[]);
     let list = gateway.request("tools/list", json!({"_meta": meta}));
     assert_eq!(list["result"]["ttlMs"], 0, "{list}");
+}
+
+/// The names in the gateway's `tools/list`.
+fn tool_names(gateway: &mut Gateway) -> Vec<String> {
+    let list = gateway.request("tools/list", json!({}));
+    list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// How many of the gateway's threads have this name.
