@@ -58,7 +58,7 @@ struct Shared {
     /// Each client profile's view of the catalog, swapped with it.
     views: ArcSwap<Views>,
     /// Orders and coalesces catalog rebuilds (never taken on the request
-    /// path; rebuilds run on the catalog thread).
+    /// path; a large catalog is rebuilt on the catalog thread).
     rebuilds: Rebuilds,
     /// Calls held for a modern client's retry (ADR 0006).
     holds: Arc<Holds>,
