@@ -8,7 +8,7 @@ use std::process::Output;
 use only1mcp_test_support::{self as support, Gateway, HttpGateway, config};
 use serde_json::{Value, json};
 
-use crate::init;
+use crate::{init, tool_names};
 
 const TOKEN: &str = "admin-token-for-tests";
 
@@ -127,16 +127,6 @@ fn redact(table: &str, columns: &[&str]) -> String {
         out.push('\n');
     }
     out
-}
-
-fn tool_names(gateway: &mut Gateway) -> Vec<String> {
-    let listing = gateway.request("tools/list", json!({}));
-    listing["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[test]

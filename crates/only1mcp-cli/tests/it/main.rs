@@ -24,3 +24,14 @@ mod stdio;
 fn init() {
     only1mcp_test_support::init(env!("CARGO_BIN_EXE_only1mcp"));
 }
+
+/// The names in the gateway's `tools/list`.
+fn tool_names(gateway: &mut only1mcp_test_support::Gateway) -> Vec<String> {
+    let list = gateway.request("tools/list", serde_json::json!({}));
+    list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -3,7 +3,7 @@
 use only1mcp_test_support::{self as support, Gateway, examples_config};
 use serde_json::{Value, json};
 
-use crate::init;
+use crate::{init, tool_names};
 
 fn error_code(response: &Value) -> i64 {
     response["error"]["code"]
@@ -495,17 +495,6 @@ fn modern_list_cache_hints_are_the_shortest_of_the_backends() {
     let mut gateway = Gateway::start(&config.path, &[]);
     let list = gateway.request("tools/list", json!({"_meta": meta}));
     assert_eq!(list["result"]["ttlMs"], 0, "{list}");
-}
-
-/// The names in the gateway's `tools/list`.
-fn tool_names(gateway: &mut Gateway) -> Vec<String> {
-    let list = gateway.request("tools/list", json!({}));
-    list["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// How many of the gateway's threads have this name.
