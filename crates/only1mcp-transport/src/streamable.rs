@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use only1mcp_core::Error;
 use only1mcp_core::jsonrpc::{Id, Message, Outcome, Request};
 use only1mcp_core::mcp::{self, method};
@@ -257,9 +256,8 @@ impl Link {
     /// back through reqwest, which follows it within the origin), else
     /// through reqwest. A JSON answer to a direct POST comes back read.
     async fn post_call(&self, headers: HeaderMap, body: Vec<u8>) -> Result<Answer, Error> {
-        let body = Bytes::from(body);
         if let Some(direct) = &self.direct {
-            match direct.post(headers.clone(), body.clone()).await {
+            match direct.post(&headers, &body).await {
                 Ok(answer) => return Ok(answer),
                 Err(Failure::Redirect) => {}
                 Err(Failure::TooLarge) => {

@@ -201,6 +201,32 @@ async fn modern_requests_are_checked_against_their_headers() {
 }
 
 #[tokio::test]
+async fn plain_http_serves_http1_and_h2c_clients() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for (http, version) in [
+        (client(), reqwest::Version::HTTP_11),
+        (h2c, reqwest::Version::HTTP_2),
+    ] {
+        let params = json!({"name": "echo__echo", "arguments": {"text": "hi"}, "_meta": meta()});
+        let res = modern_post(&http, &gw, "tools/call", Some("echo__echo"), params)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.version(), version);
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["result"]["content"][0]["text"], "hi", "{body}");
+    }
+}
+
+#[tokio::test]
 async fn bad_requests_get_clear_errors_and_other_sessions_go_on() {
     init();
     let config = examples_config("", "");

@@ -182,23 +182,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let state = HttpState::new(gateway.clone(), config, local);
-    let app =
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(Face::new(state.clone()));
     match &config.tls {
         None => {
             tracing::info!(url = %format!("http://{local}/mcp"), "Listening");
-            let closer = state.clone();
-            // TCP_NODELAY: an SSE event must leave now, not wait for Nagle
-            // and the client's delayed ACK (40 ms per answer otherwise).
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    stop.await;
-                    closer.close_streams();
-                })
-                .await
+            serve_plain(listener, Face::new(state.clone()), stop, state).await
         }
         Some(tls) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -217,6 +204,9 @@ pub async fn serve(
                 stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
             });
             let listener = listener.into_std()?;
+            let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(Face::new(
+                state.clone(),
+            ));
             axum_server::from_tcp_rustls(listener, rustls)?
                 .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
                 .handle(handle)
@@ -224,6 +214,117 @@ pub async fn serve(
                 .await
         }
     }
+}
+
+/// Serves plain HTTP on `listener` with hyper's connection builders: HTTP/1.1
+/// (with upgrades, for WebSocket), or HTTP/2 for a connection that opens with
+/// its preface (h2c). Once `stop` resolves, no connection is accepted, long
+/// streams are closed (`closer`), and every open connection finishes the
+/// requests it has before this returns.
+///
+/// `axum::serve` does the same through hyper-util's version-sniffing
+/// builder, which wraps every read of the connection and every request in
+/// extra layers, about 3 000 instructions a request; here the version is
+/// told once per connection by peeking at its first bytes
+/// (docs/performance.md).
+async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    face: Face,
+    stop: impl Future<Output = ()> + Send + 'static,
+    closer: HttpState,
+) -> std::io::Result<()> {
+    let shutdown = CancellationToken::new();
+    let connections = tokio_util::task::TaskTracker::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // An SSE event must leave now, not wait for Nagle and the client's
+        // delayed ACK (40 ms per answer otherwise).
+        let _ = tcp.set_nodelay(true);
+        let face = face.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let h2 = starts_with_h2_preface(&tcp).await;
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            let service = hyper::service::service_fn(move |request| {
+                let mut face = face.clone();
+                tower::Service::call(&mut face, request)
+            });
+            let served = if h2 {
+                let mut builder =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+                // Extended CONNECT: WebSocket over HTTP/2.
+                builder.enable_connect_protocol();
+                let connection = builder.serve_connection(io, service);
+                until_done(connection, &shutdown, |c| c.graceful_shutdown()).await
+            } else {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .with_upgrades();
+                until_done(connection, &shutdown, |c| c.graceful_shutdown()).await
+            };
+            if let Err(e) = served {
+                tracing::trace!(error = %e, "Connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    closer.close_streams();
+    shutdown.cancel();
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// Serves `connection` to its end; once `shutdown` is cancelled, asks it to
+/// finish what it has started and close (`graceful`).
+async fn until_done<C, E>(
+    connection: C,
+    shutdown: &CancellationToken,
+    graceful: impl FnOnce(Pin<&mut C>),
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        served = connection.as_mut() => served,
+        () = shutdown.cancelled() => {
+            graceful(connection.as_mut());
+            connection.await
+        }
+    }
+}
+
+/// Whether a new connection opens with the HTTP/2 preface: an HTTP/1.1
+/// request never starts with `PRI`. Peeks, so hyper reads it all again.
+async fn starts_with_h2_preface(tcp: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 3];
+    matches!(tcp.peek(&mut first).await, Ok(3) if &first == b"PRI")
+}
+
+/// After a failed `accept`: a connection that failed before it was accepted
+/// is the client's problem; anything else (out of file descriptors) is
+/// logged and waited out, as `axum::serve` does.
+async fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %error, "Cannot accept a connection");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }
 
 /// The HTTP status for a JSON-RPC error code on the Streamable HTTP face.
