@@ -86,8 +86,8 @@ struct Conn {
 pub(crate) enum Answer {
     /// A success status with an `application/json` body, read whole.
     Json {
-        /// The response headers.
-        headers: HeaderMap,
+        /// The `Mcp-Session-Id` header, if any.
+        session_id: Option<HeaderValue>,
         /// The body.
         body: Bytes,
     },
@@ -265,31 +265,40 @@ impl Direct {
         let head = read_head(&mut conn)
             .await
             .map_err(|e| transport(&format!("reading the response failed: {e}")))?;
-        let framing = Framing::of(head.status, &head.headers)
-            .map_err(|e| transport(&format!("reading the response failed: {e}")))?;
-        if head.status.is_success() && is_json(&head.headers) {
-            let reusable = head.keep_alive && !matches!(framing, Framing::Close);
-            let mut body = Body::new(conn, framing);
-            let whole = body.read_whole(MAX_MESSAGE).await?;
-            if reusable && body.conn.buf.is_empty() {
-                self.checkin(body.conn);
+        let headers = match head.kind {
+            Kind::Json { session_id } => {
+                let reusable = head.keep_alive && !matches!(head.framing, Framing::Close);
+                let mut body = Body::new(conn, head.framing);
+                let whole = body.read_whole(MAX_MESSAGE).await?;
+                if reusable && body.conn.buf.is_empty() {
+                    let mut conn = body.conn;
+                    if whole.len() > READ_SIZE {
+                        // The buffer would grow back into the answer's
+                        // allocation once it is freed: a pooled connection
+                        // keeps a small one, not the largest answer it read.
+                        conn.buf = BytesMut::with_capacity(READ_SIZE);
+                    }
+                    self.checkin(conn);
+                }
+                return Ok(Answer::Json {
+                    session_id,
+                    body: whole,
+                });
             }
-            return Ok(Answer::Json {
-                headers: head.headers,
-                body: whole,
-            });
-        }
+            Kind::Other(headers) => headers,
+        };
         if head.status.is_redirection() {
             return Err(Failure::Redirect.into());
         }
         // The body outlives this call and the connection with it: it closes
         // once the body is read or dropped.
-        let body = futures::stream::try_unfold(Body::new(conn, framing), |mut body| async move {
-            Ok::<_, io::Error>(body.next().await?.map(|bytes| (bytes, body)))
-        });
+        let body =
+            futures::stream::try_unfold(Body::new(conn, head.framing), |mut body| async move {
+                Ok::<_, io::Error>(body.next().await?.map(|bytes| (bytes, body)))
+            });
         let mut response = http::Response::new(reqwest::Body::wrap_stream(body));
         *response.status_mut() = head.status;
-        *response.headers_mut() = head.headers;
+        *response.headers_mut() = headers;
         Ok(Answer::Other(reqwest::Response::from(response)))
     }
 }
@@ -298,13 +307,24 @@ fn transport(reason: &str) -> Failure {
     Failure::Transport(reason.to_owned())
 }
 
-/// A response's status line and headers.
+/// What a response's head says.
 #[derive(Debug)]
 struct Head {
     status: StatusCode,
-    headers: HeaderMap,
     /// HTTP/1.1 without `Connection: close`.
     keep_alive: bool,
+    framing: Framing,
+    kind: Kind,
+}
+
+/// The two kinds of answer the fast path tells apart.
+#[derive(Debug)]
+enum Kind {
+    /// A success with an `application/json` body: of its headers only the
+    /// session id is kept (no header map is built).
+    Json { session_id: Option<HeaderValue> },
+    /// Anything else, with all its headers.
+    Other(HeaderMap),
 }
 
 /// Reads the head of the next final response (informational `1xx` heads
@@ -326,24 +346,9 @@ async fn read_head(conn: &mut Conn) -> io::Result<Head> {
                     }
                     let status = StatusCode::from_u16(code)
                         .map_err(|_| invalid(&format!("invalid status {code}")))?;
-                    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
-                    let mut close = parsed.version != Some(1);
-                    for field in parsed.headers.iter() {
-                        let name = HeaderName::from_bytes(field.name.as_bytes())
-                            .map_err(|_| invalid("invalid header name"))?;
-                        let value = HeaderValue::from_bytes(field.value)
-                            .map_err(|_| invalid("invalid header value"))?;
-                        if name == CONNECTION && has_token(field.value, "close") {
-                            close = true;
-                        }
-                        headers.append(name, value);
-                    }
+                    let head = head(status, parsed.version == Some(1), parsed.headers)?;
                     conn.buf.advance(len);
-                    return Ok(Head {
-                        status,
-                        headers,
-                        keep_alive: !close,
-                    });
+                    return Ok(head);
                 }
                 Ok(httparse::Status::Partial) if conn.buf.len() >= MAX_HEAD => {
                     return Err(invalid(&format!("response head over {MAX_HEAD} bytes")));
@@ -359,6 +364,40 @@ async fn read_head(conn: &mut Conn) -> io::Result<Head> {
             ));
         }
     }
+}
+
+/// The head of a final response with `status` from its parsed fields.
+fn head(status: StatusCode, http11: bool, fields: &[httparse::Header<'_>]) -> io::Result<Head> {
+    let close = !http11 || named(fields, CONNECTION.as_str()).any(|f| has_token(f.value, "close"));
+    let framing = Framing::of(status, fields).map_err(|e| invalid(&e))?;
+    let json = status.is_success()
+        && named(fields, CONTENT_TYPE.as_str())
+            .next()
+            .is_some_and(|f| is_json(f.value));
+    let kind = if json {
+        let session_id = named(fields, "mcp-session-id")
+            .next()
+            .map(|f| HeaderValue::from_bytes(f.value))
+            .transpose()
+            .map_err(|_| invalid("invalid header value"))?;
+        Kind::Json { session_id }
+    } else {
+        let mut headers = HeaderMap::with_capacity(fields.len());
+        for field in fields {
+            let name = HeaderName::from_bytes(field.name.as_bytes())
+                .map_err(|_| invalid("invalid header name"))?;
+            let value = HeaderValue::from_bytes(field.value)
+                .map_err(|_| invalid("invalid header value"))?;
+            headers.append(name, value);
+        }
+        Kind::Other(headers)
+    };
+    Ok(Head {
+        status,
+        keep_alive: !close,
+        framing,
+        kind,
+    })
 }
 
 /// Reads more of the connection into its buffer; 0 at end of file.
@@ -392,27 +431,26 @@ enum Framing {
 }
 
 impl Framing {
-    fn of(status: StatusCode, headers: &HeaderMap) -> Result<Self, String> {
+    fn of(status: StatusCode, fields: &[httparse::Header<'_>]) -> Result<Self, String> {
         if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             return Ok(Self::Length(0));
         }
-        if headers.contains_key(TRANSFER_ENCODING) {
+        if let Some(last) = named(fields, TRANSFER_ENCODING.as_str()).next_back() {
             // Chunked only if it is the last coding; otherwise the body
             // runs to the close.
-            let last = headers
-                .get_all(TRANSFER_ENCODING)
-                .iter()
-                .next_back()
-                .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
+            let coding = last
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
                 .map(<[u8]>::trim_ascii);
-            return Ok(match last {
+            return Ok(match coding {
                 Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => Self::Chunked,
                 _ => Self::Close,
             });
         }
         let mut length = None;
-        for value in headers.get_all(CONTENT_LENGTH) {
-            for part in value.as_bytes().split(|&b| b == b',') {
+        for field in named(fields, CONTENT_LENGTH.as_str()) {
+            for part in field.value.split(|&b| b == b',') {
                 let n = std::str::from_utf8(part.trim_ascii())
                     .ok()
                     .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
@@ -426,6 +464,16 @@ impl Framing {
         }
         Ok(length.map_or(Self::Close, Self::Length))
     }
+}
+
+/// The fields of a head named `name` (ASCII case aside), in order.
+fn named<'h, 'b>(
+    fields: &'h [httparse::Header<'b>],
+    name: &'static str,
+) -> impl DoubleEndedIterator<Item = &'h httparse::Header<'b>> {
+    fields
+        .iter()
+        .filter(move |f| f.name.eq_ignore_ascii_case(name))
 }
 
 /// Where a body's reader is.
@@ -582,12 +630,12 @@ fn take_line(buf: &mut BytesMut) -> io::Result<Option<Bytes>> {
     Ok(Some(line))
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+/// Whether a `Content-Type` value is `application/json` (parameters aside).
+fn is_json(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b';')
+        .next()
+        .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"application/json"))
 }
 
 #[cfg(test)]
@@ -625,15 +673,15 @@ mod tests {
 
     #[test]
     fn framing_follows_rfc_9112() {
-        let of = |status: u16, fields: &[(&str, &str)]| {
-            let mut headers = HeaderMap::new();
-            for (name, value) in fields {
-                headers.append(
-                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                    HeaderValue::from_str(value).unwrap(),
-                );
-            }
-            Framing::of(StatusCode::from_u16(status).unwrap(), &headers)
+        let of = |status: u16, fields: &[(&'static str, &'static str)]| {
+            let fields: Vec<httparse::Header<'_>> = fields
+                .iter()
+                .map(|(name, value)| httparse::Header {
+                    name,
+                    value: value.as_bytes(),
+                })
+                .collect();
+            Framing::of(StatusCode::from_u16(status).unwrap(), &fields)
         };
         assert_eq!(
             of(200, &[("content-length", "12")]),
@@ -650,7 +698,7 @@ mod tests {
             of(
                 200,
                 &[
-                    ("transfer-encoding", "gzip, Chunked"),
+                    ("Transfer-Encoding", "gzip, Chunked"),
                     ("content-length", "3")
                 ]
             ),
@@ -762,9 +810,9 @@ mod tests {
         let direct = direct(&url);
         for _ in 0..3 {
             match direct.post(&json_headers(), b"{\"a\":1}").await {
-                Ok(Answer::Json { headers, body }) => {
+                Ok(Answer::Json { session_id, body }) => {
                     assert_eq!(&body[..], b"{\"ok\":true}");
-                    assert_eq!(headers.get("mcp-session-id").unwrap(), "s1");
+                    assert_eq!(session_id.unwrap(), "s1");
                 }
                 other => panic!("expected a JSON answer, got {other:?}"),
             }

@@ -205,8 +205,7 @@ impl Inner {
         })
         .to_vec();
         let response = match link.post_call(post.headers, body).await {
-            Ok(Answer::Json { headers, body }) => {
-                let session_id = headers.get(&MCP_SESSION_ID).cloned();
+            Ok(Answer::Json { session_id, body }) => {
                 let outcome = link.json_answer(&body, rx, &mut guard, id).await?;
                 if initialize && let Ok(result) = &outcome {
                     link.begin_session(session_id, result);
