@@ -341,7 +341,12 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     for _ in 0..options.rounds {
         let direct = direct_stdio(32)?;
         let through = stdio_gateway(32)?;
-        report.rounds.push(("stdio→stdio", direct.rps, through.rps));
+        report.rounds.push(Round {
+            path: "stdio→stdio",
+            direct_rps: direct.rps,
+            through_rps: through.rps,
+            cpu: None,
+        });
     }
 
     // HTTP→HTTP, if the gateway takes `url:` backends yet.
@@ -359,10 +364,24 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
                 }
                 if workers.is_none() {
                     for _ in 0..options.rounds {
-                        let direct = direct_http(32)?;
-                        let through =
-                            load.run("gateway", path, 32, &["--url", &gateway.url], &[])?;
-                        report.rounds.push(("HTTP→HTTP", direct.rps, through.rps));
+                        let (direct, direct_cpu) =
+                            cpu_per_request(&[backend.id()], || direct_http(32))?;
+                        let (through, through_cpu) =
+                            cpu_per_request(&[backend.id(), gateway.proc.id()], || {
+                                load.run("gateway", path, 32, &["--url", &gateway.url], &[])
+                            })?;
+                        let cpu = match (direct.load_cpu_us, direct_cpu[0], through.load_cpu_us) {
+                            (Some(g), Some(e), Some(g2)) => through_cpu[0]
+                                .zip(through_cpu[1])
+                                .map(|(e2, gw)| ([g, e], [g2, e2, gw])),
+                            _ => None,
+                        };
+                        report.rounds.push(Round {
+                            path: "HTTP→HTTP",
+                            direct_rps: direct.rps,
+                            through_rps: through.rps,
+                            cpu,
+                        });
                     }
                 }
                 gateway.proc.stop();
@@ -580,6 +599,19 @@ fn http_backend_works(
     Ok(gateway)
 }
 
+/// One interleaved pair at c=32: the backend directly, then through the
+/// gateway.
+#[derive(Debug, Clone)]
+struct Round {
+    path: &'static str,
+    direct_rps: f64,
+    through_rps: f64,
+    /// CPU µs per request of each process, where xtask knows their pids:
+    /// directly (generator, backend), then through the gateway (generator,
+    /// backend, gateway).
+    cpu: Option<([f64; 2], [f64; 3])>,
+}
+
 /// Runs `only1mcp benchmark` with the run's duration and warm-up.
 struct Load<'a> {
     bin: &'a Path,
@@ -604,6 +636,16 @@ struct Row {
     first_error: Option<String>,
     /// CPU time of the gateway process per request (warm-up included), µs.
     gateway_cpu_us: Option<f64>,
+    /// The load generator's own CPU time per request (warm-up included),
+    /// µs, as it reports it.
+    load_cpu_us: Option<f64>,
+}
+
+impl Row {
+    /// Requests answered, warm-up included.
+    fn handled(&self) -> f64 {
+        self.requests + self.warmup_requests
+    }
 }
 
 impl Load<'_> {
@@ -666,6 +708,10 @@ impl Load<'_> {
             max: field("max").unwrap_or_default(),
             first_error: text_field(&json, "first_error"),
             gateway_cpu_us: None,
+            load_cpu_us: field("cpu_s").and_then(|cpu| {
+                let handled = requests + field("warmup_requests").unwrap_or_default();
+                (handled > 0.0).then(|| cpu * 1e6 / handled)
+            }),
         })
     }
 
@@ -679,20 +725,33 @@ impl Load<'_> {
         concurrency: u32,
         args: &[&str],
     ) -> Result<Row> {
-        let before = cpu_ticks(pid);
-        let mut row = self.run(via, path, concurrency, args, &[])?;
-        let after = cpu_ticks(pid);
-        if let (Some(before), Some(after)) = (before, after) {
-            let handled = row.requests + row.warmup_requests;
-            if handled > 0.0 {
-                // Kernel clock ticks are 10 ms (USER_HZ 100 on Linux).
-                #[allow(clippy::cast_precision_loss, reason = "tick counts are small")]
-                let cpu_us = (after - before) as f64 * 10_000.0;
-                row.gateway_cpu_us = Some(cpu_us / handled);
-            }
-        }
+        let (mut row, cpu) =
+            cpu_per_request(&[pid], || self.run(via, path, concurrency, args, &[]))?;
+        row.gateway_cpu_us = cpu[0];
         Ok(row)
     }
+}
+
+/// Runs `run` and returns its row with the CPU time each process of `pids`
+/// spent per request meanwhile (from `/proc`, warm-up requests included).
+fn cpu_per_request(
+    pids: &[u32],
+    run: impl FnOnce() -> Result<Row>,
+) -> Result<(Row, Vec<Option<f64>>)> {
+    let before: Vec<Option<u64>> = pids.iter().map(|&pid| cpu_ticks(pid)).collect();
+    let row = run()?;
+    let cpu = pids
+        .iter()
+        .zip(before)
+        .map(|(&pid, before)| {
+            let spent = cpu_ticks(pid)?.checked_sub(before?)?;
+            // Kernel clock ticks are 10 ms (USER_HZ 100 on Linux).
+            #[allow(clippy::cast_precision_loss, reason = "tick counts are small")]
+            let us = spent as f64 * 10_000.0;
+            (row.handled() > 0.0).then(|| us / row.handled())
+        })
+        .collect();
+    Ok((row, cpu))
 }
 
 /// User plus system CPU time of process `pid`, in clock ticks.
@@ -849,8 +908,8 @@ struct Report {
     idle_rss_ten: Option<u64>,
     rss_load: Option<(Option<u64>, Option<u64>)>,
     soak: Vec<(u64, Option<u64>)>,
-    /// Interleaved pairs at c=32: path, direct req/s, gateway req/s.
-    rounds: Vec<(&'static str, f64, f64)>,
+    /// Interleaved pairs at c=32.
+    rounds: Vec<Round>,
     /// Calls beside the churning backend: quiet, then changing.
     churn: Vec<Row>,
     skipped: Vec<String>,
@@ -1082,19 +1141,23 @@ impl Report {
             out,
             "| path | round | direct req/s | gateway req/s | ratio |\n|---|---:|---:|---:|---:|"
         );
-        let mut paths: Vec<&str> = self.rounds.iter().map(|r| r.0).collect();
+        let mut paths: Vec<&str> = self.rounds.iter().map(|r| r.path).collect();
         paths.dedup();
         for path in paths {
             let mut ratios = Vec::new();
-            for (round, (_, direct, through)) in
-                self.rounds.iter().filter(|r| r.0 == path).enumerate()
-            {
-                let ratio = if *direct > 0.0 { through / direct } else { 0.0 };
+            for (round, r) in self.rounds.iter().filter(|r| r.path == path).enumerate() {
+                let ratio = if r.direct_rps > 0.0 {
+                    r.through_rps / r.direct_rps
+                } else {
+                    0.0
+                };
                 ratios.push(ratio);
                 let _ = writeln!(
                     out,
-                    "| {path} | {} | {direct:.0} | {through:.0} | {:.0} % |",
+                    "| {path} | {} | {:.0} | {:.0} | {:.0} % |",
                     round + 1,
+                    r.direct_rps,
+                    r.through_rps,
                     ratio * 100.0
                 );
             }
@@ -1107,6 +1170,49 @@ impl Report {
                     median * 100.0
                 );
             }
+        }
+        self.render_round_cpu(out);
+    }
+
+    /// Where the CPU of each round went, for the paths whose processes
+    /// xtask started itself.
+    fn render_round_cpu(&self, out: &mut String) {
+        let rounds: Vec<(usize, &Round, &([f64; 2], [f64; 3]))> = self
+            .rounds
+            .iter()
+            .filter(|r| r.cpu.is_some())
+            .enumerate()
+            .filter_map(|(idx, r)| Some((idx, r, r.cpu.as_ref()?)))
+            .collect();
+        if rounds.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nCPU per request of each process in those rounds (µs, from /proc and the load \
+             generator's own report, warm-up included). With the three processes on the same \
+             cores, the throughput ratio is the CPU ratio, (generator + backend) directly over \
+             (generator + backend + gateway) through the gateway, times how busy the machine \
+             was through the gateway against directly; the CPU ratio moves much less with other \
+             work than req/s do.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| path | round | direct: generator + backend | through: generator + backend + \
+             gateway | CPU ratio |\n|---|---:|---:|---:|---:|"
+        );
+        for (idx, r, ([g, e], [g2, e2, gw])) in rounds {
+            let direct = g + e;
+            let through = g2 + e2 + gw;
+            let ratio = if through > 0.0 { direct / through } else { 0.0 };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {g:.1} + {e:.1} = {direct:.1} | {g2:.1} + {e2:.1} + {gw:.1} = \
+                 {through:.1} | {:.0} % |",
+                r.path,
+                idx + 1,
+                ratio * 100.0
+            );
         }
     }
 }
@@ -1285,6 +1391,36 @@ fn reload_run(bins: &Bins, dir: &Path, changes: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_cpu_is_rendered_with_its_ratio() {
+        let mut report = Report::new(&parse_options(&[]).unwrap());
+        report.rounds.push(Round {
+            path: "stdio→stdio",
+            direct_rps: 100.0,
+            through_rps: 50.0,
+            cpu: None,
+        });
+        report.rounds.push(Round {
+            path: "HTTP→HTTP",
+            direct_rps: 60_000.0,
+            through_rps: 30_000.0,
+            cpu: Some(([14.0, 13.0], [14.0, 13.0, 27.0])),
+        });
+        let mut out = String::new();
+        report.render_rounds(&mut out);
+        assert!(
+            out.contains("| HTTP→HTTP | 1 | 60000 | 30000 | 50 % |"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "| HTTP→HTTP | 1 | 14.0 + 13.0 = 27.0 | 14.0 + 13.0 + 27.0 = 54.0 | 50 % |"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("| stdio→stdio | 1 | 0"), "{out}");
+    }
 
     #[test]
     fn cpu_ticks_grow_with_work() {

@@ -473,6 +473,7 @@ async fn execute(plan: &Plan, quiet: bool) -> Result<Report, SetupError> {
         elapsed,
         stopped_by,
         stats,
+        cpu: report::own_cpu(),
     })
 }
 

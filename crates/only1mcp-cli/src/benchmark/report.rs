@@ -155,6 +155,22 @@ pub(crate) struct Report {
     pub(crate) stopped_by: &'static str,
     /// The measured phase.
     pub(crate) stats: Stats,
+    /// This process's own CPU time (user and system) when the run ended,
+    /// where the OS tells it (Linux): whether the load generator itself
+    /// was the bottleneck, and its share when all runs on one machine.
+    pub(crate) cpu: Option<Duration>,
+}
+
+/// This process's CPU time so far (user and system), from `/proc/self/stat`
+/// (clock ticks of 10 ms); `None` where there is no such file.
+pub(crate) fn own_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name (which may hold spaces): utime and stime are
+    // the 12th and 13th fields counted from the state.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let ticks = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// A latency summary in microseconds.
@@ -250,6 +266,7 @@ impl Report {
             "elapsed_s": (self.elapsed.as_secs_f64() * 1_000.0).round() / 1_000.0,
             "stopped_by": self.stopped_by,
             "throughput_rps": round(self.throughput()),
+            "cpu_s": self.cpu.map(|cpu| cpu.as_secs_f64()),
             "latency_us": {
                 "min": round(p.min),
                 "mean": round(p.mean),
@@ -297,6 +314,14 @@ impl Report {
         );
         if self.transport == "http" {
             out.push_str(&format!("responses    {} JSON, {} SSE\n", s.json, s.sse));
+        }
+        let handled = s.completed() + self.warmup_requests;
+        if let Some(cpu) = self.cpu.filter(|_| handled > 0) {
+            out.push_str(&format!(
+                "own CPU      {:.2} s, {:.1} µs a request (warm-up included)\n",
+                cpu.as_secs_f64(),
+                cpu.as_secs_f64() * 1e6 / handled as f64
+            ));
         }
         if s.failures() == 0 {
             out.push_str("errors       none");

@@ -105,6 +105,9 @@ fn duration_flag_stops_the_run_by_time() {
     assert_eq!(report["requests"], report["ok"], "{report}");
     // Requests are sent until the deadline, then the ones in flight finish.
     assert!(report["elapsed_s"].as_f64().unwrap() >= 1.0, "{report}");
+    // A second of requests costs the generator some CPU of its own (Linux
+    // tells it in 10 ms ticks).
+    assert!(report["cpu_s"].as_f64().unwrap() > 0.0, "{report}");
 }
 
 #[test]
