@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::future::RouteFuture;
 use axum::routing::{get, post};
 use futures::future::Either;
@@ -158,18 +158,45 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.method() == http::Method::POST && request.uri().path() == "/mcp" {
+        if is_hot(&request) {
             let state = self.state.clone();
-            let request = request.map(axum::body::Body::new);
-            return Either::Left(Box::pin(async move {
-                if let Some(refused) = guard::refusal(&state, request.headers()) {
-                    return Ok(refused);
-                }
-                Ok(streamable::post(State(state), request).await)
-            }));
+            return Either::Left(Box::pin(hot_post(state, request)));
         }
         Either::Right(self.router.call(request))
     }
+}
+
+impl Face {
+    /// [`Face`]'s service as one future of a known type, so that a server
+    /// that can hold it (hyper's, in [`serve_plain`]) need not box it.
+    async fn handle<B>(mut self, request: http::Request<B>) -> Result<Response, Infallible>
+    where
+        B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        if is_hot(&request) {
+            return hot_post(self.state, request).await;
+        }
+        tower::Service::call(&mut self.router, request).await
+    }
+}
+
+/// `POST /mcp`: the request [`Face`] answers without the router.
+fn is_hot<B>(request: &http::Request<B>) -> bool {
+    request.method() == http::Method::POST && request.uri().path() == "/mcp"
+}
+
+/// `POST /mcp` after the same guard and body limit the router applies.
+async fn hot_post<B>(state: HttpState, request: http::Request<B>) -> Result<Response, Infallible>
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let request = request.map(axum::body::Body::new);
+    if let Some(refused) = guard::refusal(&state, request.headers()) {
+        return Ok(refused);
+    }
+    Ok(streamable::post(State(state), request).await)
 }
 
 /// Serves the HTTP face on `listener` until `stop` resolves, then finishes
@@ -255,10 +282,7 @@ async fn serve_plain(
         connections.spawn(async move {
             let h2 = starts_with_h2_preface(&tcp).await;
             let io = hyper_util::rt::TokioIo::new(tcp);
-            let service = hyper::service::service_fn(move |request| {
-                let mut face = face.clone();
-                tower::Service::call(&mut face, request)
-            });
+            let service = hyper::service::service_fn(move |request| face.clone().handle(request));
             let served = if h2 {
                 let mut builder =
                     hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -343,15 +367,15 @@ fn status_for(code: i64) -> StatusCode {
 
 /// A JSON body with the given status.
 fn json_body(status: StatusCode, body: Vec<u8>) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    // Built directly: the tuple `IntoResponse` first sets
+    // `application/octet-stream`, then replaces it.
+    let mut response = Response::new(axum::body::Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// An error response with no id (the request could not be read).
