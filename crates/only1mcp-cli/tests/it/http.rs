@@ -575,6 +575,31 @@ async fn shutdown_finishes_requests_in_flight() {
     assert_eq!(code, Some(0), "{log}");
 }
 
+#[tokio::test]
+async fn shutdown_is_not_held_by_connections_that_sent_nothing() {
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let addr = gw
+        .mcp_url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    // One connection that never sends a byte, one idle after a request.
+    let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let http = client();
+    let res = modern_post(&http, &gw, "tools/list", None, json!({"_meta": meta()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (code, log) = tokio::task::spawn_blocking(move || gw.stop())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{log}");
+    drop(silent);
+}
+
 /// Opens a legacy Streamable HTTP session; returns its id.
 async fn legacy_session(http: &reqwest::Client, url: &str) -> String {
     let res = http

@@ -280,7 +280,11 @@ async fn serve_plain(
         let face = face.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            let h2 = starts_with_h2_preface(&tcp).await;
+            // A connection that has sent nothing yet has nothing to finish.
+            let h2 = tokio::select! {
+                h2 = starts_with_h2_preface(&tcp) => h2,
+                () = shutdown.cancelled() => return,
+            };
             let io = hyper_util::rt::TokioIo::new(tcp);
             let service = hyper::service::service_fn(move |request| face.clone().handle(request));
             let served = if h2 {
