@@ -334,7 +334,9 @@ where
 }
 
 /// Whether a new connection opens with the HTTP/2 preface: an HTTP/1.1
-/// request never starts with `PRI`. Peeks, so hyper reads it all again.
+/// request never starts with `PRI`. Peeks, so hyper reads it all again. A
+/// first segment shorter than three bytes is taken for HTTP/1.1 (clients
+/// send the 24-byte preface in one write).
 async fn starts_with_h2_preface(tcp: &tokio::net::TcpStream) -> bool {
     let mut first = [0u8; 3];
     matches!(tcp.peek(&mut first).await, Ok(3) if &first == b"PRI")
