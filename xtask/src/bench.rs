@@ -1177,12 +1177,10 @@ impl Report {
     /// Where the CPU of each round went, for the paths whose processes
     /// xtask started itself.
     fn render_round_cpu(&self, out: &mut String) {
-        let rounds: Vec<(usize, &Round, &([f64; 2], [f64; 3]))> = self
+        let rounds: Vec<(&Round, &([f64; 2], [f64; 3]))> = self
             .rounds
             .iter()
-            .filter(|r| r.cpu.is_some())
-            .enumerate()
-            .filter_map(|(idx, r)| Some((idx, r, r.cpu.as_ref()?)))
+            .filter_map(|r| Some((r, r.cpu.as_ref()?)))
             .collect();
         if rounds.is_empty() {
             return;
@@ -1201,7 +1199,7 @@ impl Report {
             "| path | round | direct: generator + backend | through: generator + backend + \
              gateway | CPU ratio |\n|---|---:|---:|---:|---:|"
         );
-        for (idx, r, ([g, e], [g2, e2, gw])) in rounds {
+        for (idx, (r, ([g, e], [g2, e2, gw]))) in rounds.into_iter().enumerate() {
             let direct = g + e;
             let through = g2 + e2 + gw;
             let ratio = if through > 0.0 { direct / through } else { 0.0 };

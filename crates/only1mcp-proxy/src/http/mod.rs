@@ -23,9 +23,7 @@ use std::task::{Context, Poll};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::Response;
-use axum::routing::future::RouteFuture;
 use axum::routing::{get, post};
-use futures::future::Either;
 use http::{HeaderValue, StatusCode, header};
 use only1mcp_core::config::HttpConfig;
 use only1mcp_core::jsonrpc::{self, ErrorObject, Message};
@@ -148,21 +146,14 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<
-        Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>,
-        RouteFuture<Infallible>,
-    >;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if is_hot(&request) {
-            let state = self.state.clone();
-            return Either::Left(Box::pin(hot_post(state, request)));
-        }
-        Either::Right(self.router.call(request))
+        Box::pin(self.clone().handle(request))
     }
 }
 
@@ -174,29 +165,15 @@ impl Face {
         B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        if is_hot(&request) {
-            return hot_post(self.state, request).await;
+        if request.method() != http::Method::POST || request.uri().path() != "/mcp" {
+            return tower::Service::call(&mut self.router, request).await;
         }
-        tower::Service::call(&mut self.router, request).await
+        let request = request.map(axum::body::Body::new);
+        if let Some(refused) = guard::refusal(&self.state, request.headers()) {
+            return Ok(refused);
+        }
+        Ok(streamable::post(State(self.state), request).await)
     }
-}
-
-/// `POST /mcp`: the request [`Face`] answers without the router.
-fn is_hot<B>(request: &http::Request<B>) -> bool {
-    request.method() == http::Method::POST && request.uri().path() == "/mcp"
-}
-
-/// `POST /mcp` after the same guard and body limit the router applies.
-async fn hot_post<B>(state: HttpState, request: http::Request<B>) -> Result<Response, Infallible>
-where
-    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    let request = request.map(axum::body::Body::new);
-    if let Some(refused) = guard::refusal(&state, request.headers()) {
-        return Ok(refused);
-    }
-    Ok(streamable::post(State(state), request).await)
 }
 
 /// Serves the HTTP face on `listener` until `stop` resolves, then finishes
