@@ -825,3 +825,218 @@ async fn websocket_messages_larger_than_one_read_arrive_whole() {
     let answer = call(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo__echo","arguments":{"text":"small"}}})).await;
     assert_eq!(answer["result"]["content"][0]["text"], "small");
 }
+
+/// Reads until `buf` holds at least `n` bytes.
+async fn fill(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, n: usize) {
+    use tokio::io::AsyncReadExt as _;
+    while buf.len() < n {
+        let mut chunk = [0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk))
+            .await
+            .expect("no answer within 10 s")
+            .unwrap();
+        assert!(read > 0, "closed early: {:?}", String::from_utf8_lossy(buf));
+        buf.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// Takes one HTTP/1.1 response off a raw connection (`buf` holds what was
+/// read and not yet taken): its head, in lower case, and its body, framed by
+/// `content-length` or chunked.
+async fn take_response(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (String, String) {
+    let find = |buf: &[u8], from: usize, what: &[u8]| {
+        buf[from..]
+            .windows(what.len())
+            .position(|w| w == what)
+            .map(|at| from + at)
+    };
+    let mut end = None;
+    while end.is_none() {
+        let n = buf.len() + 1;
+        fill(tcp, buf, n).await;
+        end = find(buf, 0, b"\r\n\r\n");
+    }
+    let end = end.unwrap() + 4;
+    let head = String::from_utf8(buf.drain(..end).collect())
+        .unwrap()
+        .to_ascii_lowercase();
+    let mut body = Vec::new();
+    if let Some(len) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+    {
+        let len: usize = len.parse().unwrap();
+        fill(tcp, buf, len).await;
+        body = buf.drain(..len).collect();
+    } else if head.contains("transfer-encoding: chunked") {
+        loop {
+            let line_end = loop {
+                if let Some(at) = find(buf, 0, b"\r\n") {
+                    break at;
+                }
+                let n = buf.len() + 1;
+                fill(tcp, buf, n).await;
+            };
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).unwrap(), 16).unwrap();
+            fill(tcp, buf, line_end + 2 + size + 2).await;
+            body.extend_from_slice(&buf[line_end + 2..line_end + 2 + size]);
+            buf.drain(..line_end + 2 + size + 2);
+            if size == 0 {
+                break;
+            }
+        }
+    }
+    (head, String::from_utf8(body).unwrap())
+}
+
+/// Raw legacy `tools/call` requests on one session, for the HTTP/1.1 tests.
+struct RawPosts {
+    addr: String,
+    session: String,
+}
+
+impl RawPosts {
+    async fn open(gw: &HttpGateway) -> Self {
+        let session = legacy_session(&client(), &gw.mcp_url()).await;
+        let addr = gw
+            .mcp_url()
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .to_owned();
+        Self { addr, session }
+    }
+
+    /// A `POST /mcp` calling echo with `t{id}`, with `extra` header lines.
+    fn post(&self, id: u64, extra: &str) -> Vec<u8> {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "echo__echo", "arguments": {"text": format!("t{id}")}}});
+        self.request(&call, extra)
+    }
+
+    /// A `POST /mcp` of `message`, with `extra` header lines.
+    fn request(&self, message: &Value, extra: &str) -> Vec<u8> {
+        let body = message.to_string();
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nMcp-Session-Id: {}\r\n\
+             MCP-Protocol-Version: 2025-11-25\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            self.addr,
+            self.session,
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    async fn connect(&self) -> tokio::net::TcpStream {
+        let tcp = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        tcp
+    }
+}
+
+/// Asserts a 200 whose JSON body answers request `id`.
+fn assert_echoed(response: &(String, String), id: u64) {
+    let (head, body) = response;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}{body}");
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["id"], id, "{body}");
+    assert_eq!(
+        body["result"]["content"][0]["text"],
+        format!("t{id}"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn http1_requests_pipelined_split_or_closing_are_answered_in_order() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let raw = RawPosts::open(&gw).await;
+    let mut tcp = raw.connect().await;
+    let mut buf = Vec::new();
+    // Three requests in one write: three answers, in order.
+    let pipelined = [raw.post(1, ""), raw.post(2, ""), raw.post(3, "")].concat();
+    tcp.write_all(&pipelined).await.unwrap();
+    for id in 1..=3 {
+        assert_echoed(&take_response(&mut tcp, &mut buf).await, id);
+    }
+    // One request in 17-byte pieces, cut inside its head and its body.
+    for piece in raw.post(4, "").chunks(17) {
+        tcp.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    assert_echoed(&take_response(&mut tcp, &mut buf).await, 4);
+    // The next request arrives while the one before is still being answered.
+    let sleep = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "echo__sleep", "arguments": {"ms": 300}}});
+    tcp.write_all(&raw.request(&sleep, "")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tcp.write_all(&raw.post(6, "")).await.unwrap();
+    let (head, body) = take_response(&mut tcp, &mut buf).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}{body}");
+    assert!(body.contains("slept 300 ms"), "{body}");
+    assert_echoed(&take_response(&mut tcp, &mut buf).await, 6);
+    // `Connection: close`: answered, said so, and the connection ends.
+    tcp.write_all(&raw.post(5, "Connection: close\r\n"))
+        .await
+        .unwrap();
+    let response = take_response(&mut tcp, &mut buf).await;
+    assert_echoed(&response, 5);
+    assert!(
+        response.0.contains("\r\nconnection: close\r\n"),
+        "{}",
+        response.0
+    );
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest))
+        .await
+        .expect("the gateway did not close the connection")
+        .unwrap();
+    assert!(buf.is_empty() && rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test]
+async fn http1_connection_serves_any_request_after_the_common_ones() {
+    use tokio::io::AsyncWriteExt as _;
+    init();
+    let config = examples_config("", "");
+    let gw = HttpGateway::start(&config.path);
+    let raw = RawPosts::open(&gw).await;
+    let mut tcp = raw.connect().await;
+    let mut buf = Vec::new();
+    tcp.write_all(&raw.post(1, "")).await.unwrap();
+    assert_echoed(&take_response(&mut tcp, &mut buf).await, 1);
+    // A refused Origin: 403, and the connection goes on.
+    tcp.write_all(&raw.post(2, "Origin: http://evil.example\r\n"))
+        .await
+        .unwrap();
+    let (head, body) = take_response(&mut tcp, &mut buf).await;
+    assert!(head.starts_with("http/1.1 403 "), "{head}{body}");
+    // A chunked body, then another route, then a plain POST again, all on
+    // the same connection.
+    let post = String::from_utf8(raw.post(3, "")).unwrap();
+    let (head, body) = post.split_once("\r\n\r\n").unwrap();
+    let head = head.replace(
+        &format!("Content-Length: {}", body.len()),
+        "Transfer-Encoding: chunked",
+    );
+    let chunked = format!("{head}\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    tcp.write_all(chunked.as_bytes()).await.unwrap();
+    assert_echoed(&take_response(&mut tcp, &mut buf).await, 3);
+    let get = format!("GET /nowhere HTTP/1.1\r\nHost: {}\r\n\r\n", raw.addr);
+    tcp.write_all(get.as_bytes()).await.unwrap();
+    let (head, _) = take_response(&mut tcp, &mut buf).await;
+    assert!(head.starts_with("http/1.1 404 "), "{head}");
+    tcp.write_all(&raw.post(4, "")).await.unwrap();
+    assert_echoed(&take_response(&mut tcp, &mut buf).await, 4);
+    // A malformed head: 400.
+    let mut bad = raw.connect().await;
+    bad.write_all(b"POST /mcp HTTP/1.1\r\nno colon here\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = take_response(&mut bad, &mut Vec::new()).await;
+    assert!(head.starts_with("http/1.1 400 "), "{head}");
+}

@@ -51,8 +51,14 @@ impl Guard {
     /// Why the request is refused, if it is. Names compare without regard
     /// to ASCII case, and without copying the headers.
     pub fn refuse(&self, headers: &HeaderMap) -> Option<&'static str> {
-        if let Some(host) = headers.get(header::HOST) {
-            let host = host.to_str().unwrap_or_default();
+        let (host, origin) = host_and_origin(headers);
+        self.refuse_values(host, origin)
+    }
+
+    /// [`Guard::refuse`] on the values of `Host` and `Origin` (a present
+    /// value that is not visible ASCII reads as `""`).
+    pub fn refuse_values(&self, host: Option<&str>, origin: Option<&str>) -> Option<&'static str> {
+        if let Some(host) = host {
             let name = strip_port(host);
             let known = is_loopback_name(name)
                 || self
@@ -63,8 +69,8 @@ impl Guard {
                 return Some("Forbidden: Host not allowed");
             }
         }
-        if let Some(origin) = headers.get(header::ORIGIN) {
-            let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+        if let Some(origin) = origin {
+            let origin = origin.trim_end_matches('/');
             let loopback = origin
                 .split_once("://")
                 .filter(|(scheme, _)| {
@@ -81,6 +87,12 @@ impl Guard {
 
 fn is_loopback_name(name: &str) -> bool {
     LOOPBACK_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// The `Host` and `Origin` values as [`Guard::refuse_values`] takes them.
+pub(super) fn host_and_origin(headers: &HeaderMap) -> (Option<&str>, Option<&str>) {
+    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or_default());
+    (text(header::HOST), text(header::ORIGIN))
 }
 
 /// `host:port` → `host`, keeping IPv6 brackets (`[::1]:80` → `[::1]`).
@@ -100,20 +112,21 @@ pub(super) async fn check(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(refused) = refusal(&state, request.headers()) {
+    let (host, origin) = host_and_origin(request.headers());
+    if let Some(refused) = refusal(&state, host, origin) {
         return refused;
     }
     next.run(request).await
 }
 
 /// The 403 for a refused Host or Origin, logged; `None` if both pass.
-pub(super) fn refusal(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
-    let reason = state.inner.guard.refuse(headers)?;
-    tracing::warn!(
-        host = ?headers.get(header::HOST),
-        origin = ?headers.get(header::ORIGIN),
-        "{reason}"
-    );
+pub(super) fn refusal(
+    state: &HttpState,
+    host: Option<&str>,
+    origin: Option<&str>,
+) -> Option<Response> {
+    let reason = state.inner.guard.refuse_values(host, origin)?;
+    tracing::warn!(host = ?host, origin = ?origin, "{reason}");
     Some(error_response(
         StatusCode::FORBIDDEN,
         jsonrpc::code::INVALID_REQUEST,

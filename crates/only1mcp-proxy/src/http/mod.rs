@@ -7,6 +7,7 @@
 //! responses, its progress, its `list_changed`) reaches only that client.
 
 mod guard;
+mod lane;
 mod sse;
 mod sse_body;
 mod streamable;
@@ -169,7 +170,8 @@ impl Face {
             return tower::Service::call(&mut self.router, request).await;
         }
         let request = request.map(axum::body::Body::new);
-        if let Some(refused) = guard::refusal(&self.state, request.headers()) {
+        let (host, origin) = guard::host_and_origin(request.headers());
+        if let Some(refused) = guard::refusal(&self.state, host, origin) {
             return Ok(refused);
         }
         Ok(streamable::post(State(self.state), request).await)
@@ -220,17 +222,17 @@ pub async fn serve(
     }
 }
 
-/// Serves plain HTTP on `listener` with hyper's connection builders: HTTP/1.1
-/// (with upgrades, for WebSocket), or HTTP/2 for a connection that opens with
-/// its preface (h2c). Once `stop` resolves, no connection is accepted, long
-/// streams are closed (`closer`), and every open connection finishes the
-/// requests it has before this returns.
+/// Serves plain HTTP on `listener`: `POST /mcp` over HTTP/1.1 on the
+/// gateway's own lane ([`lane`]), everything else with hyper's connection
+/// builders: HTTP/1.1 (with upgrades, for WebSocket), or HTTP/2 for a
+/// connection that opens with its preface (h2c). Once `stop` resolves, no
+/// connection is accepted, long streams are closed (`closer`), and every open
+/// connection finishes the requests it has before this returns.
 ///
-/// `axum::serve` does the same through hyper-util's version-sniffing
+/// `axum::serve` would tell the version through hyper-util's sniffing
 /// builder, which wraps every read of the connection and every request in
-/// extra layers, about 3 000 instructions a request; here the version is
-/// told once per connection by peeking at its first bytes
-/// (docs/performance.md).
+/// extra layers, about 3 000 instructions a request; here the lane tells it
+/// from a connection's first bytes (docs/performance.md).
 async fn serve_plain(
     listener: tokio::net::TcpListener,
     face: Face,
@@ -254,33 +256,7 @@ async fn serve_plain(
         // An SSE event must leave now, not wait for Nagle and the client's
         // delayed ACK (40 ms per answer otherwise).
         let _ = tcp.set_nodelay(true);
-        let face = face.clone();
-        let shutdown = shutdown.clone();
-        connections.spawn(async move {
-            // A connection that has sent nothing yet has nothing to finish.
-            let h2 = tokio::select! {
-                h2 = starts_with_h2_preface(&tcp) => h2,
-                () = shutdown.cancelled() => return,
-            };
-            let io = hyper_util::rt::TokioIo::new(tcp);
-            let service = hyper::service::service_fn(move |request| face.clone().handle(request));
-            let served = if h2 {
-                let mut builder =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
-                // Extended CONNECT: WebSocket over HTTP/2.
-                builder.enable_connect_protocol();
-                let connection = builder.serve_connection(io, service);
-                until_done(connection, &shutdown, |c| c.graceful_shutdown()).await
-            } else {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .with_upgrades();
-                until_done(connection, &shutdown, |c| c.graceful_shutdown()).await
-            };
-            if let Err(e) = served {
-                tracing::trace!(error = %e, "Connection ended with an error");
-            }
-        });
+        connections.spawn(lane::serve(tcp, face.clone(), shutdown.clone()));
     }
     drop(listener);
     closer.close_streams();
@@ -308,15 +284,6 @@ where
             connection.await
         }
     }
-}
-
-/// Whether a new connection opens with the HTTP/2 preface: an HTTP/1.1
-/// request never starts with `PRI`. Peeks, so hyper reads it all again. A
-/// first segment shorter than three bytes is taken for HTTP/1.1 (clients
-/// send the 24-byte preface in one write).
-async fn starts_with_h2_preface(tcp: &tokio::net::TcpStream) -> bool {
-    let mut first = [0u8; 3];
-    matches!(tcp.peek(&mut first).await, Ok(3) if &first == b"PRI")
 }
 
 /// After a failed `accept`: a connection that failed before it was accepted

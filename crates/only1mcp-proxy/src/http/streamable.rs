@@ -51,8 +51,8 @@ struct Accepts {
 }
 
 impl Accepts {
-    fn of(headers: &HeaderMap) -> Self {
-        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    fn of(accept: Option<&str>) -> Self {
+        let Some(accept) = accept else {
             return Self {
                 json: true,
                 sse: false,
@@ -80,6 +80,98 @@ impl Accepts {
 
 fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The request headers `POST /mcp` reads, each looked up once: from a
+/// [`HeaderMap`] ([`PostHeaders::of`]), or straight from the request head on
+/// the plain listener's HTTP/1.1 lane (`super::lane`).
+///
+/// Each field is the first value of its header, if that value is visible
+/// ASCII (what [`HeaderValue::to_str`] accepts); `Host` and `Origin` are
+/// `Some("")` when present but not readable, so the guard refuses them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct PostHeaders<'a> {
+    pub(super) host: Option<&'a str>,
+    pub(super) origin: Option<&'a str>,
+    pub(super) content_type: Option<&'a str>,
+    pub(super) accept: Option<&'a str>,
+    pub(super) session_id: Option<&'a str>,
+    pub(super) version: Option<&'a str>,
+    pub(super) method: Option<&'a str>,
+    pub(super) name: Option<&'a str>,
+    /// The first of `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` that
+    /// came more than once (a modern request is refused for it).
+    pub(super) repeated: Option<&'static str>,
+    /// Which headers [`PostHeaders::record`] has seen.
+    seen: u8,
+}
+
+impl<'a> PostHeaders<'a> {
+    /// The headers `POST /mcp` reads, from a parsed header map.
+    pub(super) fn of(headers: &'a HeaderMap) -> Self {
+        let present = |name: HeaderName| headers.get(&name).map(|v| v.to_str().unwrap_or_default());
+        let repeated = REPEATABLE
+            .iter()
+            .find(|(name, _)| headers.get_all(name).iter().count() > 1)
+            .map(|&(_, text)| text);
+        Self {
+            host: present(header::HOST),
+            origin: present(header::ORIGIN),
+            content_type: header(headers, &header::CONTENT_TYPE),
+            accept: header(headers, &header::ACCEPT),
+            session_id: header(headers, &SESSION_HEADER),
+            version: header(headers, &VERSION_HEADER),
+            method: header(headers, &METHOD_HEADER),
+            name: header(headers, &NAME_HEADER),
+            repeated,
+            seen: 0,
+        }
+    }
+
+    /// Records one header line of a request head: `name` in any case,
+    /// `value` as received. Headers this path does not read are ignored.
+    pub(super) fn record(&mut self, name: &[u8], value: &'a [u8]) {
+        // (bit in `seen`, slot, what a present but unreadable value reads as)
+        let (bit, slot, unreadable) = match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => (0, &mut self.host, Some("")),
+            6 if name.eq_ignore_ascii_case(b"origin") => (1, &mut self.origin, Some("")),
+            6 if name.eq_ignore_ascii_case(b"accept") => (2, &mut self.accept, None),
+            12 if name.eq_ignore_ascii_case(b"content-type") => (3, &mut self.content_type, None),
+            14 if name.eq_ignore_ascii_case(b"mcp-session-id") => (4, &mut self.session_id, None),
+            20 if name.eq_ignore_ascii_case(b"mcp-protocol-version") => {
+                (5, &mut self.version, None)
+            }
+            10 if name.eq_ignore_ascii_case(b"mcp-method") => (6, &mut self.method, None),
+            8 if name.eq_ignore_ascii_case(b"mcp-name") => (7, &mut self.name, None),
+            _ => return,
+        };
+        // As `HeaderMap::get`: the first value counts, a later one only as a
+        // repetition (of the three a modern request must not repeat).
+        if self.seen & (1 << bit) != 0 {
+            if bit >= 5 && self.repeated.is_none() {
+                self.repeated = Some(REPEATABLE[bit - 5].1);
+            }
+            return;
+        }
+        self.seen |= 1 << bit;
+        *slot = visible_ascii(value).or(unreadable);
+    }
+}
+
+/// The headers a modern request must not repeat, in `seen` bit order from 5.
+const REPEATABLE: [(HeaderName, &str); 3] = [
+    (VERSION_HEADER, "mcp-protocol-version"),
+    (METHOD_HEADER, "mcp-method"),
+    (NAME_HEADER, "mcp-name"),
+];
+
+/// `value` as text if it is what [`HeaderValue::to_str`] accepts.
+fn visible_ascii(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
 }
 
 /// `POST /mcp`: the `default` context profile. The HTTP face calls it
@@ -115,7 +207,7 @@ async fn post_request(
 ) -> Response {
     let (parts, body) = request.into_parts();
     match read_body(body, state.inner.max_body).await {
-        Ok(body) => post_as(state, profile, &parts.headers, &body).await,
+        Ok(body) => post_as(state, profile, &PostHeaders::of(&parts.headers), &body).await,
         Err(refused) => refused,
     }
 }
@@ -139,13 +231,15 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
     }
 }
 
-async fn post_as(
+/// Answers a `POST /mcp` body with the headers it came with (the guard has
+/// passed them).
+pub(super) async fn post_as(
     state: &HttpState,
     profile: Arc<str>,
-    headers: &HeaderMap,
-    body: &Bytes,
+    headers: &PostHeaders<'_>,
+    body: &[u8],
 ) -> Response {
-    let content_type = header(headers, &header::CONTENT_TYPE).unwrap_or_default();
+    let content_type = headers.content_type.unwrap_or_default();
     if !content_type.starts_with("application/json") {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -153,7 +247,7 @@ async fn post_as(
             "Content-Type must be application/json",
         );
     }
-    let accepts = Accepts::of(headers);
+    let accepts = Accepts::of(headers.accept);
     if !accepts.json && !accepts.sse {
         return error_response(
             StatusCode::NOT_ACCEPTABLE,
@@ -168,8 +262,8 @@ async fn post_as(
             return json_body(status, Message::Response(invalid.into_response()).to_vec());
         }
     };
-    let version_header = header(headers, &VERSION_HEADER);
-    let session_id = header(headers, &SESSION_HEADER);
+    let version_header = headers.version;
+    let session_id = headers.session_id;
     // A legacy version header means the legacy era; any other header
     // (2026-07-28, or a version the gateway does not know, which the modern
     // path answers with -32022) means the modern one.
@@ -196,7 +290,7 @@ fn frame_is_modern(frame: &Frame) -> bool {
 async fn modern_post(
     state: &HttpState,
     profile: Arc<str>,
-    headers: &HeaderMap,
+    headers: &PostHeaders<'_>,
     frame: Frame,
     accepts: Accepts,
 ) -> Response {
@@ -241,17 +335,15 @@ async fn modern_post(
 
 /// Checks `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` against the
 /// body, for requests that carry the modern `_meta` version.
-fn header_mismatch(headers: &HeaderMap, req: &Request, meta: &RequestMeta) -> Option<String> {
+fn header_mismatch(headers: &PostHeaders<'_>, req: &Request, meta: &RequestMeta) -> Option<String> {
     let body_version = meta.protocol_version.as_deref()?;
-    for name in [VERSION_HEADER, METHOD_HEADER, NAME_HEADER] {
-        if headers.get_all(&name).iter().count() > 1 {
-            return Some(format!("{name} header appears more than once"));
-        }
+    if let Some(name) = headers.repeated {
+        return Some(format!("{name} header appears more than once"));
     }
-    if header(headers, &VERSION_HEADER) != Some(body_version) {
+    if headers.version != Some(body_version) {
         return Some("MCP-Protocol-Version header does not match _meta".to_owned());
     }
-    if header(headers, &METHOD_HEADER) != Some(req.method.as_str()) {
+    if headers.method != Some(req.method.as_str()) {
         return Some("Mcp-Method header does not match the request method".to_owned());
     }
     let name_key = match req.method.as_str() {
@@ -260,7 +352,7 @@ fn header_mismatch(headers: &HeaderMap, req: &Request, meta: &RequestMeta) -> Op
         _ => return None,
     };
     let body_name = mcp::param_string(req.params.as_deref(), name_key)?;
-    let header_name = header(headers, &NAME_HEADER).map(decode_header_value);
+    let header_name = headers.name.map(decode_header_value);
     if header_name.as_deref() != Some(body_name.as_str()) {
         return Some(format!("Mcp-Name header does not match params.{name_key}"));
     }
@@ -457,11 +549,11 @@ impl LegacySession {
 async fn legacy_post(
     state: &HttpState,
     profile: Arc<str>,
-    headers: &HeaderMap,
+    headers: &PostHeaders<'_>,
     frame: Frame,
     accepts: Accepts,
 ) -> Response {
-    let session_id = header(headers, &SESSION_HEADER);
+    let session_id = headers.session_id;
     if let Frame::Single(Message::Request(req)) = &frame
         && req.method == method::INITIALIZE
         && session_id.is_none()
@@ -485,7 +577,7 @@ async fn legacy_post(
             "Session not found: initialize a new session",
         );
     };
-    if let Some(v) = header(headers, &VERSION_HEADER)
+    if let Some(v) = headers.version
         && Era::of(v) != Some(Era::Legacy)
     {
         return error_response(
@@ -545,7 +637,7 @@ pub(super) async fn get(State(state): State<HttpState>, headers: HeaderMap) -> R
             "Session not found",
         );
     };
-    if !Accepts::of(&headers).sse {
+    if !Accepts::of(header(&headers, &header::ACCEPT)).sse {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     }
     let last_seen: Option<u64> = header(&headers, &LAST_EVENT_ID).and_then(|v| v.parse().ok());
@@ -627,27 +719,67 @@ mod tests {
 
     #[test]
     fn accept_parsing() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::ACCEPT,
-            "application/json, text/event-stream".parse().unwrap(),
-        );
-        let a = Accepts::of(&headers);
+        let a = Accepts::of(Some("application/json, text/event-stream"));
         assert!(a.json && a.sse);
-        headers.insert(header::ACCEPT, "text/event-stream;q=1".parse().unwrap());
-        let a = Accepts::of(&headers);
+        let a = Accepts::of(Some("text/event-stream;q=1"));
         assert!(!a.json && a.sse);
         // The general path reads the SDKs' value as the shortcut does.
-        headers.insert(
-            header::ACCEPT,
-            "text/event-stream , application/json;q=0.9"
-                .parse()
-                .unwrap(),
-        );
-        let a = Accepts::of(&headers);
+        let a = Accepts::of(Some("text/event-stream , application/json;q=0.9"));
         assert!(a.json && a.sse);
-        headers.insert(header::ACCEPT, "application/json".parse().unwrap());
-        let a = Accepts::of(&headers);
+        let a = Accepts::of(Some("application/json"));
         assert!(a.json && !a.sse);
+        let a = Accepts::of(None);
+        assert!(a.json && !a.sse);
+    }
+
+    /// The lane's header reading agrees with the header map's, value for
+    /// value, on repeated, mixed-case and unreadable headers.
+    #[test]
+    fn recorded_headers_read_as_the_header_map_does() {
+        let lines: &[(&str, &[u8])] = &[
+            ("HOST", b"127.0.0.1:9"),
+            ("Origin", b"http://\xffevil"),
+            ("accept", b"application/json"),
+            ("Accept", b"text/event-stream"),
+            ("Content-Type", b"application/json"),
+            ("Mcp-Session-Id", b"\x80bad"),
+            ("mcp-session-id", b"good"),
+            ("MCP-Protocol-Version", b"2026-07-28"),
+            ("Mcp-Method", b"tools/call"),
+            ("mcp-name", b"a"),
+            ("MCP-NAME", b"b"),
+            ("x-other", b"ignored"),
+        ];
+        let mut map = HeaderMap::new();
+        let mut recorded = PostHeaders::default();
+        for &(name, value) in lines {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+            recorded.record(name.as_bytes(), value);
+        }
+        let of = PostHeaders::of(&map);
+        let fields = |h: &PostHeaders<'_>| {
+            [
+                h.host,
+                h.origin,
+                h.content_type,
+                h.accept,
+                h.session_id,
+                h.version,
+                h.method,
+                h.name,
+                h.repeated,
+            ]
+            .map(|f| f.map(str::to_owned))
+        };
+        assert_eq!(fields(&recorded), fields(&of));
+        assert_eq!(of.host, Some("127.0.0.1:9"));
+        assert_eq!(of.origin, Some(""), "unreadable origin must be refused");
+        assert_eq!(of.accept, Some("application/json"));
+        assert_eq!(of.session_id, None, "the first value is unreadable");
+        assert_eq!(of.repeated, Some("mcp-name"));
+        assert_eq!(PostHeaders::of(&HeaderMap::new()).host, None);
     }
 }

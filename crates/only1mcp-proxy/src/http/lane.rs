@@ -1,0 +1,611 @@
+//! The plain listener's HTTP/1.1 lane: `POST /mcp`, nearly every request a
+//! client sends, read and answered on the connection itself; anything else
+//! hands the connection, with the bytes already read, to hyper.
+//!
+//! hyper's server cost about 15 000 instructions a forwarded call here (its
+//! dispatcher, a header map, a body channel), a quarter of the gateway's own
+//! user-space work (docs/performance.md, ADR 0010). The lane parses the head
+//! with `httparse` (hyper's parser), reads only the headers `POST /mcp` uses
+//! ([`PostHeaders`]) straight from the read buffer, and writes the answer's
+//! head and body with one write.
+//!
+//! The lane takes an HTTP/1.1 `POST /mcp` (any query) with a valid
+//! `Content-Length` within `http.max_body`, or no body, and no
+//! `Transfer-Encoding`, `Expect` or upgrade. Anything else (other routes and
+//! methods, chunked bodies, HTTP/1.0, heads that are malformed, larger than
+//! 64 KiB or with more than 64 headers, an HTTP/2 preface) goes to hyper for
+//! the rest of the connection, so every other answer, error included, is
+//! hyper's and axum's as it was before the lane.
+//!
+//! As with hyper's server: a connection stays open between requests unless
+//! the client says `Connection: close`; a client that closes its connection
+//! while its request is in flight drops the request's future (the modern
+//! era's cancellation); pipelined requests are answered in order; once the
+//! gateway stops, an idle connection closes, and one with a request in
+//! flight closes after answering it (with `connection: close`).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::ops::Range;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use axum::body::HttpBody as _;
+use axum::response::Response;
+use bytes::{Buf as _, Bytes, BytesMut};
+use http::StatusCode;
+use http::header;
+use http_body_util::BodyExt as _;
+use only1mcp_core::config::ContextConfig;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::streamable::{self, PostHeaders};
+use super::{Face, guard, until_done};
+
+/// A request head longer than this goes to hyper (which allows more).
+const HEAD_LIMIT: usize = 64 * 1024;
+/// A request with more headers than this goes to hyper (which allows 100).
+const MAX_HEADERS: usize = 64;
+/// How much room each read asks for.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Serves one plain-HTTP connection to its end: on the lane while its
+/// requests are `POST /mcp`, then on hyper.
+pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: CancellationToken) {
+    let max_body = face.state.inner.max_body;
+    // What has been read and not yet answered.
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // What arrives while a request is answered (pipelined requests).
+    let mut early = BytesMut::new();
+    // The answer's head (and a JSON body) before it is written.
+    let mut out = Vec::with_capacity(1024);
+    let mut first = true;
+    loop {
+        let head = loop {
+            if first && buf.starts_with(b"PRI") {
+                return hand_over(tcp, buf, face, shutdown, Version::H2).await;
+            }
+            match scan(&buf, max_body) {
+                Scan::Lane(head) if buf.len() >= head.len => break head,
+                Scan::Lane(_) => {}
+                Scan::Partial if buf.len() < HEAD_LIMIT => {}
+                Scan::Partial | Scan::Hyper => {
+                    return hand_over(tcp, buf, face, shutdown, Version::H1).await;
+                }
+            }
+            buf.reserve(READ_CHUNK);
+            // A request not yet whole is not yet accepted: stopping drops it.
+            let read = tokio::select! {
+                read = tcp.read_buf(&mut buf) => read,
+                () = shutdown.cancelled() => return,
+            };
+            if !matches!(read, Ok(n) if n > 0) {
+                return;
+            }
+        };
+        first = false;
+        let Head {
+            len,
+            body,
+            close,
+            headers,
+        } = head;
+        let answer = async {
+            if let Some(refused) = guard::refusal(&face.state, headers.host, headers.origin) {
+                return refused;
+            }
+            let profile = ContextConfig::DEFAULT_PROFILE.into();
+            streamable::post_as(&face.state, profile, &headers, &buf[body]).await
+        };
+        let Some(response) = watching(&tcp, &mut early, answer).await else {
+            return;
+        };
+        buf.advance(len);
+        let keep_alive = !close && !shutdown.is_cancelled();
+        let written = write_response(&mut tcp, &mut out, &mut early, response, keep_alive).await;
+        if written.is_err() {
+            return;
+        }
+        if !keep_alive {
+            let _ = tcp.shutdown().await;
+            return;
+        }
+        if !early.is_empty() {
+            buf.extend_from_slice(&early);
+            early.clear();
+        }
+    }
+}
+
+/// A request the lane answers.
+#[derive(Debug)]
+struct Head<'a> {
+    /// Head and body, in bytes.
+    len: usize,
+    /// Where the body is.
+    body: Range<usize>,
+    /// Whether the client asked to close after the answer.
+    close: bool,
+    headers: PostHeaders<'a>,
+}
+
+#[derive(Debug)]
+enum Scan<'a> {
+    /// The head is not whole yet.
+    Partial,
+    Lane(Head<'a>),
+    /// Not the lane's: hyper serves the connection from here.
+    Hyper,
+}
+
+/// Reads the request head at the start of `buf`.
+fn scan(buf: &[u8], max_body: usize) -> Scan<'_> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut slots);
+    let head_len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Scan::Partial,
+        Err(_) => return Scan::Hyper,
+    };
+    let target = request.path.unwrap_or_default();
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    if request.method != Some("POST") || request.version != Some(1) || path != "/mcp" {
+        return Scan::Hyper;
+    }
+    let mut length = None;
+    let mut close = false;
+    let mut headers = PostHeaders::default();
+    for line in request.headers.iter() {
+        let name = line.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match (length, content_length(line.value)) {
+                (None, Some(n)) => length = Some(n),
+                // Repeated or not a number: hyper's to judge.
+                _ => return Scan::Hyper,
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"upgrade")
+        {
+            return Scan::Hyper;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in line.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"upgrade") {
+                    return Scan::Hyper;
+                }
+                close |= token.eq_ignore_ascii_case(b"close");
+            }
+        } else {
+            headers.record(name, line.value);
+        }
+    }
+    // No Content-Length and no Transfer-Encoding: no body (RFC 9112 §6.3).
+    let body_len = length.unwrap_or(0);
+    if body_len > max_body {
+        // hyper and the router answer 413.
+        return Scan::Hyper;
+    }
+    Scan::Lane(Head {
+        len: head_len + body_len,
+        body: head_len..head_len + body_len,
+        close,
+        headers,
+    })
+}
+
+/// A `Content-Length` value: digits only.
+fn content_length(value: &[u8]) -> Option<usize> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Runs `work` while watching the connection: what the client sends
+/// meanwhile goes to `early` (up to [`HEAD_LIMIT`]); `None` if the client
+/// closes the connection or it fails, and `work` is dropped.
+async fn watching<F: Future>(tcp: &TcpStream, early: &mut BytesMut, work: F) -> Option<F::Output> {
+    let mut work = pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut work => return Some(done),
+            ready = tcp.readable(), if early.len() < HEAD_LIMIT => {
+                ready.ok()?;
+                early.reserve(READ_CHUNK);
+                match tcp.try_read_buf(early) {
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return None,
+                }
+            }
+        }
+    }
+}
+
+/// Writes `response`: with `Content-Length` when its body's size is known
+/// (head and body in one write), chunked otherwise (each chunk written as it
+/// comes, for event streams).
+async fn write_response(
+    tcp: &mut TcpStream,
+    out: &mut Vec<u8>,
+    early: &mut BytesMut,
+    response: Response,
+    keep_alive: bool,
+) -> io::Result<()> {
+    let (parts, mut body) = response.into_parts();
+    out.clear();
+    put_head(out, parts.status, &parts.headers, keep_alive);
+    let status = parts.status;
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        out.extend_from_slice(b"\r\n");
+        return tcp.write_all(out).await;
+    }
+    if let Some(len) = body.size_hint().exact() {
+        put_line(out, b"content-length", len.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let start = out.len();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.map_err(io::Error::other)?.into_data() {
+                out.extend_from_slice(&data);
+            }
+        }
+        if (out.len() - start) as u64 != len {
+            return Err(io::Error::other(
+                "the body's length is not the one it announced",
+            ));
+        }
+        return tcp.write_all(out).await;
+    }
+    put_line(out, b"transfer-encoding", b"chunked");
+    out.extend_from_slice(b"\r\n");
+    tcp.write_all(out).await?;
+    loop {
+        let Some(frame) = watching(tcp, early, body.frame()).await else {
+            return Err(io::ErrorKind::ConnectionAborted.into());
+        };
+        let Some(frame) = frame else { break };
+        let Ok(data) = frame.map_err(io::Error::other)?.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        out.clear();
+        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        out.extend_from_slice(&data);
+        out.extend_from_slice(b"\r\n");
+        tcp.write_all(out).await?;
+    }
+    tcp.write_all(b"0\r\n\r\n").await
+}
+
+/// The status line and the headers (without the body's framing and the
+/// blank line that ends the head).
+fn put_head(out: &mut Vec<u8>, status: StatusCode, headers: &http::HeaderMap, keep_alive: bool) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or_default().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        // The framing is the lane's to write.
+        if name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::CONNECTION
+        {
+            continue;
+        }
+        put_line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !keep_alive {
+        put_line(out, b"connection", b"close");
+    }
+    put_date(out);
+}
+
+fn put_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The `Date` header (RFC 9110 §6.6.1), formatted once a second per thread,
+/// as hyper does.
+fn put_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != second || text.is_empty() {
+            *at = second;
+            *text = httpdate::fmt_http_date(now);
+        }
+        put_line(out, b"date", text.as_bytes());
+    });
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Version {
+    H1,
+    /// The connection opened with the HTTP/2 preface (h2c).
+    H2,
+}
+
+/// Serves the rest of the connection with hyper, starting with what has been
+/// read (`read`).
+async fn hand_over(
+    tcp: TcpStream,
+    read: BytesMut,
+    face: Face,
+    shutdown: CancellationToken,
+    version: Version,
+) {
+    let io = hyper_util::rt::TokioIo::new(Rewind {
+        read: read.freeze(),
+        io: tcp,
+    });
+    let service = hyper::service::service_fn(move |request| face.clone().handle(request));
+    let served = match version {
+        Version::H2 => {
+            let mut builder =
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+            // Extended CONNECT: WebSocket over HTTP/2.
+            builder.enable_connect_protocol();
+            let connection = builder.serve_connection(io, service);
+            until_done(connection, &shutdown, |c| c.graceful_shutdown()).await
+        }
+        Version::H1 => {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .with_upgrades();
+            until_done(connection, &shutdown, |c| c.graceful_shutdown()).await
+        }
+    };
+    if let Err(e) = served {
+        tracing::trace!(error = %e, "Connection ended with an error");
+    }
+}
+
+/// A connection whose first bytes were already read: they are read again,
+/// then the rest.
+#[derive(Debug)]
+struct Rewind {
+    read: Bytes,
+    io: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.read.is_empty() {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        }
+        let n = this.read.len().min(buf.remaining());
+        buf.put_slice(&this.read.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse as _;
+
+    const SDK_POST: &[u8] = b"POST /mcp?x=1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\
+        Content-Type: application/json\r\nACCEPT: application/json, text/event-stream\r\n\
+        mcp-session-id: abc\r\nConnection: keep-alive, Close\r\ncontent-length: 7\r\n\r\n{\"a\":1}";
+
+    fn lane(request: &[u8]) -> Head<'_> {
+        match scan(request, 1024) {
+            Scan::Lane(head) => head,
+            other => panic!("{other:?} for {:?}", String::from_utf8_lossy(request)),
+        }
+    }
+
+    #[test]
+    fn the_lane_reads_a_post_to_mcp() {
+        let head = lane(SDK_POST);
+        assert_eq!(head.len, SDK_POST.len());
+        assert_eq!(&SDK_POST[head.body], b"{\"a\":1}");
+        assert!(head.close);
+        assert_eq!(head.headers.host, Some("127.0.0.1:9"));
+        assert_eq!(
+            head.headers.accept,
+            Some("application/json, text/event-stream")
+        );
+        assert_eq!(head.headers.content_type, Some("application/json"));
+        assert_eq!(head.headers.session_id, Some("abc"));
+        // Without a body, and kept alive.
+        let head = lane(b"POST /mcp HTTP/1.1\r\nhost: h\r\n\r\n");
+        assert_eq!((head.len, head.body.len(), head.close), (31, 0, false));
+        // A head that is not whole yet, at any cut.
+        let head_end = SDK_POST.len() - 7;
+        for cut in 0..head_end {
+            assert!(
+                matches!(scan(&SDK_POST[..cut], 1024), Scan::Partial),
+                "cut at {cut}"
+            );
+        }
+        // The head is whole; the body may still be coming.
+        assert_eq!(lane(&SDK_POST[..head_end]).len, SDK_POST.len());
+    }
+
+    #[test]
+    fn everything_else_goes_to_hyper() {
+        for request in [
+            &b"GET /mcp HTTP/1.1\r\n\r\n"[..],
+            b"DELETE /mcp HTTP/1.1\r\n\r\n",
+            b"POST /mcp/profile HTTP/1.1\r\n\r\n",
+            b"POST /mcpx HTTP/1.1\r\n\r\n",
+            b"POST http://h/mcp HTTP/1.1\r\n\r\n",
+            b"POST /mcp HTTP/1.0\r\ncontent-length: 1\r\n\r\n{",
+            b"POST /mcp HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"POST /mcp HTTP/1.1\r\nexpect: 100-continue\r\ncontent-length: 1\r\n\r\n",
+            b"POST /mcp HTTP/1.1\r\nupgrade: websocket\r\n\r\n",
+            b"POST /mcp HTTP/1.1\r\nconnection: keep-alive,Upgrade\r\n\r\n",
+            b"POST /mcp HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 1\r\n\r\n{",
+            b"POST /mcp HTTP/1.1\r\ncontent-length: +1\r\n\r\n{",
+            b"POST /mcp HTTP/1.1\r\ncontent-length: \r\n\r\n",
+            b"POST /mcp HTTP/1.1\r\ncontent-length: 99999999999999999999999\r\n\r\n",
+            b"POST /mcp HTTP/1.1\r\ncontent-length: 1025\r\n\r\n",
+            b"POST /mcp HTTP/1.1\r\nbad header\r\n\r\n",
+            b"\x16\x03\x01\x02\x00",
+        ] {
+            assert!(
+                matches!(scan(request, 1024), Scan::Hyper),
+                "{:?}",
+                String::from_utf8_lossy(request)
+            );
+        }
+        // At the limit, the lane's.
+        lane(b"POST /mcp HTTP/1.1\r\ncontent-length: 1024\r\n\r\n");
+        // More headers than the lane reads: hyper's.
+        let mut many = b"POST /mcp HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(matches!(scan(&many, 1024), Scan::Hyper));
+    }
+
+    /// A connected loopback pair: (the lane's end, the client's end).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (accepted.unwrap().0, client.unwrap())
+    }
+
+    async fn written(response: Response, keep_alive: bool) -> String {
+        let (mut server, mut client) = pair().await;
+        let mut out = Vec::new();
+        write_response(
+            &mut server,
+            &mut out,
+            &mut BytesMut::new(),
+            response,
+            keep_alive,
+        )
+        .await
+        .unwrap();
+        drop(server);
+        let mut text = String::new();
+        client.read_to_string(&mut text).await.unwrap();
+        text
+    }
+
+    /// The head without its `date` line (checked apart), and the body.
+    fn undated(text: &str) -> (String, &str) {
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let date = head
+            .lines()
+            .find_map(|l| l.strip_prefix("date: "))
+            .expect("a date header");
+        assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+        let lines: Vec<&str> = head.lines().filter(|l| !l.starts_with("date: ")).collect();
+        (lines.join("\n"), body)
+    }
+
+    #[tokio::test]
+    async fn answers_are_written_with_their_framing() {
+        let json = super::super::json_body(StatusCode::OK, b"{\"ok\":true}".to_vec());
+        let text = written(json, true).await;
+        assert_eq!(
+            undated(&text),
+            (
+                "HTTP/1.1 200 OK\ncontent-type: application/json\ncontent-length: 11".to_owned(),
+                "{\"ok\":true}"
+            )
+        );
+        let accepted = StatusCode::ACCEPTED.into_response();
+        let text = written(accepted, false).await;
+        assert_eq!(
+            undated(&text),
+            (
+                "HTTP/1.1 202 Accepted\nconnection: close\ncontent-length: 0".to_owned(),
+                ""
+            )
+        );
+        let mut empty = StatusCode::NO_CONTENT.into_response();
+        empty
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, http::HeaderValue::from_static("0"));
+        let text = written(empty, true).await;
+        assert_eq!(undated(&text), ("HTTP/1.1 204 No Content".to_owned(), ""));
+        // A body of unknown length, as an event stream is: chunked.
+        let chunks = ["event: a\n\n", "", "event: b\n\n"]
+            .map(|c| Ok::<_, io::Error>(hyper::body::Frame::data(Bytes::from(c))));
+        let stream = http_body_util::StreamBody::new(futures::stream::iter(chunks));
+        let text = written(Response::new(axum::body::Body::new(stream)), true).await;
+        assert_eq!(
+            undated(&text),
+            (
+                "HTTP/1.1 200 OK\ntransfer-encoding: chunked".to_owned(),
+                "a\r\nevent: a\n\n\r\na\r\nevent: b\n\n\r\n0\r\n\r\n"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn rewind_reads_what_was_read_before_the_connection() {
+        let (server, mut client) = pair().await;
+        let mut rewind = Rewind {
+            read: Bytes::from_static(b"first "),
+            io: server,
+        };
+        client.write_all(b"then the rest").await.unwrap();
+        drop(client);
+        let mut text = String::new();
+        rewind.read_to_string(&mut text).await.unwrap();
+        assert_eq!(text, "first then the rest");
+    }
+}
