@@ -344,9 +344,59 @@ impl Serialize for Message {
 impl Message {
     /// Serializes the message as one line of compact JSON (no newline).
     pub fn to_vec(&self) -> Vec<u8> {
-        // Serializing raw values and plain strings cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        // Written out rather than through `Serialize`, which costs several
+        // times more on the hot path: sized once, raw parts copied as they
+        // are. The output is the same (a property test holds them equal).
+        let raw_len = |value: Option<&RawValue>| value.map_or(0, |v| v.get().len());
+        let size = match self {
+            Self::Request(req) => req.method.len() + raw_len(req.params.as_deref()),
+            Self::Notification(note) => note.method.len() + raw_len(note.params.as_deref()),
+            Self::Response(res) => res.outcome.as_ref().map_or(128, |r| r.get().len()),
+        };
+        let mut out = Vec::with_capacity(size + 64);
+        out.extend_from_slice(br#"{"jsonrpc":"2.0""#);
+        match self {
+            Self::Request(req) => {
+                put_json(&mut out, "id", &req.id);
+                put_json(&mut out, "method", &req.method);
+                put_raw(&mut out, "params", req.params.as_deref());
+            }
+            Self::Notification(note) => {
+                put_json(&mut out, "method", &note.method);
+                put_raw(&mut out, "params", note.params.as_deref());
+            }
+            Self::Response(res) => {
+                put_json(&mut out, "id", &res.id);
+                match &res.outcome {
+                    Ok(result) => put_raw(&mut out, "result", Some(result)),
+                    Err(error) => put_json(&mut out, "error", error),
+                }
+            }
+        }
+        out.push(b'}');
+        out
     }
+}
+
+/// Appends `,"key":` and `value` as JSON.
+fn put_json(out: &mut Vec<u8>, key: &str, value: &impl Serialize) {
+    put_key(out, key);
+    // Writing ids, strings and error objects to a vector cannot fail.
+    let _ = serde_json::to_writer(out, value);
+}
+
+/// Appends `,"key":` and the raw value as it is, if there is one.
+fn put_raw(out: &mut Vec<u8>, key: &str, value: Option<&RawValue>) {
+    if let Some(value) = value {
+        put_key(out, key);
+        out.extend_from_slice(value.get().as_bytes());
+    }
+}
+
+fn put_key(out: &mut Vec<u8>, key: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 impl From<Response> for Message {

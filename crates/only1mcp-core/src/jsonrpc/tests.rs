@@ -124,6 +124,50 @@ fn serializes_compactly_with_version_first() {
     );
 }
 
+/// [`Message::to_vec`] writes what the `Serialize` implementation does, for
+/// every kind of message.
+#[quickcheck]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "quickcheck hands arguments over by value"
+)]
+fn written_messages_serialize_as_the_general_path_does(n: i64, s: String, text: String) -> bool {
+    let raw = serde_json::value::to_raw_value(&serde_json::json!({"content": [{"text": &text}]}))
+        .unwrap();
+    let ids = [Id::Number(n), Id::String(s.into())];
+    let mut messages = vec![
+        Message::Notification(Notification {
+            method: text.clone(),
+            params: Some(raw.clone()),
+        }),
+        Message::Notification(Notification {
+            method: text.clone(),
+            params: None,
+        }),
+        Message::Response(Response::error(None, ErrorObject::new(-1, text.clone()))),
+    ];
+    for id in ids {
+        messages.push(Message::Request(Request {
+            id: id.clone(),
+            method: text.clone(),
+            params: Some(raw.clone()),
+        }));
+        messages.push(Message::Request(Request {
+            id: id.clone(),
+            method: text.clone(),
+            params: None,
+        }));
+        messages.push(Message::Response(Response::result(id.clone(), raw.clone())));
+        messages.push(Message::Response(Response::error(
+            Some(id),
+            ErrorObject::new(n, text.clone()),
+        )));
+    }
+    messages
+        .iter()
+        .all(|m| m.to_vec() == serde_json::to_vec(m).unwrap())
+}
+
 #[quickcheck]
 fn number_ids_round_trip(n: i64) -> bool {
     round_trip(&Id::Number(n))

@@ -69,7 +69,12 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
             if first && buf.starts_with(b"PRI") {
                 return hand_over(tcp, buf, face, shutdown, Version::H2).await;
             }
-            match scan(&buf, max_body) {
+            // (Nothing read yet: nothing to scan.)
+            match if buf.is_empty() {
+                Scan::Partial
+            } else {
+                scan(&buf, max_body)
+            } {
                 Scan::Lane(head) if buf.len() >= head.len => break head,
                 Scan::Lane(_) => {}
                 Scan::Partial if buf.len() < HEAD_LIMIT => {}
@@ -144,9 +149,10 @@ enum Scan<'a> {
 
 /// Reads the request head at the start of `buf`.
 fn scan(buf: &[u8], max_body: usize) -> Scan<'_> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut slots);
-    let head_len = match request.parse(buf) {
+    // Left uninitialised: zeroing 64 slots cost more than the parse.
+    let mut slots = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    let head_len = match request.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Scan::Partial,
         Err(_) => return Scan::Hyper,
