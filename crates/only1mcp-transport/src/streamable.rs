@@ -107,11 +107,14 @@ struct Link {
 struct Session {
     id: Option<HeaderValue>,
     protocol_version: Option<HeaderValue>,
+    /// The headers of a legacy POST in this session, built by the first one
+    /// (they are the same for every one until the session changes).
+    legacy_post: Option<Arc<HeaderMap>>,
 }
 
 /// The headers of one POST, and what they say about it.
 struct Post {
-    headers: HeaderMap,
+    headers: Arc<HeaderMap>,
     modern: bool,
     sent_session: bool,
 }
@@ -254,7 +257,7 @@ impl Link {
     /// POSTs a call: on the direct pool when there is one (a redirect goes
     /// back through reqwest, which follows it within the origin), else
     /// through reqwest. A JSON answer to a direct POST comes back read.
-    async fn post_call(&self, headers: HeaderMap, body: Vec<u8>) -> Result<Answer, Error> {
+    async fn post_call(&self, headers: Arc<HeaderMap>, body: Vec<u8>) -> Result<Answer, Error> {
         if let Some(direct) = &self.direct {
             match direct.post(&headers, &body).await {
                 Ok(answer) => return Ok(answer),
@@ -272,7 +275,7 @@ impl Link {
         }
         self.client
             .post(self.url.clone())
-            .headers(headers)
+            .headers(Arc::unwrap_or_clone(headers))
             .body(body)
             .send()
             .await
@@ -336,20 +339,31 @@ impl Link {
     /// The headers of a POST carrying a message with `method` and `params`
     /// (`None` for a response).
     fn post_headers(&self, method: Option<&str>, params: Option<&RawValue>) -> Post {
-        let mut headers = self.headers.clone();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(
-            ACCEPT,
-            HeaderValue::from_static("application/json, text/event-stream"),
-        );
         let Some(version) = modern_version(params) else {
-            let sent_session = self.add_session(&mut headers);
+            let mut session = self.session();
+            let sent_session = session.id.is_some();
+            let headers = match &session.legacy_post {
+                Some(headers) => headers.clone(),
+                None => {
+                    let mut headers = self.json_post_headers();
+                    if let Some(version) = &session.protocol_version {
+                        headers.insert(MCP_PROTOCOL_VERSION, version.clone());
+                    }
+                    if let Some(id) = &session.id {
+                        headers.insert(MCP_SESSION_ID, id.clone());
+                    }
+                    let headers = Arc::new(headers);
+                    session.legacy_post = Some(headers.clone());
+                    headers
+                }
+            };
             return Post {
                 headers,
                 modern: false,
                 sent_session,
             };
         };
+        let mut headers = self.json_post_headers();
         if let Some(version) = header_text(&version) {
             headers.insert(MCP_PROTOCOL_VERSION, version);
         }
@@ -362,10 +376,21 @@ impl Link {
             }
         }
         Post {
-            headers,
+            headers: Arc::new(headers),
             modern: true,
             sent_session: false,
         }
+    }
+
+    /// The configured headers and those of a POST of JSON.
+    fn json_post_headers(&self) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        headers
     }
 
     /// Records the session a legacy `initialize` opened: the id from the
@@ -388,6 +413,7 @@ impl Link {
         *self.session() = Session {
             id,
             protocol_version,
+            legacy_post: None,
         };
     }
 
@@ -398,7 +424,10 @@ impl Link {
             server = %self.server(),
             "The backend ended the session (HTTP 404); the connection closes and will be re-established"
         );
-        self.session().id = None;
+        let mut session = self.session();
+        session.id = None;
+        session.legacy_post = None;
+        drop(session);
         self.correlator.close();
         Error::UpstreamUnavailable {
             server: self.server().to_owned(),
@@ -430,7 +459,7 @@ impl Link {
         let request = self
             .client
             .post(self.url.clone())
-            .headers(post.headers)
+            .headers(Arc::unwrap_or_clone(post.headers))
             .body(message.to_vec());
         let response = match tokio::time::timeout(SEND_TIMEOUT, request.send()).await {
             Ok(Ok(response)) => response,
