@@ -240,9 +240,11 @@ pub struct Catalog {
     prompts: Vec<Entry>,
     resources: Vec<Entry>,
     resource_templates: Vec<Entry>,
-    tool_index: HashMap<Arc<str>, usize>,
-    prompt_index: HashMap<Arc<str>, usize>,
-    resource_index: HashMap<Arc<str>, usize>,
+    // Keyed by names the backends chose, hashed with foldhash: a lookup
+    // per call, several times cheaper than SipHash.
+    tool_index: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
+    prompt_index: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
+    resource_index: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
     conflicts: Vec<Conflict>,
     hints: HashMap<ListKind, CacheHint>,
 }
@@ -261,7 +263,7 @@ impl Catalog {
                 .iter()
                 .enumerate()
                 .map(|(idx, e)| (e.exposed.clone(), idx))
-                .collect::<HashMap<_, _>>()
+                .collect::<HashMap<_, _, _>>()
         };
         let hints = ListKind::ALL
             .into_iter()

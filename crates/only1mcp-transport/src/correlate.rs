@@ -21,6 +21,9 @@ use only1mcp_core::upstream::{Events, UpstreamEvent};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+/// Calls in flight by the id sent for them.
+type Pending = HashMap<i64, oneshot::Sender<Outcome>, foldhash::fast::RandomState>;
+
 /// How many unread events a connection buffers before it stops reading from
 /// the backend (backpressure, as on stdio).
 const EVENT_BUFFER: usize = 1024;
@@ -31,7 +34,8 @@ pub(crate) struct Correlator {
     server: Arc<str>,
     next_id: AtomicI64,
     // A plain mutex: held for one map operation, never across an await.
-    pending: Mutex<HashMap<i64, oneshot::Sender<Outcome>>>,
+    /// By the ids this correlator chose (so foldhash, not SipHash).
+    pending: Mutex<Pending>,
     events: mpsc::Sender<UpstreamEvent>,
     closed: CancellationToken,
     /// Sees each notification before it becomes an event (see
@@ -63,7 +67,7 @@ impl Correlator {
         let correlator = Arc::new(Self {
             server,
             next_id: AtomicI64::new(1),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Pending::default()),
             events: events_tx,
             closed: closed.clone(),
             hook: std::sync::OnceLock::new(),
@@ -76,7 +80,7 @@ impl Correlator {
         &self.server
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashMap<i64, oneshot::Sender<Outcome>>> {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -94,7 +94,8 @@ pub(crate) struct Relay {
     /// each). A plain mutex, held for one insert or remove, never across an
     /// await: a lock-free map (papaya) measured slower here, its
     /// reclamation sending a `membarrier` IPI to every core.
-    callers: Mutex<HashMap<u64, Weak<Caller>>>,
+    /// By the ids this relay chose (so foldhash, not SipHash).
+    callers: Mutex<HashMap<u64, Weak<Caller>, foldhash::fast::RandomState>>,
     next: AtomicU64,
     /// The backend's requests being answered, by their id, so the
     /// backend's `notifications/cancelled` can stop one.
@@ -150,13 +151,15 @@ impl Relay {
             mode,
             roots,
             timeout,
-            callers: Mutex::new(HashMap::new()),
+            callers: Mutex::new(HashMap::default()),
             answering: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
         })
     }
 
-    fn callers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<Caller>>> {
+    fn callers(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<Caller>, foldhash::fast::RandomState>> {
         self.callers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -36,6 +36,9 @@ use crate::session::ClientSession;
 
 pub use guard::Guard;
 
+/// Sessions by the ids the gateway gave them.
+type Sessions<T> = HashMap<String, Arc<T>, foldhash::fast::RandomState>;
+
 /// Shared state of the HTTP face.
 #[derive(Debug, Clone)]
 pub struct HttpState {
@@ -45,10 +48,11 @@ pub struct HttpState {
 #[derive(Debug)]
 struct Inner {
     gateway: Gateway,
-    /// Legacy Streamable HTTP sessions by `Mcp-Session-Id`.
-    sessions: Mutex<HashMap<String, Arc<streamable::LegacySession>>>,
+    /// Legacy Streamable HTTP sessions by `Mcp-Session-Id`. The ids are the
+    /// gateway's own (random), so foldhash rather than SipHash.
+    sessions: Mutex<Sessions<streamable::LegacySession>>,
     /// 2024-11-05 HTTP+SSE sessions by `sessionId`.
-    sse_sessions: Mutex<HashMap<String, Arc<ClientSession>>>,
+    sse_sessions: Mutex<Sessions<ClientSession>>,
     guard: Guard,
     max_body: usize,
     /// Cancelled on shutdown: ends long-lived streams so draining finishes.
@@ -61,8 +65,8 @@ impl HttpState {
         Self {
             inner: Arc::new(Inner {
                 gateway,
-                sessions: Mutex::new(HashMap::new()),
-                sse_sessions: Mutex::new(HashMap::new()),
+                sessions: Mutex::new(Sessions::default()),
+                sse_sessions: Mutex::new(Sessions::default()),
                 guard: Guard::new(config, local),
                 max_body: config.max_body,
                 shutdown: CancellationToken::new(),
@@ -70,16 +74,14 @@ impl HttpState {
         }
     }
 
-    fn sessions(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<streamable::LegacySession>>> {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions<streamable::LegacySession>> {
         self.inner
             .sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn sse_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ClientSession>>> {
+    fn sse_sessions(&self) -> std::sync::MutexGuard<'_, Sessions<ClientSession>> {
         self.inner
             .sse_sessions
             .lock()
