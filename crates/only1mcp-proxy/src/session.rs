@@ -435,7 +435,9 @@ impl ClientSession {
     /// request.
     pub fn answer_detachable(self: &Arc<Self>, req: Request, notes: Outbound) -> Detachable {
         let id = req.id.clone();
-        let answer = self.cancellable(req, Some(notes));
+        // Boxed where it is made: the moves below then move a pointer, not
+        // the whole future (several KiB, copied at each move).
+        let answer = Box::pin(self.cancellable(req, Some(notes)));
         let answer = self.tasks.track_future(async move {
             answer.await.unwrap_or_else(|| {
                 let error = ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, "request cancelled");

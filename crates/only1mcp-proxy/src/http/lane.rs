@@ -99,14 +99,18 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
             close,
             headers,
         } = head;
-        let answer = async {
-            if let Some(refused) = guard::refusal(&face.state, headers.host, headers.origin) {
-                return refused;
-            }
-            let profile = ContextConfig::DEFAULT_PROFILE.into();
-            streamable::post_as(&face.state, profile, &headers, &buf[body]).await
+        let answered = {
+            // Pinned where it is made: handed on as a pointer, not copied.
+            let answer = pin!(async {
+                if let Some(refused) = guard::refusal(&face.state, headers.host, headers.origin) {
+                    return refused;
+                }
+                let profile = ContextConfig::DEFAULT_PROFILE.into();
+                streamable::post_as(&face.state, profile, &headers, &buf[body]).await
+            });
+            watching(&tcp, &mut early, answer).await
         };
-        let Some(response) = watching(&tcp, &mut early, answer).await else {
+        let Some(response) = answered else {
             return;
         };
         buf.advance(len);
