@@ -52,6 +52,8 @@ const HEAD_LIMIT: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
 /// How much room each read asks for.
 const READ_CHUNK: usize = 8 * 1024;
+/// Buffers grown beyond this by one request are let go after it.
+const KEEP: usize = 64 * 1024;
 
 /// Serves one plain-HTTP connection to its end: on the lane while its
 /// requests are `POST /mcp`, then on hyper.
@@ -126,6 +128,13 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
         if !early.is_empty() {
             buf.extend_from_slice(&early);
             early.clear();
+        }
+        // A large request or answer does not stay with an idle connection.
+        if buf.is_empty() && buf.capacity() > KEEP {
+            buf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        if out.capacity() > KEEP {
+            out = Vec::with_capacity(1024);
         }
     }
 }
