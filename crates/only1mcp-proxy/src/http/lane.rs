@@ -536,6 +536,74 @@ mod tests {
         assert!(matches!(scan(&many, 1024), Scan::Hyper));
     }
 
+    /// Whatever follows a request line, cut anywhere: the scan never
+    /// panics, a request it takes lies within what it was given, and a
+    /// whole request with only ordinary headers always takes the lane.
+    #[quickcheck_macros::quickcheck]
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "quickcheck hands arguments over by value"
+    )]
+    fn any_head_is_scanned_safely(lines: Vec<(u8, String)>, cut: usize) -> bool {
+        const ORDINARY: &[&str] = &[
+            "host",
+            "Origin",
+            "accept",
+            "mcp-session-id",
+            "MCP-Name",
+            "x-other",
+        ];
+        // Framing, repeats, bad names: one line in four.
+        const OTHER: &[&str] = &[
+            "content-length",
+            "Content-Length",
+            "transfer-encoding",
+            "connection",
+            "expect",
+            "bad name",
+            "",
+        ];
+        let mut request = b"POST /mcp HTTP/1.1\r\n".to_vec();
+        let mut ordinary = true;
+        // Up to five lines, so that ordinary heads come often.
+        for (pick, value) in lines.iter().take(lines.len() % 6) {
+            let pick = usize::from(*pick);
+            let name = if pick % 4 == 0 {
+                ordinary = false;
+                OTHER[pick / 4 % OTHER.len()]
+            } else {
+                ORDINARY[pick % ORDINARY.len()]
+            };
+            // Values a real head would carry, and one in eight anything.
+            let value = if pick % 8 == 1 {
+                ordinary = false;
+                value.clone()
+            } else if name.eq_ignore_ascii_case("content-length") {
+                (value.len() % 20).to_string()
+            } else {
+                value.chars().filter(char::is_ascii_graphic).collect()
+            };
+            request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        request.extend_from_slice(b"\r\n{}");
+        // Half the cases whole, half cut somewhere.
+        let whole = cut.is_multiple_of(2);
+        let given = if whole {
+            &request[..]
+        } else {
+            &request[..cut / 2 % (request.len() + 1)]
+        };
+        match scan(given, 16) {
+            Scan::Lane(head) => {
+                head.body.end == head.len
+                    && head.body.len() <= 16
+                    && head.body.start <= given.len()
+                    && given[..head.body.start].ends_with(b"\r\n\r\n")
+            }
+            Scan::Partial | Scan::Hyper => !(whole && ordinary),
+        }
+    }
+
     /// A connected loopback pair: (the lane's end, the client's end).
     async fn pair() -> (TcpStream, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -162,7 +162,7 @@ where
 
 impl Face {
     /// [`Face`]'s service as one future of a known type, so that a server
-    /// that can hold it (hyper's, in [`serve_plain`]) need not box it.
+    /// that can hold it (hyper's, where the lane hands a connection over) need not box it.
     async fn handle<B>(mut self, request: http::Request<B>) -> Result<Response, Infallible>
     where
         B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
