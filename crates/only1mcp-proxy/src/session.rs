@@ -408,7 +408,9 @@ impl ClientSession {
     /// `notifications/cancelled`, answering through `reply`.
     pub fn spawn_request(self: &Arc<Self>, req: Request, reply: Reply) {
         let notes = self.outbound.load_full().map(|o| (*o).clone());
-        let answer = self.cancellable(req, notes);
+        // Boxed where it is made: spawning moves the task's future several
+        // times, and this one is several KiB (docs/performance.md).
+        let answer = Box::pin(self.cancellable(req, notes));
         let session = self.clone();
         self.tasks.spawn(async move {
             let Some(response) = answer.await else {
