@@ -263,3 +263,34 @@ fn the_fast_path_decides_like_the_general_one_on_known_frames() {
         );
     }
 }
+
+/// The integer shortcut for ids reads each JSON number as the `Id`
+/// deserializer does, and refuses what it refuses.
+#[test]
+fn integer_ids_read_as_the_deserializer_reads_them() {
+    for raw in [
+        "0",
+        "-0",
+        "7",
+        "-7",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "1e2",
+        "1.0",
+        "-1.5",
+    ] {
+        let frame = format!(r#"{{"jsonrpc":"2.0","id":{raw},"method":"m"}}"#);
+        let general = serde_json::from_str::<Id>(raw).ok();
+        let parsed = match parse(frame.as_bytes()) {
+            Ok(Frame::Single(Message::Request(req))) => Some(req.id),
+            Err(invalid) => {
+                assert_eq!(invalid.error.code, code::INVALID_REQUEST, "{raw}");
+                None
+            }
+            Ok(other) => panic!("{raw}: {other:?}"),
+        };
+        assert_eq!(parsed, general, "{raw}");
+    }
+}
