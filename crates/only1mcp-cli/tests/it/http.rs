@@ -979,6 +979,17 @@ async fn http1_requests_pipelined_split_or_closing_are_answered_in_order() {
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}{body}");
     assert!(body.contains("slept 300 ms"), "{body}");
     assert_echoed(&take_response(&mut tcp, &mut buf).await, 6);
+    // A 1 MiB request and its 1 MiB answer, then a small one again.
+    let big = "x".repeat(1 << 20);
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "echo__echo", "arguments": {"text": &big}}});
+    tcp.write_all(&raw.request(&call, "")).await.unwrap();
+    let (head, body) = take_response(&mut tcp, &mut buf).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["result"]["content"][0]["text"], big.as_str());
+    tcp.write_all(&raw.post(8, "")).await.unwrap();
+    assert_echoed(&take_response(&mut tcp, &mut buf).await, 8);
     // `Connection: close`: answered, said so, and the connection ends.
     tcp.write_all(&raw.post(5, "Connection: close\r\n"))
         .await

@@ -71,6 +71,7 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
             if first && buf.starts_with(b"PRI") {
                 return hand_over(tcp, buf, face, shutdown, Version::H2).await;
             }
+            let mut room = READ_CHUNK;
             // (Nothing read yet: nothing to scan.)
             match if buf.is_empty() {
                 Scan::Partial
@@ -78,13 +79,14 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
                 scan(&buf, max_body)
             } {
                 Scan::Lane(head) if buf.len() >= head.len => break head,
-                Scan::Lane(_) => {}
+                // The rest of a body in as few reads as it takes.
+                Scan::Lane(head) => room = room.max(head.len - buf.len()),
                 Scan::Partial if buf.len() < HEAD_LIMIT => {}
                 Scan::Partial | Scan::Hyper => {
                     return hand_over(tcp, buf, face, shutdown, Version::H1).await;
                 }
             }
-            buf.reserve(READ_CHUNK);
+            buf.reserve(room);
             // A request not yet whole is not yet accepted: stopping drops it.
             let read = tokio::select! {
                 read = tcp.read_buf(&mut buf) => read,
