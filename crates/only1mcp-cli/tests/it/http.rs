@@ -890,21 +890,28 @@ async fn take_response(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (S
     (head, String::from_utf8(body).unwrap())
 }
 
-/// Raw legacy `tools/call` requests on one session, for the HTTP/1.1 tests.
+/// A gateway on the example servers and a legacy session on it, for the
+/// HTTP/1.1 tests that write their requests by hand.
 struct RawPosts {
+    _config: support::ConfigDir,
+    _gw: HttpGateway,
     addr: String,
     session: String,
 }
 
 impl RawPosts {
-    async fn open(gw: &HttpGateway) -> Self {
+    async fn start() -> Self {
+        init();
+        let config = examples_config("", "");
+        let gw = HttpGateway::start(&config.path);
         let session = legacy_session(&client(), &gw.mcp_url()).await;
-        let addr = gw
-            .mcp_url()
-            .trim_start_matches("http://")
-            .trim_end_matches("/mcp")
-            .to_owned();
-        Self { addr, session }
+        let addr = gw.base.trim_start_matches("http://").to_owned();
+        Self {
+            _config: config,
+            _gw: gw,
+            addr,
+            session,
+        }
     }
 
     /// A `POST /mcp` calling echo with `t{id}`, with `extra` header lines.
@@ -951,10 +958,7 @@ fn assert_echoed(response: &(String, String), id: u64) {
 #[tokio::test]
 async fn http1_requests_pipelined_split_or_closing_are_answered_in_order() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    init();
-    let config = examples_config("", "");
-    let gw = HttpGateway::start(&config.path);
-    let raw = RawPosts::open(&gw).await;
+    let raw = RawPosts::start().await;
     let mut tcp = raw.connect().await;
     let mut buf = Vec::new();
     // Three requests in one write: three answers, in order.
@@ -1012,10 +1016,7 @@ async fn http1_requests_pipelined_split_or_closing_are_answered_in_order() {
 #[tokio::test]
 async fn http1_connection_serves_any_request_after_the_common_ones() {
     use tokio::io::AsyncWriteExt as _;
-    init();
-    let config = examples_config("", "");
-    let gw = HttpGateway::start(&config.path);
-    let raw = RawPosts::open(&gw).await;
+    let raw = RawPosts::start().await;
     let mut tcp = raw.connect().await;
     let mut buf = Vec::new();
     tcp.write_all(&raw.post(1, "")).await.unwrap();

@@ -73,11 +73,12 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
             }
             let mut room = READ_CHUNK;
             // (Nothing read yet: nothing to scan.)
-            match if buf.is_empty() {
+            let scanned = if buf.is_empty() {
                 Scan::Partial
             } else {
                 scan(&buf, max_body)
-            } {
+            };
+            match scanned {
                 Scan::Lane(head) if buf.len() >= head.len => break head,
                 // The rest of a body in as few reads as it takes.
                 Scan::Lane(head) => room = room.max(head.len - buf.len()),
@@ -261,9 +262,9 @@ async fn write_response(
     keep_alive: bool,
 ) -> io::Result<()> {
     let (parts, mut body) = response.into_parts();
-    out.clear();
-    put_head(out, parts.status, &parts.headers, keep_alive);
     let status = parts.status;
+    out.clear();
+    put_head(out, status, &parts.headers, keep_alive);
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
