@@ -13,7 +13,9 @@ use serde_json::value::RawValue;
 use crate::jsonrpc::{ErrorObject, code};
 
 mod members;
+mod named;
 pub use members::Members;
+pub use named::Named;
 
 /// Protocol revisions the gateway knows, newest first.
 pub mod version {

@@ -187,6 +187,93 @@ fn members_edit_like_a_raw_object(picks: Vec<(u8, u8)>, edit: u8) -> bool {
     members.to_raw().unwrap().get() == to_raw_object(&object).unwrap().get()
 }
 
+/// `Named` reads the name `Members` reads and writes the params `Members`
+/// writes after the same rename, whichever way it reads them: byte for byte
+/// where the text is compact and no key repeats, and as the same JSON
+/// otherwise (the text around the name is kept as it came).
+#[quickcheck_macros::quickcheck]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "quickcheck hands arguments over by value"
+)]
+fn named_renames_as_members_do(picks: Vec<(u8, u8)>, spaced: bool) -> bool {
+    let compact = object_from(&picks);
+    let raw = if spaced {
+        let text = compact.get().replace(':', " :\n ").replace(',', "\t, ");
+        RawValue::from_string(format!(" {text}\r\n")).unwrap()
+    } else {
+        compact
+    };
+    let mut members = Members::parse(Some(&raw)).unwrap();
+    let Some(named) = Named::parse(Some(&raw)).unwrap() else {
+        return members.string("name").is_none();
+    };
+    if members.string("name").as_deref() != Some(named.name()) {
+        return false;
+    }
+    members.set_string("name", "back\"end");
+    let expected = members.to_raw().unwrap();
+    let renamed = named.renamed("back\"end").unwrap();
+    let keys: Vec<u8> = picks.iter().map(|&(k, _)| k % 6).collect();
+    let repeated = (1..keys.len()).any(|i| keys[..i].contains(&keys[i]));
+    let as_json = |raw: &RawValue| serde_json::from_str::<serde_json::Value>(raw.get()).unwrap();
+    // Every `name` in the text is renamed, whichever one a backend reads.
+    let names_renamed = all_members(renamed.get())
+        .iter()
+        .filter(|(key, _)| key == "name")
+        .all(|(_, value)| value == r#""back\"end""#);
+    names_renamed
+        && as_json(&renamed) == as_json(&expected)
+        && (spaced || repeated || renamed.get() == expected.get())
+}
+
+/// Every top-level member of an object as (key, raw value), repeated keys
+/// included, in order.
+fn all_members(text: &str) -> Vec<(String, String)> {
+    struct All;
+
+    impl<'de> serde::de::Visitor<'de> for All {
+        type Value = Vec<(String, String)>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut all = Vec::new();
+            while let Some((key, value)) = map.next_entry::<String, &RawValue>()? {
+                all.push((key, value.get().to_owned()));
+            }
+            Ok(all)
+        }
+    }
+
+    serde::Deserializer::deserialize_map(&mut serde_json::Deserializer::from_str(text), All)
+        .unwrap()
+}
+
+#[test]
+fn named_answers_what_members_answer_for_odd_params() {
+    for case in [r#"{"name":1}"#, r#"{"a":"name"}"#, "{}", r#"{"name":null}"#] {
+        let raw = RawValue::from_string(case.to_owned()).unwrap();
+        assert!(Named::parse(Some(&raw)).unwrap().is_none(), "{case}");
+    }
+    for case in ["[1,2]", "1", r#""name""#, "null"] {
+        let raw = RawValue::from_string(case.to_owned()).unwrap();
+        let error = Named::parse(Some(&raw)).unwrap_err();
+        assert_eq!(error.code, code::INVALID_PARAMS, "{case}");
+    }
+    assert!(Named::parse(None).unwrap().is_none());
+    let raw = RawValue::from_string(r#"{"name":"a\u00e9\"b","x":[]}"#.to_owned()).unwrap();
+    assert_eq!(
+        Named::parse(Some(&raw)).unwrap().unwrap().name(),
+        "a\u{e9}\"b"
+    );
+}
+
 #[test]
 fn members_fold_repeated_keys_in_large_objects_too() {
     // Above the linear limit the repeated keys are found by hashing.

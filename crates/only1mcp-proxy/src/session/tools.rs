@@ -42,21 +42,28 @@ impl ClientSession {
     /// `call_tool` unwraps to exactly the direct call: the same routing,
     /// errors, progress token and cancellation.
     pub(super) async fn call_tool(self: &Arc<Self>, req: Request, ctx: &Ctx) -> Outcome {
-        let mut params = mcp::Members::parse(req.params.as_deref())?;
-        let Some(mut name) = params.string("name") else {
+        let Some(named) = mcp::Named::parse(req.params.as_deref())? else {
             return Err(
                 Error::InvalidParams("params.name is required".to_owned()).to_error_object()
             );
         };
         let views = self.gateway.views();
         let view = views.get(&self.profile).cloned();
+        // The meta tool `call_tool` names the tool, and its arguments, in
+        // its own arguments: the params it stands for.
+        let mut unwrapped: Option<(String, mcp::Members<'_>)> = None;
         if let Some(view) = view.as_ref().filter(|v| v.has_meta()) {
-            match name.as_str() {
+            match named.name() {
                 meta::SEARCH_TOOLS => {
-                    return self.search_tools(&views, view, &params.to_object()).await;
+                    let params = mcp::params_object(req.params.as_deref())?;
+                    return self.search_tools(&views, view, &params).await;
                 }
-                meta::DESCRIBE_TOOL => return describe_tool(&views, view, &params.to_object()),
+                meta::DESCRIBE_TOOL => {
+                    let params = mcp::params_object(req.params.as_deref())?;
+                    return describe_tool(&views, view, &params);
+                }
                 meta::CALL_TOOL => {
+                    let mut params = mcp::Members::parse(req.params.as_deref())?;
                     let mut args = meta_arguments(&params.to_object())?;
                     let Some(inner) = args.get("name").and_then(Value::as_str) else {
                         return Err(Error::InvalidParams(
@@ -64,30 +71,37 @@ impl ClientSession {
                         )
                         .to_error_object());
                     };
-                    name = inner.to_owned();
+                    let inner = inner.to_owned();
                     match args.remove("arguments") {
-                        Some(inner) => {
-                            let raw = serde_json::value::to_raw_value(&inner).map_err(|e| {
+                        Some(arguments) => {
+                            let raw = serde_json::value::to_raw_value(&arguments).map_err(|e| {
                                 Error::InvalidParams(e.to_string()).to_error_object()
                             })?;
                             params.set("arguments", raw);
                         }
                         None => params.remove("arguments"),
                     }
+                    unwrapped = Some((inner, params));
                 }
                 _ => {}
             }
         }
+        let name = unwrapped.as_ref().map_or(named.name(), |(name, _)| name);
         let catalog = views.catalog();
         let position = catalog
-            .tool_position(&name)
+            .tool_position(name)
             .filter(|&pos| view.as_ref().is_none_or(|v| v.reachable(pos)))
-            .ok_or_else(|| Error::ToolNotFound(name).to_error_object())?;
+            .ok_or_else(|| Error::ToolNotFound(name.to_owned()).to_error_object())?;
         views.record_call(position);
         let Route { server, name } = catalog.entries(ListKind::Tools)[position].route.clone();
         drop(views);
-        params.set_string("name", &name);
-        let params = params.to_raw()?;
+        let params = match unwrapped {
+            Some((_, mut params)) => {
+                params.set_string("name", &name);
+                params.to_raw()?
+            }
+            None => named.renamed(&name)?,
+        };
         self.forward(&server, req.method, Some(params), ctx).await
     }
 
