@@ -262,6 +262,13 @@ pub struct HttpConfig {
     /// The largest request body in bytes (default 4 MiB).
     #[serde(default = "default_max_body")]
     pub max_body: usize,
+    /// How long a client connection may take to send its next request
+    /// whole, idle time included (default 30 s). A connection that sends
+    /// none in that time (a slow or stalled client, or an idle kept-alive
+    /// connection) is closed; a request already read is answered however
+    /// long its backend takes.
+    #[serde(default = "default_read_timeout", with = "humantime_serde")]
+    pub read_timeout: Duration,
     /// TLS (HTTPS); off unless both files are given.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -274,6 +281,7 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             max_body: default_max_body(),
+            read_timeout: default_read_timeout(),
             tls: None,
         }
     }
@@ -285,6 +293,10 @@ fn default_listen() -> std::net::SocketAddr {
 
 fn default_max_body() -> usize {
     4 * 1024 * 1024
+}
+
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// The admin API: list, add, remove, enable and disable servers, reload,

@@ -901,8 +901,13 @@ struct RawPosts {
 
 impl RawPosts {
     async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// With `top` at the top of the configuration.
+    async fn start_with(top: &str) -> Self {
         init();
-        let config = examples_config("", "");
+        let config = examples_config("", top);
         let gw = HttpGateway::start(&config.path);
         let session = legacy_session(&client(), &gw.mcp_url()).await;
         let addr = gw.base.trim_start_matches("http://").to_owned();
@@ -1051,4 +1056,61 @@ async fn http1_connection_serves_any_request_after_the_common_ones() {
         .unwrap();
     let (head, _) = take_response(&mut bad, &mut Vec::new()).await;
     assert!(head.starts_with("http/1.1 400 "), "{head}");
+}
+
+/// `http.read_timeout`: a connection that sends no whole request within it
+/// of being ready for one is closed, idle or part-way through a head, on the
+/// lane and on hyper's side; a request already read is answered however long
+/// its backend takes, and the connection then has the whole timeout again.
+#[tokio::test]
+async fn connections_that_send_no_whole_request_in_read_timeout_are_closed() {
+    use tokio::io::AsyncWriteExt as _;
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    let raw = RawPosts::start_with("http:\n  read_timeout: 500ms\n").await;
+    let started = tokio::time::Instant::now();
+    let idle = raw.connect().await;
+    let mut half = raw.connect().await;
+    half.write_all(&raw.post(1, "")[..40]).await.unwrap();
+    // Answered by hyper (404), then half a head: hyper's own timeout.
+    let mut handed = raw.connect().await;
+    let get = format!("GET /nowhere HTTP/1.1\r\nHost: {}\r\n\r\n", raw.addr);
+    handed.write_all(get.as_bytes()).await.unwrap();
+    let (head, _) = take_response(&mut handed, &mut Vec::new()).await;
+    assert!(head.starts_with("http/1.1 404 "), "{head}");
+    handed.write_all(&raw.post(2, "")[..40]).await.unwrap();
+    for (what, tcp) in [("idle", idle), ("half a head", half), ("hyper's", handed)] {
+        assert_closed(what, tcp).await;
+        assert!(started.elapsed() >= TIMEOUT, "{what} closed too soon");
+    }
+    // A call that takes three timeouts is answered, and the connection then
+    // serves the next request; left idle after that, it closes.
+    let mut tcp = raw.connect().await;
+    let mut buf = Vec::new();
+    let sleep = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "echo__sleep", "arguments": {"ms": 1500}}});
+    tcp.write_all(&raw.request(&sleep, "")).await.unwrap();
+    let (head, body) = take_response(&mut tcp, &mut buf).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}{body}");
+    assert!(body.contains("slept 1500 ms"), "{body}");
+    tokio::time::sleep(TIMEOUT / 4).await;
+    let asked = tokio::time::Instant::now();
+    tcp.write_all(&raw.post(3, "")).await.unwrap();
+    assert_echoed(&take_response(&mut tcp, &mut buf).await, 3);
+    assert_closed("kept alive", tcp).await;
+    assert!(
+        asked.elapsed() >= TIMEOUT,
+        "closed too soon after an answer"
+    );
+}
+
+/// Asserts the gateway closes `tcp` (within ten seconds) without sending
+/// anything more.
+async fn assert_closed(what: &str, mut tcp: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt as _;
+    let mut rest = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await {
+        Ok(Ok(_)) => assert!(rest.is_empty(), "{what}: {rest:?}"),
+        Ok(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{what}"),
+        Err(_) => panic!("{what}: the gateway did not close the connection"),
+    }
 }

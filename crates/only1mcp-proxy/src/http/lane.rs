@@ -30,7 +30,7 @@ use std::io;
 use std::ops::Range;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::HttpBody as _;
 use axum::response::Response;
@@ -41,6 +41,7 @@ use http_body_util::BodyExt as _;
 use only1mcp_core::config::ContextConfig;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::streamable::{self, PostHeaders};
@@ -66,6 +67,7 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
     // The answer's head (and a JSON body) before it is written.
     let mut out = Vec::with_capacity(1024);
     let mut first = true;
+    let mut stall = Stall::new(face.state.inner.read_timeout);
     loop {
         let head = loop {
             if first && buf.starts_with(b"PRI") {
@@ -92,6 +94,10 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
             let read = tokio::select! {
                 read = tcp.read_buf(&mut buf) => read,
                 () = shutdown.cancelled() => return,
+                () = stall.expired() => {
+                    tracing::debug!("Closing a connection that sent no whole request in http.read_timeout");
+                    return;
+                }
             };
             if !matches!(read, Ok(n) if n > 0) {
                 return;
@@ -128,6 +134,7 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
             let _ = tcp.shutdown().await;
             return;
         }
+        stall.ready();
         if !early.is_empty() {
             buf.extend_from_slice(&early);
             early.clear();
@@ -138,6 +145,46 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
         }
         if out.capacity() > KEEP {
             out = Vec::with_capacity(1024);
+        }
+    }
+}
+
+/// `http.read_timeout` on the lane: from when the connection is ready for a
+/// request (accepted, or its previous answer written) it has that long to
+/// send one whole, or it closes. One sleep per connection, moved only when it
+/// fires: no timer operation per request.
+#[derive(Debug)]
+struct Stall {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+    ready_at: Instant,
+}
+
+impl Stall {
+    fn new(timeout: Duration) -> Self {
+        let ready_at = Instant::now();
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(ready_at + timeout)),
+            timeout,
+            ready_at,
+        }
+    }
+
+    /// The connection is ready for its next request.
+    fn ready(&mut self) {
+        self.ready_at = Instant::now();
+    }
+
+    /// Resolves once the connection has been ready for a request for the
+    /// whole timeout.
+    async fn expired(&mut self) {
+        loop {
+            self.sleep.as_mut().await;
+            let deadline = self.ready_at + self.timeout;
+            if Instant::now() >= deadline {
+                return;
+            }
+            self.sleep.as_mut().reset(deadline);
         }
     }
 }
@@ -381,6 +428,7 @@ async fn hand_over(
         read: read.freeze(),
         io: tcp,
     });
+    let read_timeout = face.state.inner.read_timeout;
     let service = hyper::service::service_fn(move |request| face.clone().handle(request));
     let served = match version {
         Version::H2 => {
@@ -393,6 +441,8 @@ async fn hand_over(
         }
         Version::H1 => {
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(read_timeout)
                 .serve_connection(io, service)
                 .with_upgrades();
             until_done(connection, &shutdown, |c| c.graceful_shutdown()).await

@@ -55,6 +55,8 @@ struct Inner {
     sse_sessions: Mutex<Sessions<ClientSession>>,
     guard: Guard,
     max_body: usize,
+    /// `http.read_timeout`.
+    read_timeout: std::time::Duration,
     /// Cancelled on shutdown: ends long-lived streams so draining finishes.
     shutdown: CancellationToken,
 }
@@ -69,6 +71,7 @@ impl HttpState {
                 sse_sessions: Mutex::new(Sessions::default()),
                 guard: Guard::new(config, local),
                 max_body: config.max_body,
+                read_timeout: config.read_timeout,
                 shutdown: CancellationToken::new(),
             }),
         }
@@ -215,11 +218,15 @@ pub async fn serve(
             let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(Face::new(
                 state.clone(),
             ));
-            axum_server::from_tcp_rustls(listener, rustls)?
+            let mut server = axum_server::from_tcp_rustls(listener, rustls)?
                 .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
-                .handle(handle)
-                .serve(app)
-                .await
+                .handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(config.read_timeout);
+            server.serve(app).await
         }
     }
 }
