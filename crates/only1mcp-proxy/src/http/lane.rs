@@ -33,7 +33,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::body::HttpBody as _;
-use axum::response::Response;
 use bytes::{Buf as _, Bytes, BytesMut};
 use http::StatusCode;
 use http::header;
@@ -44,7 +43,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::streamable::{self, PostHeaders};
+use super::streamable::{self, Answer, PostHeaders};
 use super::{Face, guard, until_done};
 
 /// A request head longer than this goes to hyper (which allows more).
@@ -92,6 +91,9 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
             buf.reserve(room);
             // A request not yet whole is not yet accepted: stopping drops it.
             let read = tokio::select! {
+                // The read first: when its bytes are there, nothing else is
+                // polled.
+                biased;
                 read = tcp.read_buf(&mut buf) => read,
                 () = shutdown.cancelled() => return,
                 () = stall.expired() => {
@@ -114,7 +116,7 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
             // Pinned where it is made: handed on as a pointer, not copied.
             let answer = pin!(async {
                 if let Some(refused) = guard::refusal(&face.state, headers.host, headers.origin) {
-                    return refused;
+                    return Answer::Other(refused);
                 }
                 let profile = ContextConfig::DEFAULT_PROFILE.into();
                 streamable::post_as(&face.state, profile, &headers, &buf[body]).await
@@ -230,27 +232,28 @@ fn scan(buf: &[u8], max_body: usize) -> Scan<'_> {
     let mut headers = PostHeaders::default();
     for line in request.headers.iter() {
         let name = line.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"content-length") {
-            match (length, content_length(line.value)) {
-                (None, Some(n)) => length = Some(n),
-                // Repeated or not a number: hyper's to judge.
-                _ => return Scan::Hyper,
-            }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
-            || name.eq_ignore_ascii_case(b"expect")
-            || name.eq_ignore_ascii_case(b"upgrade")
-        {
-            return Scan::Hyper;
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in line.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"upgrade") {
-                    return Scan::Hyper;
+        // By length first: one comparison for most names.
+        match name.len() {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                match (length, content_length(line.value)) {
+                    (None, Some(n)) => length = Some(n),
+                    // Repeated or not a number: hyper's to judge.
+                    _ => return Scan::Hyper,
                 }
-                close |= token.eq_ignore_ascii_case(b"close");
             }
-        } else {
-            headers.record(name, line.value);
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => return Scan::Hyper,
+            6 if name.eq_ignore_ascii_case(b"expect") => return Scan::Hyper,
+            7 if name.eq_ignore_ascii_case(b"upgrade") => return Scan::Hyper,
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for token in line.value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"upgrade") {
+                        return Scan::Hyper;
+                    }
+                    close |= token.eq_ignore_ascii_case(b"close");
+                }
+            }
+            _ => headers.record(name, line.value),
         }
     }
     // No Content-Length and no Transfer-Encoding: no body (RFC 9112 §6.3).
@@ -305,12 +308,24 @@ async fn write_response(
     tcp: &mut TcpStream,
     out: &mut Vec<u8>,
     early: &mut BytesMut,
-    response: Response,
+    answer: Answer,
     keep_alive: bool,
 ) -> io::Result<()> {
+    out.clear();
+    let response = match answer {
+        Answer::Json(status, body) => {
+            put_status(out, status);
+            put_line(out, b"content-type", b"application/json");
+            put_framing(out, keep_alive);
+            put_length(out, body.len());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(&body);
+            return tcp.write_all(out).await;
+        }
+        Answer::Other(response) => response,
+    };
     let (parts, mut body) = response.into_parts();
     let status = parts.status;
-    out.clear();
     put_head(out, status, &parts.headers, keep_alive);
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -320,7 +335,7 @@ async fn write_response(
         return tcp.write_all(out).await;
     }
     if let Some(len) = body.size_hint().exact() {
-        put_line(out, b"content-length", len.to_string().as_bytes());
+        put_length(out, usize::try_from(len).map_err(io::Error::other)?);
         out.extend_from_slice(b"\r\n");
         let start = out.len();
         while let Some(frame) = body.frame().await {
@@ -361,11 +376,7 @@ async fn write_response(
 /// The status line and the headers (without the body's framing and the
 /// blank line that ends the head).
 fn put_head(out: &mut Vec<u8>, status: StatusCode, headers: &http::HeaderMap, keep_alive: bool) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or_default().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    put_status(out, status);
     for (name, value) in headers {
         // The framing is the lane's to write.
         if name == header::CONTENT_LENGTH
@@ -376,10 +387,39 @@ fn put_head(out: &mut Vec<u8>, status: StatusCode, headers: &http::HeaderMap, ke
         }
         put_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
+    put_framing(out, keep_alive);
+}
+
+fn put_status(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or_default().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `connection: close` when the connection ends after this answer, and the
+/// date.
+fn put_framing(out: &mut Vec<u8>, keep_alive: bool) {
     if !keep_alive {
         put_line(out, b"connection", b"close");
     }
     put_date(out);
+}
+
+fn put_length(out: &mut Vec<u8>, mut len: usize) {
+    // In decimal, last digit first (`format!` costs ten times as much).
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (len % 10) as u8;
+        len /= 10;
+        if len == 0 {
+            break;
+        }
+    }
+    put_line(out, b"content-length", &digits[at..]);
 }
 
 fn put_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -510,7 +550,7 @@ impl AsyncWrite for Rewind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::response::IntoResponse as _;
+    use axum::response::{IntoResponse as _, Response};
 
     const SDK_POST: &[u8] = b"POST /mcp?x=1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\
         Content-Type: application/json\r\nACCEPT: application/json, text/event-stream\r\n\
@@ -668,14 +708,14 @@ mod tests {
         (accepted.unwrap().0, client.unwrap())
     }
 
-    async fn written(response: Response, keep_alive: bool) -> String {
+    async fn written(answer: impl Into<Answer>, keep_alive: bool) -> String {
         let (mut server, mut client) = pair().await;
         let mut out = Vec::new();
         write_response(
             &mut server,
             &mut out,
             &mut BytesMut::new(),
-            response,
+            answer.into(),
             keep_alive,
         )
         .await
@@ -698,9 +738,18 @@ mod tests {
         (lines.join("\n"), body)
     }
 
+    #[test]
+    fn lengths_are_written_in_decimal() {
+        for len in [0, 7, 10, 99, 1 << 20, usize::MAX] {
+            let mut out = Vec::new();
+            put_length(&mut out, len);
+            assert_eq!(out, format!("content-length: {len}\r\n").into_bytes());
+        }
+    }
+
     #[tokio::test]
     async fn answers_are_written_with_their_framing() {
-        let json = super::super::json_body(StatusCode::OK, b"{\"ok\":true}".to_vec());
+        let json = Answer::Json(StatusCode::OK, b"{\"ok\":true}".to_vec());
         let text = written(json, true).await;
         assert_eq!(
             undated(&text),
@@ -709,6 +758,19 @@ mod tests {
                 "{\"ok\":true}"
             )
         );
+        // The same answer as a `Response` (the hyper path's) reads the same.
+        for keep_alive in [true, false] {
+            let body = b"{\"error\":1}".to_vec();
+            let direct = written(
+                Answer::Json(StatusCode::NOT_FOUND, body.clone()),
+                keep_alive,
+            );
+            let response = super::super::json_body(StatusCode::NOT_FOUND, body);
+            assert_eq!(
+                undated(&direct.await),
+                undated(&written(response, keep_alive).await)
+            );
+        }
         let accepted = StatusCode::ACCEPTED.into_response();
         let text = written(accepted, false).await;
         assert_eq!(

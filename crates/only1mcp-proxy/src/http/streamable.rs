@@ -207,7 +207,9 @@ async fn post_request(
 ) -> Response {
     let (parts, body) = request.into_parts();
     match read_body(body, state.inner.max_body).await {
-        Ok(body) => post_as(state, profile, &PostHeaders::of(&parts.headers), &body).await,
+        Ok(body) => post_as(state, profile, &PostHeaders::of(&parts.headers), &body)
+            .await
+            .into_response(),
         Err(refused) => refused,
     }
 }
@@ -231,6 +233,31 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
     }
 }
 
+/// What a `POST /mcp` is answered with: a JSON body, nearly every answer,
+/// which the lane writes without building a [`Response`]; or any other
+/// response (an event stream, 202, errors of the HTTP layer).
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// `application/json` with this status.
+    Json(StatusCode, Vec<u8>),
+    Other(Response),
+}
+
+impl From<Response> for Answer {
+    fn from(response: Response) -> Self {
+        Self::Other(response)
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Json(status, body) => json_body(status, body),
+            Self::Other(response) => response,
+        }
+    }
+}
+
 /// Answers a `POST /mcp` body with the headers it came with (the guard has
 /// passed them).
 pub(super) async fn post_as(
@@ -238,14 +265,15 @@ pub(super) async fn post_as(
     profile: Arc<str>,
     headers: &PostHeaders<'_>,
     body: &[u8],
-) -> Response {
+) -> Answer {
     let content_type = headers.content_type.unwrap_or_default();
     if !content_type.starts_with("application/json") {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             jsonrpc::code::INVALID_REQUEST,
             "Content-Type must be application/json",
-        );
+        )
+        .into();
     }
     let accepts = Accepts::of(headers.accept);
     if !accepts.json && !accepts.sse {
@@ -253,13 +281,14 @@ pub(super) async fn post_as(
             StatusCode::NOT_ACCEPTABLE,
             jsonrpc::code::INVALID_REQUEST,
             "Accept must include application/json and text/event-stream",
-        );
+        )
+        .into();
     }
     let frame = match jsonrpc::parse(body) {
         Ok(frame) => frame,
         Err(invalid) => {
             let status = status_for(invalid.error.code);
-            return json_body(status, Message::Response(invalid.into_response()).to_vec());
+            return Answer::Json(status, Message::Response(invalid.into_response()).to_vec());
         }
     };
     let version_header = headers.version;
@@ -293,18 +322,19 @@ async fn modern_post(
     headers: &PostHeaders<'_>,
     frame: Frame,
     accepts: Accepts,
-) -> Response {
+) -> Answer {
     let req = match frame {
         Frame::Single(Message::Request(req)) => req,
         Frame::Single(Message::Notification(_) | Message::Response(_)) => {
-            return StatusCode::ACCEPTED.into_response();
+            return StatusCode::ACCEPTED.into_response().into();
         }
         Frame::Batch(_) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
                 jsonrpc::code::INVALID_REQUEST,
                 "batches are not part of 2026-07-28",
-            );
+            )
+            .into();
         }
     };
     // Read once here for the header check, then handed to the session.
@@ -316,13 +346,13 @@ async fn modern_post(
     {
         let error = jsonrpc::ErrorObject::new(error_code::HEADER_MISMATCH, mismatch);
         let res = Message::Response(jsonrpc::Response::error(Some(req.id), error));
-        return json_body(StatusCode::BAD_REQUEST, res.to_vec());
+        return Answer::Json(StatusCode::BAD_REQUEST, res.to_vec());
     }
     if req.method == "subscriptions/listen" {
         if !accepts.sse {
-            return StatusCode::NOT_ACCEPTABLE.into_response();
+            return StatusCode::NOT_ACCEPTABLE.into_response().into();
         }
-        return listen(state, req);
+        return listen(state, req).into();
     }
     let session = ClientSession::with_profile(state.inner.gateway.clone(), None, profile);
     let (notes, notes_rx) = Outbound::channel(64);
@@ -387,13 +417,13 @@ async fn deferred<F>(
     mut notes: mpsc::Receiver<Vec<u8>>,
     sse: bool,
     era: Era,
-) -> Response
+) -> Answer
 where
     F: std::future::Future<Output = jsonrpc::Response> + Send + 'static,
 {
     let first = tokio::select! {
         biased;
-        response = &mut call => return json_response(response, era),
+        response = &mut call => return json_answer(response, era),
         Some(first) = notes.recv(), if sse => first,
     };
     let stream = async_stream::stream! {
@@ -412,15 +442,19 @@ where
             }
         }
     };
-    sse_body::response(stream)
+    sse_body::response(stream).into()
 }
 
 fn json_response(response: jsonrpc::Response, era: Era) -> Response {
+    json_answer(response, era).into_response()
+}
+
+fn json_answer(response: jsonrpc::Response, era: Era) -> Answer {
     let status = match (&response.outcome, era) {
         (Err(error), Era::Modern) => status_for(error.code),
         (Ok(_) | Err(_), _) => StatusCode::OK,
     };
-    json_body(status, Message::Response(response).to_vec())
+    Answer::Json(status, Message::Response(response).to_vec())
 }
 
 /// `subscriptions/listen`: acknowledges the filter, then forwards each
@@ -552,30 +586,32 @@ async fn legacy_post(
     headers: &PostHeaders<'_>,
     frame: Frame,
     accepts: Accepts,
-) -> Response {
+) -> Answer {
     let session_id = headers.session_id;
     if let Frame::Single(Message::Request(req)) = &frame
         && req.method == method::INITIALIZE
         && session_id.is_none()
     {
         let Frame::Single(Message::Request(req)) = frame else {
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response().into();
         };
-        return initialize(state, profile, req).await;
+        return initialize(state, profile, req).await.into();
     }
     let Some(session_id) = session_id else {
         return error_response(
             StatusCode::BAD_REQUEST,
             jsonrpc::code::INVALID_REQUEST,
             "Bad Request: Mcp-Session-Id header is required (send initialize first)",
-        );
+        )
+        .into();
     };
     let Some(legacy) = state.sessions().get(session_id).cloned() else {
         return error_response(
             StatusCode::NOT_FOUND,
             jsonrpc::code::INVALID_REQUEST,
             "Session not found: initialize a new session",
-        );
+        )
+        .into();
     };
     if let Some(v) = headers.version
         && Era::of(v) != Some(Era::Legacy)
@@ -584,7 +620,8 @@ async fn legacy_post(
             StatusCode::BAD_REQUEST,
             jsonrpc::code::INVALID_REQUEST,
             &format!("Bad Request: unsupported MCP-Protocol-Version {v:?}"),
-        );
+        )
+        .into();
     }
     let session = &legacy.session;
     match frame {
@@ -596,15 +633,15 @@ async fn legacy_post(
         }
         Frame::Single(Message::Notification(note)) => {
             session.handle_notification(&note);
-            StatusCode::ACCEPTED.into_response()
+            StatusCode::ACCEPTED.into_response().into()
         }
         Frame::Single(Message::Response(res)) => {
             session.handle_response(res);
-            StatusCode::ACCEPTED.into_response()
+            StatusCode::ACCEPTED.into_response().into()
         }
         Frame::Batch(entries) => match session.batch(entries).await {
-            Some(body) => json_body(StatusCode::OK, body),
-            None => StatusCode::ACCEPTED.into_response(),
+            Some(body) => Answer::Json(StatusCode::OK, body),
+            None => StatusCode::ACCEPTED.into_response().into(),
         },
     }
 }
