@@ -272,10 +272,14 @@ fn scan(buf: &[u8], max_body: usize) -> Scan<'_> {
 
 /// A `Content-Length` value: digits only.
 fn content_length(value: &[u8]) -> Option<usize> {
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+    if value.is_empty() {
         return None;
     }
-    std::str::from_utf8(value).ok()?.parse().ok()
+    value.iter().try_fold(0usize, |n, &b| {
+        b.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(usize::from(b - b'0')))
+            .flatten()
+    })
 }
 
 /// Runs `work` while watching the connection: what the client sends
@@ -736,6 +740,26 @@ mod tests {
         assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
         let lines: Vec<&str> = head.lines().filter(|l| !l.starts_with("date: ")).collect();
         (lines.join("\n"), body)
+    }
+
+    #[test]
+    fn content_lengths_are_digits_only_and_fit() {
+        let max = usize::MAX.to_string();
+        let over = format!("{max}0");
+        for (value, length) in [
+            ("0", Some(0)),
+            ("0042", Some(42)),
+            (max.as_str(), Some(usize::MAX)),
+            (over.as_str(), None),
+            ("", None),
+            ("+1", None),
+            ("-1", None),
+            ("1 ", None),
+            ("1,1", None),
+            ("1a", None),
+        ] {
+            assert_eq!(content_length(value.as_bytes()), length, "{value:?}");
+        }
     }
 
     #[test]

@@ -167,11 +167,13 @@ const REPEATABLE: [(HeaderName, &str); 3] = [
 
 /// `value` as text if it is what [`HeaderValue::to_str`] accepts.
 fn visible_ascii(value: &[u8]) -> Option<&str> {
-    value
-        .iter()
-        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
-        .then(|| std::str::from_utf8(value).ok())
-        .flatten()
+    // A fold rather than `all`: no early exit, so the check runs on whole
+    // vectors of bytes.
+    let visible = value.iter().fold(true, |ok, &b| {
+        ok & (b == b'\t' || (0x20..0x7f).contains(&b))
+    });
+    // (ASCII only: the UTF-8 check takes its word-at-a-time path.)
+    visible.then(|| std::str::from_utf8(value).ok()).flatten()
 }
 
 /// `POST /mcp`: the `default` context profile. The HTTP face calls it
