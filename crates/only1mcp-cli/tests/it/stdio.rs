@@ -54,6 +54,32 @@ fn calls_reach_each_backend_in_its_own_era() {
     );
 }
 
+/// With bare names where they are unique, a call whose name the backend
+/// shares goes through with its params as they came; a prefixed one is
+/// renamed; both reach the right backend, in either era.
+#[test]
+fn bare_and_prefixed_names_reach_their_backend() {
+    init();
+    let config = examples_config("", "naming:\n  prefix: on-conflict\n");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    let reverse = gateway.call_tool("reverse", json!({"text": "abc"}));
+    assert_eq!(support::text(&reverse), "cba");
+    // Spacing and member order as a client may send them.
+    let raw = r#"{"jsonrpc":"2.0","id":"sp","method":"tools/call","params":{ "arguments" : {"text":"x y"} , "name" : "echo" }}"#;
+    gateway.send_raw(raw.as_bytes());
+    let echo = gateway.response(&json!("sp"));
+    assert_eq!(support::text(&echo), "x y", "{echo}");
+    let add = gateway.call_tool("add", json!({"a": 2, "b": 3}));
+    assert_eq!(support::text(&add), "5");
+    let slept = gateway.call_tool("echo__sleep", json!({"ms": 1}));
+    assert_eq!(support::text(&slept), "slept 1 ms");
+    let slept = gateway.call_tool("arith__sleep", json!({"ms": 2}));
+    assert_eq!(support::text(&slept), "slept 2 ms");
+    let unknown = gateway.call_tool("sleep", json!({"ms": 1}));
+    assert_eq!(error_code(&unknown), -32602, "{unknown}");
+}
+
 #[test]
 fn prompts_resources_and_templates_route_to_their_owner() {
     init();

@@ -98,11 +98,14 @@ impl ClientSession {
         let params = match unwrapped {
             Some((_, mut params)) => {
                 params.set_string("name", &name);
-                params.to_raw()?
+                Some(params.to_raw()?)
             }
-            None => named.renamed(&name)?,
+            // The backend's name is the client's (bare names): the params
+            // go as they came.
+            None if named.name() == &*name => req.params,
+            None => Some(named.renamed(&name)?),
         };
-        self.forward(&server, req.method, Some(params), ctx).await
+        self.forward(&server, req.method, params, ctx).await
     }
 
     /// `search_tools`: the best matches as one line each; with `load`, a
