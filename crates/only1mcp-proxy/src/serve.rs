@@ -35,8 +35,11 @@ where
     tokio::pin!(stop);
     let res = loop {
         let line = tokio::select! {
-            () = &mut stop => break Ok(()),
+            // The line first: one already read costs no look at the signals
+            // (tokio's budget still makes a busy reader yield to them).
+            biased;
             line = lines.next_line() => line,
+            () = &mut stop => break Ok(()),
         };
         match line {
             Ok(Some(Line::Data(bytes))) => session.handle_frame(&bytes).await,

@@ -352,6 +352,20 @@ impl Gateway {
         out
     }
 
+    /// Sends SIGTERM (stdin stays open).
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// Waits for the gateway to exit with stdin still open; returns its exit
+    /// code.
+    pub fn wait(mut self) -> (Option<i32>, String) {
+        let code = wait_exit(&mut self.child, &self.log, "exit");
+        (code, self.log())
+    }
+
     /// Closes stdin and waits for the gateway to exit; returns its exit code.
     pub fn finish(mut self) -> (Option<i32>, String) {
         drop(self.stdin.take());

@@ -375,6 +375,29 @@ fn env_is_expanded_and_the_gateway_env_is_not_leaked() {
     assert_eq!(support::text(&leaked), "(unset)");
 }
 
+/// SIGTERM stops the stdio face while its client keeps stdin open: a call
+/// in flight is answered first, then the gateway exits cleanly.
+#[test]
+fn sigterm_drains_the_stdio_face() {
+    init();
+    let config = examples_config("", "");
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    let echo = gateway.call_tool("echo__echo", json!({"text": "before"}));
+    assert_eq!(support::text(&echo), "before");
+    let id = gateway.send_request(
+        "tools/call",
+        json!({"name": "echo__sleep", "arguments": {"ms": 400}}),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    gateway.terminate();
+    let slept = gateway.response(&id);
+    assert_eq!(support::text(&slept), "slept 400 ms");
+    let (code, log) = gateway.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("finishing requests in flight"), "{log}");
+}
+
 #[test]
 fn backends_stop_when_the_client_closes_stdin() {
     init();
