@@ -263,7 +263,7 @@ pub struct HttpConfig {
     #[serde(default = "default_max_body")]
     pub max_body: usize,
     /// How long a client connection may take to send its next request
-    /// whole, idle time included (default 30 s). A connection that sends
+    /// whole, idle time included (default 30 s, at most 24 h). A connection that sends
     /// none in that time (a slow or stalled client, or an idle kept-alive
     /// connection) is closed; a request already read is answered however
     /// long its backend takes.
@@ -298,6 +298,10 @@ fn default_max_body() -> usize {
 fn default_read_timeout() -> Duration {
     Duration::from_secs(30)
 }
+
+/// The longest `http.read_timeout`: a day (the clock a deadline is added to
+/// must not overflow).
+const MAX_READ_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The admin API: list, add, remove, enable and disable servers, reload,
 /// read their logs and test them, on a listener of its own.
@@ -584,6 +588,12 @@ impl Config {
             problem(
                 "defaults.request_timeout".to_owned(),
                 "must be greater than zero".to_owned(),
+            );
+        }
+        if self.http.read_timeout.is_zero() || self.http.read_timeout > MAX_READ_TIMEOUT {
+            problem(
+                "http.read_timeout".to_owned(),
+                "must be greater than zero and at most 24h".to_owned(),
             );
         }
         if self

@@ -35,10 +35,12 @@ fn every_problem_names_its_field() {
     bad.tools.deny = vec!["[".to_owned()];
     bad.request_timeout = Some(Duration::ZERO);
     config.servers.insert("bad id".to_owned(), bad);
+    config.http.read_timeout = Duration::from_secs(u64::MAX);
     check(
         &config,
         &[
             "naming.separator: the separator \"::\" may only contain ASCII letters, digits, '_', '-' and '.'",
+            "http.read_timeout: must be greater than zero and at most 24h",
             "servers.bad id.request_timeout: must be greater than zero",
             "servers.bad id.tools.deny[0]: unclosed character class; missing ']'",
             "servers.empty.command: must not be empty (or set url)",
