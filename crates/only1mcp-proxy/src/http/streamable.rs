@@ -409,7 +409,9 @@ fn decode_header_value(value: &str) -> String {
 
 /// Waits for the answer; if a notification comes first and the client
 /// accepts SSE, switches to an SSE stream that carries the notifications and
-/// then the answer.
+/// then the answer. Notifications already queued when the answer comes (the
+/// backend sent both at once, or the gateway was busy) go first on a stream
+/// too, rather than being dropped for a JSON answer.
 ///
 /// Modern answers carry the spec's status for their error code; legacy ones
 /// are always 200 with the error in the body (a legacy client reads 404 as
@@ -423,26 +425,33 @@ async fn deferred<F>(
 where
     F: std::future::Future<Output = jsonrpc::Response> + Send + 'static,
 {
-    let first = tokio::select! {
+    let (first, answered) = tokio::select! {
         biased;
-        response = &mut call => return json_answer(response, era),
-        Some(first) = notes.recv(), if sse => first,
+        response = &mut call => {
+            let queued = if sse { notes.try_recv().ok() } else { None };
+            match queued {
+                Some(first) => (first, Some(response)),
+                None => return json_answer(response, era),
+            }
+        }
+        Some(first) = notes.recv(), if sse => (first, None),
     };
     let stream = async_stream::stream! {
         yield sse_body::message(&first);
-        loop {
-            tokio::select! {
-                biased;
-                Some(note) = notes.recv() => yield sse_body::message(&note),
-                response = &mut call => {
-                    while let Ok(note) = notes.try_recv() {
-                        yield sse_body::message(&note);
-                    }
-                    yield sse_body::message(&Message::Response(response).to_vec());
-                    break;
+        let response = match answered {
+            Some(response) => response,
+            None => loop {
+                tokio::select! {
+                    biased;
+                    Some(note) = notes.recv() => yield sse_body::message(&note),
+                    response = &mut call => break response,
                 }
-            }
+            },
+        };
+        while let Ok(note) = notes.try_recv() {
+            yield sse_body::message(&note);
         }
+        yield sse_body::message(&Message::Response(response).to_vec());
     };
     sse_body::response(stream).into()
 }
@@ -748,6 +757,45 @@ pub(super) async fn delete(State(state): State<HttpState>, headers: HeaderMap) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answered() -> jsonrpc::Response {
+        let result = serde_json::value::RawValue::from_string("{\"ok\":1}".to_owned()).unwrap();
+        jsonrpc::Response::result(jsonrpc::Id::Number(7), result)
+    }
+
+    /// A progress note and the answer ready at once (both read in one go
+    /// from a busy backend): the note still reaches a client that takes a
+    /// stream, before the answer; one that takes only JSON gets the answer.
+    #[tokio::test]
+    async fn notes_queued_before_the_answer_go_first_on_a_stream() {
+        use http_body_util::BodyExt as _;
+        let note = b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}".to_vec();
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(note.clone()).await.unwrap();
+        let answer = deferred(Box::pin(async { answered() }), rx, true, Era::Legacy).await;
+        let response = answer.into_response();
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream",
+            "{response:?}"
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        let at_note = body.find("notifications/progress").expect(&body);
+        let at_answer = body.find("\"ok\":1").expect(&body);
+        assert!(at_note < at_answer, "{body}");
+        for sse in [false, true] {
+            let (tx, rx) = mpsc::channel(4);
+            if !sse {
+                tx.send(note.clone()).await.unwrap();
+            }
+            let answer = deferred(Box::pin(async { answered() }), rx, sse, Era::Legacy).await;
+            assert!(
+                matches!(&answer, Answer::Json(StatusCode::OK, body) if body.ends_with(b"{\"ok\":1}}")),
+                "{answer:?}"
+            );
+        }
+    }
 
     #[test]
     fn base64_header_values_decode() {
