@@ -35,13 +35,12 @@ impl<'a> Named<'a> {
     /// params included); params that are not an object are an
     /// invalid-params error, as [`Members::parse`] says.
     pub fn parse(params: Option<&'a RawValue>) -> Result<Option<Self>, ErrorObject> {
-        if let Some(raw) = params
-            && let Some(found) = scan(raw.get(), "name")
+        if let Some(text) = params.map(RawValue::get)
+            && let Some(found) = scan(text, "name")
         {
             let Some(value) = found else {
                 return Ok(None);
             };
-            let text = raw.get();
             let Some(name) = string_value(&text[value.clone()]) else {
                 return Ok(None);
             };

@@ -242,6 +242,7 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
 pub(super) enum Answer {
     /// `application/json` with this status.
     Json(StatusCode, Vec<u8>),
+    /// Anything else, as the hyper path sends it.
     Other(Response),
 }
 
