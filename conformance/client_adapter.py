@@ -26,8 +26,14 @@ The gateway binary is `$ONLY1MCP_BIN`, else `$CARGO_TARGET_DIR/debug/only1mcp`, 
 `<repo>/target/debug/only1mcp`. The gateway's log (stderr) goes to this script's stderr, which the
 suite saves as `stderr.txt` next to the scenario's `checks.json`.
 
-Exit status: 0 when the scenario's client actions all completed, 1 otherwise (the suite then
-prints "client exited with error"; its verdict still comes from the checks).
+It is a plain client: it answers what the backend asks (elicitations are accepted with empty
+content) and adds nothing of its own, so whatever the suite finds in the answers is the gateway's
+work.
+
+Exit status: 0 when the scenario's client actions all completed, 1 otherwise, after a line
+`[adapter] FAILED ...` on stderr. The suite ignores the exit status (its verdict comes from the
+checks); `cargo xtask conformance` reads that line from the saved `stderr.txt` and fails the run
+unless the baseline's `client-adapter` lists expect it.
 """
 
 from __future__ import annotations

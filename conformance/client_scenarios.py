@@ -33,26 +33,11 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def schema_defaults(schema: dict[str, Any] | None) -> dict[str, Any]:
-    """The `default` of every property of an elicitation `requestedSchema`."""
-    content: dict[str, Any] = {}
-    for name, prop in ((schema or {}).get("properties") or {}).items():
-        if isinstance(prop, dict) and "default" in prop:
-            content[name] = prop["default"]
-    return content
-
-
-def elicit_answer(params: Any) -> types.ElicitResult:
-    """Accept every elicitation. The answer fills in the schema's defaults (SEP-1034), which the
-    Python SDK does not do by itself, plus `confirmed: true` for the MRTR scenarios."""
-    schema = getattr(params, "requested_schema", None)
-    if schema is not None and not isinstance(schema, dict):
-        schema = schema.model_dump(by_alias=True, exclude_none=True)
-    content = schema_defaults(schema)
-    properties = (schema or {}).get("properties") or {}
-    if "confirmed" in properties and "confirmed" not in content:
-        content["confirmed"] = True
-    return types.ElicitResult(action="accept", content=content)
+def elicit_answer(_params: Any) -> types.ElicitResult:
+    """Accept every elicitation, with no content of the client's own: the adapter is a plain
+    client, so whatever the backend finds in the answer (a schema's defaults, SEP-1034) is the
+    gateway's work, not the adapter's."""
+    return types.ElicitResult(action="accept", content={})
 
 
 async def on_elicit(_context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:

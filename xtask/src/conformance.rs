@@ -18,10 +18,13 @@
 //! Expected failures come from `conformance/baseline.yml` (see [`Baseline`]); for each run a
 //! plain suite baseline is derived from it under `target/conformance/`, where all results go.
 //! The command fails when the suite reports a failure the baseline does not expect, or a
-//! baseline entry that now passes.
+//! baseline entry that now passes; when a scenario that `conformance list --requirements REV`
+//! names for the mode reports no result; and, in client mode, when the adapter (the end client)
+//! logs `[adapter] FAILED` in a scenario the baseline's `client-adapter` lists do not name (the
+//! suite itself ignores the adapter's exit status), or a `client-adapter` entry no longer fails.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     ffi::OsString,
     fs,
     io::{Read as _, Write as _},
@@ -293,7 +296,8 @@ pub(crate) fn run(workspace: &Path, peers_dir: &Path, args: &[OsString]) -> Resu
         Ok(())
     } else {
         bail!(
-            "conformance failed for {} (unexpected failures or stale baseline entries; see the \
+            "conformance failed for {} (unexpected failures, stale baseline entries, listed \
+             scenarios that reported nothing, or adapter failures; see the summary above, the \
              logs under {} and {})",
             failed.join(", "),
             out.display(),
@@ -495,6 +499,11 @@ fn run_client_mode(
 ///   outcome changes from run to run. They are left out of the suite's baseline; when one of
 ///   them is reported as an unexpected failure, the run still counts as passed (with a
 ///   warning). Each is a bug to fix.
+/// - `client-adapter`, `client-adapter@REV`: client scenarios (`scenario`, or `group/*` for
+///   every scenario under `group/`) in which the adapter, the end client, is expected to log
+///   `[adapter] FAILED`. Not passed to the suite, which ignores the adapter's exit; xtask
+///   fails the run on any other adapter failure, and on an entry that matched a scenario of
+///   the run but no failure (stale).
 ///
 /// For each run, [`Baseline::write_for`] writes the suite a plain baseline with the `server`
 /// or `client` list of that set.
@@ -552,7 +561,12 @@ impl Baseline {
                 let key = current
                     .as_ref()
                     .with_context(|| format!("line {number}: an entry outside a list"))?;
-                if entry.is_empty() || entry.contains(' ') {
+                if key.starts_with("client-adapter") {
+                    let scenario = entry.strip_suffix("/*").unwrap_or(entry);
+                    if scenario.is_empty() || scenario.contains([' ', ':', '*']) {
+                        bail!("line {number}: `{entry}` is not `scenario` or `group/*`");
+                    }
+                } else if entry.is_empty() || entry.contains([' ', '*']) {
                     bail!("line {number}: `{entry}` is not `scenario` or `scenario:check-id`");
                 }
                 lists.entry(key.clone()).or_default().push(entry.to_owned());
@@ -579,6 +593,15 @@ impl Baseline {
         let mode = mode.name();
         self.list(&format!("flaky-{mode}"))
             .chain(self.list(&format!("flaky-{mode}@{rev}")))
+            .cloned()
+            .collect()
+    }
+
+    /// The client scenarios whose adapter is expected to fail in requirement set `rev`
+    /// (`scenario`, or `group/*`).
+    fn adapter_failures(&self, rev: &str) -> Vec<String> {
+        self.list("client-adapter")
+            .chain(self.list(&format!("client-adapter@{rev}")))
             .cloned()
             .collect()
     }
@@ -643,10 +666,15 @@ fn validate_key(key: &str) -> Result<()> {
                 }
             })
     });
-    if !matches!(mode, "server" | "client") || !rev_ok {
+    let mode_ok = match mode {
+        "server" | "client" => true,
+        "client-adapter" => !key.starts_with("flaky-"),
+        _ => false,
+    };
+    if !mode_ok || !rev_ok {
         bail!(
-            "unknown key `{key}` (expected server, client, server@REV, client@REV, or one of \
-             these with a `flaky-` prefix)"
+            "unknown key `{key}` (expected server, client, server@REV, client@REV, one of \
+             these with a `flaky-` prefix, client-adapter or client-adapter@REV)"
         );
     }
     Ok(())
@@ -898,6 +926,82 @@ struct SuiteRun {
     tolerated: Vec<String>,
     /// The closing lines: `Total: ...` and the baseline verdict.
     closing: Vec<String>,
+    /// Scenarios the requirement set lists (or the one `--scenario`) that reported no result.
+    missing: Vec<String>,
+    /// Client mode: scenarios whose adapter logged `[adapter] FAILED` (its client actions did
+    /// not complete).
+    adapter_failed: BTreeSet<String>,
+    /// Adapter failures the baseline's `client-adapter` lists do not expect.
+    adapter_unexpected: Vec<String>,
+    /// `client-adapter` entries that matched a scenario of the run but no adapter failure.
+    adapter_stale: Vec<String>,
+}
+
+impl SuiteRun {
+    fn new(rev: &str, ok: bool, log: PathBuf) -> Self {
+        Self {
+            rev: rev.to_owned(),
+            ok,
+            log,
+            scenarios: BTreeMap::new(),
+            unscored: BTreeMap::new(),
+            unexpected: Vec::new(),
+            stale: Vec::new(),
+            expected: Vec::new(),
+            tolerated: Vec::new(),
+            closing: Vec::new(),
+            missing: Vec::new(),
+            adapter_failed: BTreeSet::new(),
+            adapter_unexpected: Vec::new(),
+            adapter_stale: Vec::new(),
+        }
+    }
+
+    /// Fills `missing`, and in client mode the adapter verdict, then decides `ok`: the suite's
+    /// own verdict (`ok` so far, after flaky entries) and every scenario listed ran, and every
+    /// adapter failure is expected by `adapter_baseline` and every entry of it that applies
+    /// failed.
+    fn judge(
+        &mut self,
+        listed: &BTreeSet<String>,
+        adapter_failed: Option<BTreeSet<String>>,
+        adapter_baseline: &[String],
+    ) {
+        self.missing = listed
+            .iter()
+            .filter(|name| !self.scenarios.contains_key(*name))
+            .cloned()
+            .collect();
+        if let Some(failed) = adapter_failed {
+            self.adapter_unexpected = failed
+                .iter()
+                .filter(|name| !adapter_baseline.iter().any(|entry| covers(entry, name)))
+                .cloned()
+                .collect();
+            self.adapter_stale = adapter_baseline
+                .iter()
+                .filter(|entry| {
+                    self.scenarios.keys().any(|name| covers(entry, name))
+                        && !failed.iter().any(|name| covers(entry, name))
+                })
+                .cloned()
+                .collect();
+            self.adapter_failed = failed;
+        }
+        self.ok = self.ok
+            && self.missing.is_empty()
+            && self.adapter_unexpected.is_empty()
+            && self.adapter_stale.is_empty();
+    }
+}
+
+/// Whether baseline entry `entry` (`scenario`, or `group/*` for every scenario under `group/`)
+/// names `scenario`.
+fn covers(entry: &str, scenario: &str) -> bool {
+    match entry.strip_suffix('*') {
+        Some(prefix) if prefix.ends_with('/') => scenario.starts_with(prefix),
+        _ => entry == scenario,
+    }
 }
 
 /// One suite run: `conformance <leg...> --requirements REV` (or `--scenario NAME
@@ -959,23 +1063,13 @@ fn run_suite(
         secs(started.elapsed())
     );
 
-    let mut run = SuiteRun {
-        rev: rev.to_owned(),
-        ok: output.status.success(),
-        log,
-        scenarios: BTreeMap::new(),
-        unscored: BTreeMap::new(),
-        unexpected: Vec::new(),
-        stale: Vec::new(),
-        expected: Vec::new(),
-        tolerated: Vec::new(),
-        closing: Vec::new(),
-    };
+    let mut run = SuiteRun::new(rev, output.status.success(), log);
     // The summary and the baseline verdict go to stdout; the client leg's progress (and, for
     // a single client scenario, its `Passed:` line) to stderr.
     parse_output(&stdout, options.scenario.as_deref(), true, &mut run);
     parse_output(&stderr, options.scenario.as_deref(), false, &mut run);
-    run.unscored = unscored(peers_dir, mode, rev)?;
+    let listing = listing(peers_dir, mode, rev)?;
+    run.unscored = listing.unscored;
 
     // Flaky entries are not in the suite's baseline: their failures come back as unexpected.
     let flaky = baseline.flaky(mode, rev);
@@ -1000,31 +1094,160 @@ fn run_suite(
         );
         run.ok = true;
     }
+
+    // The suite's exit status covers neither of these: a scenario that never reported (the
+    // suite crashed or skipped it) and an end client that did not finish its actions (the
+    // suite ignores the adapter's exit status and judges only what reached its mock).
+    let listed = match &options.scenario {
+        Some(scenario) => BTreeSet::from([scenario.clone()]),
+        None => listing.scenarios,
+    };
+    let adapter_failed = match mode {
+        Mode::Client => Some(adapter_failures(&results)?),
+        Mode::Server => None,
+    };
+    run.judge(&listed, adapter_failed, &baseline.adapter_failures(rev));
+    if !run.missing.is_empty() {
+        eprintln!(
+            "xtask: {} mode, requirements {rev}: {} listed scenario(s) reported no result: {}",
+            mode.name(),
+            run.missing.len(),
+            run.missing.join(", ")
+        );
+    }
+    if !run.adapter_unexpected.is_empty() {
+        eprintln!(
+            "xtask: client mode, requirements {rev}: the adapter FAILED in {} (not in the \
+             baseline's client-adapter list)",
+            run.adapter_unexpected.join(", ")
+        );
+    }
+    if !run.adapter_stale.is_empty() {
+        eprintln!(
+            "xtask: client mode, requirements {rev}: client-adapter baseline entries with no \
+             adapter failure (stale): {}",
+            run.adapter_stale.join(", ")
+        );
+    }
     Ok(run)
 }
 
-/// The scenarios of `mode` that `rev` runs but does not score, with the reason (`extension`,
-/// `pending`, `added-after-release`), from `conformance list --requirements REV`.
-fn unscored(peers_dir: &Path, mode: Mode, rev: &str) -> Result<BTreeMap<String, String>> {
-    let listing = crate::capture(suite(peers_dir)?.args(["list", "--requirements", rev]))?;
-    let suffix = format!(" [{}]", mode.name());
-    let mut out = BTreeMap::new();
-    let mut reason = None;
-    for line in listing.lines() {
-        if line.starts_with("Run and reported, but never scored") {
-            reason = Some(String::new());
-        } else if let Some(current) = reason.as_mut() {
-            let trimmed = line.trim();
-            if let Some(name) = trimmed.strip_prefix("- ") {
-                if let Some(name) = name.strip_suffix(suffix.as_str()) {
-                    out.insert(name.to_owned(), current.clone());
+/// The scenarios whose adapter logged `[adapter] FAILED`, from the `stderr.txt` the suite
+/// saves in each client scenario's results directory (`<results>/<scenario>-<time>/`).
+fn adapter_failures(results: &Path) -> Result<BTreeSet<String>> {
+    let mut failed = BTreeSet::new();
+    if !results.exists() {
+        return Ok(failed);
+    }
+    let mut pending = vec![results.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.file_name().is_some_and(|name| name == "stderr.txt") {
+                let text = fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                if text
+                    .lines()
+                    .any(|line| line.starts_with("[adapter] FAILED"))
+                    && let Some(scenario) = path
+                        .parent()
+                        .and_then(|dir| dir.strip_prefix(results).ok())
+                        .map(|dir| scenario_of(&dir.to_string_lossy()).to_owned())
+                {
+                    failed.insert(scenario);
                 }
-            } else if let Some((why, _count)) = trimmed.split_once(" (") {
-                *current = why.to_owned();
             }
         }
     }
-    Ok(out)
+    Ok(failed)
+}
+
+/// The scenario of a results directory name: `auth/basic-cimd-2026-12-07T20-17-40-611Z` ->
+/// `auth/basic-cimd`.
+fn scenario_of(dir: &str) -> &str {
+    const STAMP: usize = "-2026-12-07T20-17-40-611Z".len();
+    if dir.len() > STAMP && dir.is_char_boundary(dir.len() - STAMP) {
+        let (name, stamp) = dir.split_at(dir.len() - STAMP);
+        let stamp = stamp.as_bytes();
+        if stamp[0] == b'-' && stamp[11] == b'T' && stamp[STAMP - 1] == b'Z' {
+            return name;
+        }
+    }
+    dir
+}
+
+/// What `conformance list --requirements REV` says about one mode.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Listing {
+    /// Every scenario of the mode the set runs, scored or not.
+    scenarios: BTreeSet<String>,
+    /// The ones it runs but does not score, with the reason (`extension`, `pending`,
+    /// `added-after-release`).
+    unscored: BTreeMap<String, String>,
+}
+
+fn listing(peers_dir: &Path, mode: Mode, rev: &str) -> Result<Listing> {
+    let text = crate::capture(suite(peers_dir)?.args(["list", "--requirements", rev]))?;
+    let listing = parse_listing(&text, mode);
+    if listing.scenarios.is_empty() {
+        bail!(
+            "`conformance list --requirements {rev}` names no {} scenario",
+            mode.name()
+        );
+    }
+    Ok(listing)
+}
+
+/// Reads the listing: `Server scenarios ...:` / `Client scenarios ...:` sections of scored
+/// `  - name` lines, then `Run and reported, but never scored:` with `  reason (N):` headings
+/// over `    - name [mode]` lines.
+fn parse_listing(text: &str, mode: Mode) -> Listing {
+    #[derive(PartialEq)]
+    enum Part {
+        Other,
+        Scored,
+        Unscored(String),
+    }
+    let heading = match mode {
+        Mode::Server => "Server scenarios",
+        Mode::Client => "Client scenarios",
+    };
+    let suffix = format!(" [{}]", mode.name());
+    let mut listing = Listing::default();
+    let mut part = Part::Other;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if !line.starts_with(' ') && !trimmed.is_empty() {
+            part = if line.starts_with(heading) {
+                Part::Scored
+            } else if line.starts_with("Run and reported, but never scored") {
+                Part::Unscored(String::new())
+            } else {
+                Part::Other
+            };
+            continue;
+        }
+        match (&mut part, trimmed.strip_prefix("- ")) {
+            (Part::Scored, Some(name)) => {
+                listing.scenarios.insert(name.to_owned());
+            }
+            (Part::Unscored(why), Some(name)) => {
+                if let Some(name) = name.strip_suffix(suffix.as_str()) {
+                    listing.scenarios.insert(name.to_owned());
+                    listing.unscored.insert(name.to_owned(), why.clone());
+                }
+            }
+            (Part::Unscored(why), None) => {
+                if let Some((reason, _count)) = trimmed.split_once(" (") {
+                    *why = reason.to_owned();
+                }
+            }
+            _ => {}
+        }
+    }
+    listing
 }
 
 /// Which closing list of the suite's baseline verdict a line belongs to.
@@ -1221,6 +1444,32 @@ fn render_summary(section: &Section) -> String {
                 run.tolerated.join(", ")
             ));
         }
+        if !run.missing.is_empty() {
+            out.push_str(&format!(
+                "  Listed but reported no result: {}\n",
+                run.missing.join(", ")
+            ));
+        }
+        if section.mode == Mode::Client {
+            let expected = run.adapter_failed.len() - run.adapter_unexpected.len();
+            out.push_str(&format!(
+                "  Adapter (end client) FAILED in {} scenario(s), {expected} of them expected by \
+                 the baseline's client-adapter list\n",
+                run.adapter_failed.len()
+            ));
+        }
+        if !run.adapter_unexpected.is_empty() {
+            out.push_str(&format!(
+                "  Adapter FAILED, not in the baseline: {}\n",
+                run.adapter_unexpected.join(", ")
+            ));
+        }
+        if !run.adapter_stale.is_empty() {
+            out.push_str(&format!(
+                "  Stale client-adapter entries (the adapter did not fail): {}\n",
+                run.adapter_stale.join(", ")
+            ));
+        }
     }
     out
 }
@@ -1277,6 +1526,10 @@ flaky-client@2025-11-25:
             "  - tools_call\n",
             "client:\n  - two words\n",
             "client: []\nclient: []\n",
+            "client:\n  - auth/*\n",
+            "flaky-client-adapter:\n  - tools_call\n",
+            "client-adapter:\n  - tools_call:check-id\n",
+            "client-adapter:\n  - auth*\n",
         ] {
             assert!(Baseline::parse(bad).is_err(), "accepted {bad:?}");
         }
@@ -1301,18 +1554,7 @@ Unexpected failures (not in baseline):
 
 Baseline is stale: update your expected-failures file to remove passing entries.
 ";
-        let mut run = SuiteRun {
-            rev: "2025-11-25".to_owned(),
-            ok: false,
-            log: PathBuf::new(),
-            scenarios: BTreeMap::new(),
-            unscored: BTreeMap::new(),
-            unexpected: Vec::new(),
-            stale: Vec::new(),
-            expected: Vec::new(),
-            tolerated: Vec::new(),
-            closing: Vec::new(),
-        };
+        let mut run = SuiteRun::new("2025-11-25", false, PathBuf::new());
         parse_output(stdout, None, true, &mut run);
         assert_eq!(run.scenarios["tools_call"], (1, 1, 0));
         assert_eq!(run.scenarios["request-metadata"], (3, 0, 2));
@@ -1322,5 +1564,162 @@ Baseline is stale: update your expected-failures file to remove passing entries.
         );
         assert_eq!(run.stale, ["auth/basic-cimd"]);
         assert_eq!(run.unexpected, ["tools_call"]);
+    }
+
+    #[test]
+    fn baseline_lists_expected_adapter_failures() {
+        let text = "\
+client: []
+client-adapter:
+  - auth/*   # not an OAuth client
+client-adapter@2025-11-25:
+  - elicitation-sep1034-client-defaults
+";
+        let baseline = Baseline {
+            path: PathBuf::from("baseline.yml"),
+            lists: Baseline::parse(text).unwrap(),
+        };
+        assert_eq!(baseline.adapter_failures("2026-07-28"), ["auth/*"]);
+        assert_eq!(
+            baseline.adapter_failures("2025-11-25"),
+            ["auth/*", "elicitation-sep1034-client-defaults"]
+        );
+        // Adapter entries never reach the suite's own baseline.
+        assert!(baseline.expected(Mode::Client, "2025-11-25").is_empty());
+    }
+
+    #[test]
+    fn listing_names_scored_and_unscored_scenarios_of_one_mode() {
+        let text = "\
+Required for 2025-11-25 (48 scenarios, frozen; run at the 2025-11-25 wire):
+
+Server scenarios (test against a server):
+  - server-initialize
+  - ping
+
+Client scenarios (test against a client):
+  - initialize
+  - auth/metadata-default
+
+Run and reported, but never scored:
+  extension (1):
+    - auth/dpop [client]
+  added-after-release (2):
+    - server-session-lifecycle [server]
+    - json-schema-2020-12-preservation [client]
+";
+        let client = parse_listing(text, Mode::Client);
+        assert_eq!(
+            client.scenarios.iter().collect::<Vec<_>>(),
+            [
+                "auth/dpop",
+                "auth/metadata-default",
+                "initialize",
+                "json-schema-2020-12-preservation"
+            ]
+        );
+        assert_eq!(client.unscored["auth/dpop"], "extension");
+        assert_eq!(
+            client.unscored["json-schema-2020-12-preservation"],
+            "added-after-release"
+        );
+        assert_eq!(client.unscored.len(), 2);
+        let server = parse_listing(text, Mode::Server);
+        assert_eq!(
+            server.scenarios.iter().collect::<Vec<_>>(),
+            ["ping", "server-initialize", "server-session-lifecycle"]
+        );
+    }
+
+    #[test]
+    fn results_directories_name_their_scenario() {
+        assert_eq!(
+            scenario_of("auth/basic-cimd-2026-12-07T20-17-40-611Z"),
+            "auth/basic-cimd"
+        );
+        assert_eq!(
+            scenario_of("tools_call-2026-12-07T20-17-40-611Z"),
+            "tools_call"
+        );
+        assert_eq!(scenario_of("tools_call"), "tools_call");
+    }
+
+    #[test]
+    fn adapter_failures_are_read_from_each_scenarios_stderr() {
+        let results =
+            std::env::temp_dir().join(format!("xtask-adapter-failures-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&results);
+        let write = |dir: &str, text: &str| {
+            let dir = results.join(dir);
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("stderr.txt"), text).unwrap();
+        };
+        write(
+            "auth/basic-cimd-2026-12-07T20-17-40-611Z",
+            "[adapter] scenario auth/basic-cimd\n[adapter] FAILED after 0.04s: RuntimeError()\n",
+        );
+        write(
+            "tools_call-2026-12-07T20-17-40-611Z",
+            "[adapter] tools/call add_numbers -> isError=False\n[adapter] done in 0.9s\n",
+        );
+        let failed = adapter_failures(&results).unwrap();
+        fs::remove_dir_all(&results).unwrap();
+        assert_eq!(failed.iter().collect::<Vec<_>>(), ["auth/basic-cimd"]);
+    }
+
+    #[test]
+    fn a_run_fails_on_a_missing_scenario_or_an_unexpected_adapter_failure() {
+        let run_with = |ran: &[&str]| {
+            let mut run = SuiteRun::new("2025-11-25", true, PathBuf::new());
+            for name in ran {
+                run.scenarios.insert((*name).to_owned(), (1, 0, 0));
+            }
+            run
+        };
+        let listed: BTreeSet<String> = ["auth/a", "auth/b", "tools_call"].map(str::to_owned).into();
+        let adapter_baseline = ["auth/*".to_owned()];
+        let failed = |names: &[&str]| Some(names.iter().map(|name| (*name).to_owned()).collect());
+
+        // Everything listed ran; the adapter failed only where the baseline expects it.
+        let mut run = run_with(&["auth/a", "auth/b", "tools_call"]);
+        run.judge(&listed, failed(&["auth/a", "auth/b"]), &adapter_baseline);
+        assert!(run.ok);
+
+        // A listed scenario reported nothing, though the suite exited 0.
+        let mut run = run_with(&["auth/a", "auth/b"]);
+        run.judge(&listed, failed(&["auth/a"]), &adapter_baseline);
+        assert!(!run.ok);
+        assert_eq!(run.missing, ["tools_call"]);
+
+        // The end client failed in a scenario whose checks all passed.
+        let mut run = run_with(&["auth/a", "auth/b", "tools_call"]);
+        run.judge(
+            &listed,
+            failed(&["auth/a", "tools_call"]),
+            &adapter_baseline,
+        );
+        assert!(!run.ok);
+        assert_eq!(run.adapter_unexpected, ["tools_call"]);
+
+        // An expected adapter failure that no longer happens is stale.
+        let mut run = run_with(&["auth/a", "auth/b", "tools_call"]);
+        run.judge(&listed, failed(&[]), &adapter_baseline);
+        assert!(!run.ok);
+        assert_eq!(run.adapter_stale, ["auth/*"]);
+
+        // ... but not in a run where no scenario it names ran (one `--scenario`).
+        let mut run = run_with(&["tools_call"]);
+        run.judge(
+            &BTreeSet::from(["tools_call".to_owned()]),
+            failed(&[]),
+            &adapter_baseline,
+        );
+        assert!(run.ok);
+
+        // Server mode has no adapter; the suite's own failure stays a failure.
+        let mut run = run_with(&["auth/a", "auth/b", "tools_call"]);
+        run.ok = false;
+        run.judge(&listed, None, &[]);
+        assert!(!run.ok);
     }
 }
