@@ -128,6 +128,78 @@ pub fn examples_config(extra_servers: &str, top: &str) -> ConfigDir {
     ))
 }
 
+/// [`examples_config`], with both example servers recording every message
+/// they receive (`ONLY1MCP_EXAMPLE_RECORD`) to `<config dir>/<server>.jsonl`,
+/// read with [`recorded`] and [`wait_for_recorded`].
+pub fn recording_examples_config(extra_servers: &str, top: &str) -> ConfigDir {
+    let dir = tempfile::tempdir().unwrap();
+    let server = |name: &str, binary: &str| {
+        format!(
+            "  {name}:\n    command: {}\n    env:\n      ONLY1MCP_EXAMPLE_RECORD: {}\n",
+            quote(&example_server(binary)),
+            quote(&dir.path().join(format!("{name}.jsonl"))),
+        )
+    };
+    let yaml = format!(
+        "{top}\nservers:\n{}{}{extra_servers}",
+        server("echo", "only1mcp-echo-server"),
+        server("arith", "only1mcp-arith-server"),
+    );
+    let path = dir.path().join("only1mcp.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    ConfigDir { dir, path }
+}
+
+/// The messages example server `server` of a [`recording_examples_config`]
+/// has received so far, in order (none if it recorded nothing yet).
+pub fn recorded(config: &ConfigDir, server: &str) -> Vec<Value> {
+    let path = config.dir.path().join(format!("{server}.jsonl"));
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    // A line still being written has no newline yet; leave it for the next read.
+    text.split_inclusive('\n')
+        .filter(|line| line.ends_with('\n'))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Waits until example server `server` of a [`recording_examples_config`]
+/// has received a message for which `matches` holds, and returns it.
+pub fn wait_for_recorded(
+    config: &ConfigDir,
+    server: &str,
+    what: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let messages = recorded(config, server);
+        if let Some(found) = messages.iter().find(|message| matches(message)) {
+            return found.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{server} never received {what}; it received:\n{}",
+            messages
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The upstream request `tools/call` of tool `name` that a recording example
+/// server received, waiting for it.
+pub fn wait_for_recorded_call(config: &ConfigDir, server: &str, name: &str) -> Value {
+    wait_for_recorded(
+        config,
+        server,
+        &format!("a tools/call of {name}"),
+        |message| message["method"] == "tools/call" && message["params"]["name"] == name,
+    )
+}
+
 /// A path as a quoted YAML scalar.
 pub fn quote(path: &Path) -> String {
     serde_json::to_string(&path.to_string_lossy()).unwrap()

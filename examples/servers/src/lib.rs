@@ -48,6 +48,45 @@ pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 /// at startup before reading anything.
 pub const STARTUP_FAIL_ENV: &str = "ONLY1MCP_EXAMPLE_STARTUP_FAIL";
 
+/// Environment variable naming a file to which a server appends every message
+/// it receives, one JSON line each, before handling it: tests read what a
+/// backend really got (which ids a `notifications/cancelled` named, ...).
+pub const RECORD_ENV: &str = "ONLY1MCP_EXAMPLE_RECORD";
+
+/// The file of [`RECORD_ENV`], opened for appending.
+#[derive(Debug)]
+struct Recorder(Mutex<std::fs::File>);
+
+impl Recorder {
+    /// The recorder `RECORD_ENV` asks for, if any; a file that cannot be
+    /// opened is logged and ignored.
+    fn from_env(name: &str) -> Option<Self> {
+        let path = std::env::var_os(RECORD_ENV).filter(|path| !path.is_empty())?;
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            Ok(file) => Some(Self(Mutex::new(file))),
+            Err(err) => {
+                log(
+                    name,
+                    &format!("cannot open {RECORD_ENV} file {path:?}: {err}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Appends `msg` as one line, in one write.
+    fn record(&self, msg: &Value) {
+        let mut line = msg.to_string();
+        line.push('\n');
+        let mut file = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RpcError {
@@ -285,15 +324,19 @@ pub struct Server<C> {
     warned_uninitialized: AtomicBool,
     /// Whether the [`EXTRA`] tool is listed.
     extra: AtomicBool,
+    /// Where received messages are recorded ([`RECORD_ENV`]).
+    recorder: Option<Recorder>,
 }
 
 impl<C: Catalog> Server<C> {
     /// Creates a server; `name` overrides the catalog's default name.
     pub fn new(catalog: C, name: Option<String>, outbox: Outbox) -> Self {
         let name = name.unwrap_or_else(|| catalog.default_name().to_owned());
+        let recorder = Recorder::from_env(&name);
         Self {
             catalog,
             name,
+            recorder,
             outbox,
             pending: Arc::default(),
             initialized: AtomicBool::new(false),
@@ -348,6 +391,9 @@ impl<C: Catalog> Server<C> {
     /// Notifications and client responses yield `None`, and so does a `sleep`
     /// call, whose reply is sent later from its own thread.
     pub fn handle(&self, msg: &Value) -> Option<Value> {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(msg);
+        }
         let Some(obj) = msg.as_object() else {
             return Some(error_response(
                 &Value::Null,
@@ -743,7 +789,8 @@ pub fn main_for(catalog: impl Catalog + Clone + 'static) -> ExitCode {
                  --name NAME  override serverInfo.name\n  \
                  --http ADDR  serve Streamable HTTP at http://ADDR/mcp instead of stdio\n               \
                  (port 0 picks a free port; the URL is printed on stdout)\n\n\
-                 env: {STARTUP_FAIL_ENV}=1 exits with code 2 at startup\n"
+                 env: {STARTUP_FAIL_ENV}=1 exits with code 2 at startup\n     \
+                 {RECORD_ENV}=FILE appends every message received to FILE, one JSON line each\n"
             );
             let _ = std::io::stdout().lock().write_all(usage.as_bytes());
             return ExitCode::SUCCESS;

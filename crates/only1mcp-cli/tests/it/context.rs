@@ -34,7 +34,7 @@ fn raw_tools(line: &str) -> String {
 #[test]
 fn discover_lists_meta_tools_and_call_tool_is_a_direct_call() {
     init();
-    let config = examples_config("", "context:\n  mode: discover\n");
+    let config = support::recording_examples_config("", "context:\n  mode: discover\n");
     let mut gw = Gateway::start(&config.path, &[]);
     gw.initialize();
     let list = gw.request("tools/list", json!({}));
@@ -84,13 +84,14 @@ fn discover_lists_meta_tools_and_call_tool_is_a_direct_call() {
     let progress = gw.wait_for_notification("notifications/progress");
     assert_eq!(progress["params"]["progressToken"], "mine");
 
-    // A cancel of a call_tool request reaches the backend.
+    // A cancel of a call_tool request reaches the backend, naming the call it got.
     let id = gw.send_request(
         "tools/call",
         json!({"name": "call_tool", "arguments": {"name": "arith__sleep", "arguments": {"ms": 20000}}}),
     );
+    support::wait_for_recorded_call(&config, "arith", "sleep");
     gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id}}));
-    gw.wait_for_log("cancelled");
+    crate::stdio::assert_backend_got_one_cancel(&config, "arith");
     let ping = gw.request("ping", json!({}));
     assert_eq!(ping["result"], json!({}));
 }

@@ -260,7 +260,7 @@ fn a_crash_mid_call_fails_that_call_and_the_backend_comes_back() {
 #[test]
 fn a_timeout_answers_the_client_and_cancels_the_backend_request() {
     init();
-    let config = examples_config("", "defaults:\n  request_timeout: 300ms\n");
+    let config = support::recording_examples_config("", "defaults:\n  request_timeout: 300ms\n");
     let mut gateway = Gateway::start(&config.path, &[]);
     gateway.initialize();
     let slow = gateway.call_tool("echo__sleep", json!({"ms": 20000}));
@@ -272,24 +272,46 @@ fn a_timeout_answers_the_client_and_cancels_the_backend_request() {
             .contains("did not answer within 300ms"),
         "{slow}"
     );
-    // The example server logs to stderr when a cancellation reaches it.
-    gateway.wait_for_log("cancelled");
+    // The backend itself received a cancellation naming the call it was given.
+    assert_backend_got_one_cancel(&config, "echo");
     let echo = gateway.call_tool("echo__echo", json!({"text": "fine"}));
     assert_eq!(support::text(&echo), "fine");
+}
+
+/// Waits until example server `server` of a recording config has received
+/// `notifications/cancelled` for the id of the `sleep` call it received, and
+/// checks it got exactly one cancellation.
+pub(crate) fn assert_backend_got_one_cancel(config: &support::ConfigDir, server: &str) {
+    let call = support::wait_for_recorded_call(config, server, "sleep");
+    assert_eq!(call["params"]["arguments"]["ms"], 20000, "{call}");
+    let cancel = support::wait_for_recorded(config, server, "notifications/cancelled", |message| {
+        message["method"] == "notifications/cancelled"
+    });
+    assert_eq!(
+        cancel["params"]["requestId"], call["id"],
+        "{cancel} for {call}"
+    );
+    let n_cancels = support::recorded(config, server)
+        .iter()
+        .filter(|message| message["method"] == "notifications/cancelled")
+        .count();
+    assert_eq!(n_cancels, 1, "{:?}", support::recorded(config, server));
 }
 
 #[test]
 fn a_client_cancellation_reaches_the_backend_and_gets_no_answer() {
     init();
-    let config = examples_config("", "");
+    let config = support::recording_examples_config("", "");
     let mut gateway = Gateway::start(&config.path, &[]);
     gateway.initialize();
     let id = gateway.send_request(
         "tools/call",
         json!({"name": "arith__sleep", "arguments": {"ms": 20000}}),
     );
+    // Cancel only once the backend has the call, so the cancel has something to reach.
+    support::wait_for_recorded_call(&config, "arith", "sleep");
     gateway.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id}}));
-    gateway.wait_for_log("cancelled");
+    assert_backend_got_one_cancel(&config, "arith");
     // The next answer is for the next request, not the cancelled one.
     let ping = gateway.request("ping", json!({}));
     assert_eq!(ping["result"], json!({}));
