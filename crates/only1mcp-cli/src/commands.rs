@@ -51,8 +51,11 @@ enum Command {
         #[arg(long)]
         profile: Option<String>,
         /// Serve the admin API on this address instead of admin.listen,
-        /// even if admin.enabled is false (e.g. 127.0.0.1:0; the bound
-        /// address is logged).
+        /// even if it is off (admin.enabled: false, or --stdio without
+        /// admin.enabled: true), e.g. 127.0.0.1:0; the bound address is
+        /// logged. Its token is admin.token, or one generated and written
+        /// to a file only this user can read, where `only1mcp status`
+        /// and the other management commands find it.
         #[arg(long, value_name = "ADDR")]
         admin_listen: Option<std::net::SocketAddr>,
         /// Threads that run the gateway: a number, or `auto` for one per
@@ -265,18 +268,27 @@ async fn start(
         }
         Origin::BuiltIn => None,
     };
-    // The admin API, on its own listener; a taken port (another gateway
-    // runs) costs the API, not the gateway.
-    let _admin = if config.admin.enabled || admin_listen.is_some() {
+    // The admin API, on its own listener (off under --stdio unless asked
+    // for); a taken port (another gateway runs) costs the API, not the
+    // gateway.
+    let _admin = if config.admin.serves(stdio) || admin_listen.is_some() {
         let source = match &origin {
             Origin::File(path) => Some(path.clone()),
             Origin::BuiltIn => None,
         };
         let listen = admin_listen.unwrap_or(config.admin.listen);
-        match only1mcp_proxy::admin::start(gateway.clone(), &config.admin, listen, source).await {
+        match only1mcp_proxy::admin::start(
+            gateway.clone(),
+            &config.admin,
+            listen,
+            source,
+            config.http.read_timeout,
+        )
+        .await
+        {
             Ok(admin) => Some(admin),
             Err(e) => {
-                tracing::warn!(listen = %listen, error = %e, "Admin API unavailable: cannot listen");
+                tracing::warn!(error = %e, "Admin API unavailable");
                 None
             }
         }

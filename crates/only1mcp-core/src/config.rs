@@ -189,8 +189,11 @@ impl fmt::Debug for SecurityConfig {
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct SecurityConfig {
-    /// When non-empty, the only commands a stdio server may run (compared with
-    /// the command as written, or with its file name).
+    /// When non-empty, the only programs a stdio server may run. Each entry
+    /// and each server's `command` are resolved to the absolute path of the
+    /// file they name (a bare name through `PATH`, symlinks followed) and the
+    /// paths are compared, so `/tmp/x/node` is not `node`. Checked when a
+    /// config is loaded, reloaded or edited through the admin API.
     #[serde(default)]
     pub allowed_commands: Vec<String>,
     /// The key that signs the `requestState` the gateway mints when it holds
@@ -199,22 +202,6 @@ pub struct SecurityConfig {
     /// Unset: a random key drawn at start. Never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_key: Option<String>,
-}
-
-impl SecurityConfig {
-    /// Whether `command` may be spawned.
-    pub fn allows(&self, command: &str) -> bool {
-        if self.allowed_commands.is_empty() {
-            return true;
-        }
-        let file_name = std::path::Path::new(command)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or(command);
-        self.allowed_commands
-            .iter()
-            .any(|allowed| allowed == command || allowed == file_name)
-    }
 }
 
 /// Log output.
@@ -311,25 +298,41 @@ const MAX_READ_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct AdminConfig {
-    /// Whether `only1mcp start` serves the admin API (default true).
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Where it listens (default `127.0.0.1:7332`). Without a token it binds
-    /// loopback only, whatever address is given here.
+    /// Whether `only1mcp start` serves the admin API. Unset (the default):
+    /// on when the gateway serves HTTP, off under `--stdio` (an IDE's
+    /// gateway has no admin listener unless asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Where it listens (default `127.0.0.1:7332`). With a generated token
+    /// (no `token` set) it binds loopback only, whatever address is given
+    /// here.
     #[serde(default = "default_admin_listen")]
     pub listen: std::net::SocketAddr,
     /// The bearer token every request must carry
-    /// (`Authorization: Bearer …`). The environment variable
-    /// `ONLY1MCP_ADMIN_TOKEN` overrides it. Without either, the API is open
-    /// to local processes only. Never logged.
+    /// (`Authorization: Bearer …`, at least 16 characters). The environment
+    /// variable `ONLY1MCP_ADMIN_TOKEN` overrides it. Without either, the
+    /// gateway draws a random token at start and writes it to a file only
+    /// its user can read, where the CLI finds it (ADR 0011). The API is
+    /// never served without a token. Never logged.
     #[serde(default)]
     pub token: Option<String>,
+}
+
+impl AdminConfig {
+    /// The shortest token `admin.token` accepts.
+    pub const MIN_TOKEN_LEN: usize = 16;
+
+    /// Whether the admin API is served, for a gateway that serves stdio
+    /// (`stdio`) or HTTP.
+    pub fn serves(&self, stdio: bool) -> bool {
+        self.enabled.unwrap_or(!stdio)
+    }
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: None,
             listen: default_admin_listen(),
             token: None,
         }
@@ -611,14 +614,17 @@ impl Config {
             .admin
             .token
             .as_deref()
-            .is_some_and(|t| t.trim().is_empty())
+            .is_some_and(|t| t.trim().chars().count() < AdminConfig::MIN_TOKEN_LEN)
         {
             problem(
                 "admin.token".to_owned(),
-                "must not be empty (remove it to use no token)".to_owned(),
+                format!(
+                    "must be at least {} characters (remove it to have one generated)",
+                    AdminConfig::MIN_TOKEN_LEN
+                ),
             );
         }
-        if self.admin.enabled
+        if self.admin.enabled != Some(false)
             && self.admin.listen.port() != 0
             && self.admin.listen == self.http.listen
         {
@@ -655,11 +661,6 @@ impl Config {
                 );
             } else if server.command.trim().is_empty() {
                 problem(at("command"), "must not be empty (or set url)".to_owned());
-            } else if !self.security.allows(&server.command) {
-                problem(
-                    at("command"),
-                    format!("{:?} is not in security.allowed_commands", server.command),
-                );
             }
             if server.request_timeout.is_some_and(|t| t.is_zero()) {
                 problem(

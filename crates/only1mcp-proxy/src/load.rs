@@ -169,9 +169,110 @@ fn finish(figment: Figment, path: Option<&Path>) -> Result<Config, LoadError> {
         merge_include_dir(&mut config, &dir)?;
     }
     config.absorb_mcp_servers()?;
-    config.validate()?;
-    check_tls(&config)?;
+    check(&config)?;
     Ok(config)
+}
+
+/// Every rule a config must meet before it runs, all problems at once:
+/// [`Config::validate`], then the checks that read the file system (TLS
+/// files, [`check_commands`]).
+pub fn check(config: &Config) -> Result<(), config::Invalid> {
+    let mut problems = Vec::new();
+    for res in [config.validate(), check_tls(config), check_commands(config)] {
+        if let Err(invalid) = res {
+            problems.extend(invalid.0);
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(config::Invalid(problems))
+    }
+}
+
+/// Checks every stdio server's `command` against
+/// `security.allowed_commands` (when that is set) by the files they name:
+/// each side is resolved to an absolute path (a bare name through `PATH`,
+/// the server's own `PATH` from its `env` if it sets one, as the spawn does;
+/// `${VAR}` expanded as the spawn does; symlinks followed), so a program is
+/// allowed only if it is the very file an entry names. Run on every config
+/// that is loaded, reloaded or edited through the admin API.
+pub fn check_commands(config: &Config) -> Result<(), config::Invalid> {
+    let allowed = &config.security.allowed_commands;
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let gateway_path = std::env::var_os("PATH");
+    let allowed: Vec<PathBuf> = allowed
+        .iter()
+        .filter_map(|entry| resolve_program(entry, gateway_path.as_deref(), None))
+        .collect();
+    let mut problems = Vec::new();
+    for (id, server) in &config.servers {
+        if server.url.is_some() || server.command.trim().is_empty() {
+            continue;
+        }
+        let lookup = |name: &str| std::env::var(name).ok();
+        let command = match config::expand_env(&server.command, lookup) {
+            Ok(command) => command,
+            Err(e) => {
+                problems.push(config::Problem {
+                    field: format!("servers.{id}.command"),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let server_path = server
+            .env
+            .get("PATH")
+            .and_then(|path| config::expand_env(path, lookup).ok())
+            .map(std::ffi::OsString::from);
+        let path = server_path.as_deref().or(gateway_path.as_deref());
+        let message = match resolve_program(&command, path, server.cwd.as_deref()) {
+            Some(program) if allowed.contains(&program) => continue,
+            Some(program) => format!(
+                "{:?} ({}) is not in security.allowed_commands",
+                server.command,
+                program.display()
+            ),
+            None => format!(
+                "{:?} names no program (and security.allowed_commands is set)",
+                server.command
+            ),
+        };
+        problems.push(config::Problem {
+            field: format!("servers.{id}.command"),
+            message,
+        });
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(config::Invalid(problems))
+    }
+}
+
+/// The absolute, symlink-free path of the program `command` names: a bare
+/// name is looked up in `path`, anything with a separator is taken as a path
+/// (relative to `cwd` if given). `None` if no such file exists.
+fn resolve_program(
+    command: &str,
+    path: Option<&std::ffi::OsStr>,
+    cwd: Option<&Path>,
+) -> Option<PathBuf> {
+    let command = command.trim();
+    let as_path = Path::new(command);
+    let found = if as_path.components().count() > 1 || as_path.is_absolute() {
+        match cwd {
+            Some(cwd) if as_path.is_relative() => cwd.join(as_path),
+            _ => as_path.to_owned(),
+        }
+    } else {
+        let cwd = cwd.map_or_else(|| std::env::current_dir().ok(), |c| Some(c.to_owned()))?;
+        which::which_in(command, path, cwd).ok()?
+    };
+    std::fs::canonicalize(found).ok()
 }
 
 /// Checks that the TLS certificate and key exist and parse as PEM.

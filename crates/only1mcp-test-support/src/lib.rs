@@ -241,6 +241,7 @@ impl Gateway {
             .arg(config)
             .args(args)
             .env_remove("ONLY1MCP_ADMIN_TOKEN")
+            .env(RUNTIME_DIR_ENV, log_dir.path())
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::piped())
@@ -405,6 +406,21 @@ impl Gateway {
     /// The admin API's base URL (`http://127.0.0.1:PORT`), once logged.
     pub fn admin_url(&self) -> String {
         wait_for_admin_url(&self.log)
+    }
+
+    /// The admin token the gateway generated, read from its file as the
+    /// CLI of the same user does.
+    pub fn admin_token(&self) -> String {
+        read_admin_token(&self.admin_url(), self._log_dir.path())
+    }
+
+    /// The environment under which the management commands find this
+    /// gateway's generated admin token (its runtime directory).
+    pub fn admin_env(&self) -> (&'static str, String) {
+        (
+            RUNTIME_DIR_ENV,
+            self._log_dir.path().to_string_lossy().into_owned(),
+        )
     }
 
     /// Child process ids of the gateway (its backends).
@@ -619,6 +635,21 @@ impl Drop for CliProcess {
     }
 }
 
+/// The variable that tells a gateway (and the CLI) where generated admin
+/// tokens are written; each test gateway gets its own directory.
+const RUNTIME_DIR_ENV: &str = "ONLY1MCP_RUNTIME_DIR";
+
+/// The generated admin token of the admin API at `admin_url`, from its file
+/// in `dir`.
+fn read_admin_token(admin_url: &str, dir: &Path) -> String {
+    let port = admin_url.rsplit(':').next().unwrap_or_default();
+    let path = dir.join(format!("admin-{port}.token"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_owned()
+}
+
 /// Waits until the log at `log` names the admin API's URL, and returns it.
 fn wait_for_admin_url(log: &Path) -> String {
     const MARK: &str = "Admin API listening url=";
@@ -667,6 +698,7 @@ impl HttpGateway {
             ])
             .arg(config)
             .env_remove("ONLY1MCP_ADMIN_TOKEN")
+            .env(RUNTIME_DIR_ENV, log_dir.path())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -700,6 +732,19 @@ impl HttpGateway {
     /// The admin API's base URL (`http://127.0.0.1:PORT`).
     pub fn admin_url(&self) -> String {
         wait_for_admin_url(&self.log)
+    }
+
+    /// The admin token the gateway generated (see [`Gateway::admin_token`]).
+    pub fn admin_token(&self) -> String {
+        read_admin_token(&self.admin_url(), self._log_dir.path())
+    }
+
+    /// See [`Gateway::admin_env`].
+    pub fn admin_env(&self) -> (&'static str, String) {
+        (
+            RUNTIME_DIR_ENV,
+            self._log_dir.path().to_string_lossy().into_owned(),
+        )
     }
 
     /// The Streamable HTTP endpoint.

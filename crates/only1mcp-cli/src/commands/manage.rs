@@ -31,7 +31,8 @@ pub(crate) struct AdminArgs {
     #[arg(long, env = "ONLY1MCP_ADMIN_URL", value_name = "URL")]
     admin: Option<String>,
     /// Its bearer token (prefer the environment variable: arguments are
-    /// visible to other users of the machine).
+    /// visible to other users of the machine). Without it, the token a
+    /// local gateway generated is read from its file (only its user can).
     #[arg(long, env = "ONLY1MCP_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Print JSON instead of tables.
@@ -153,16 +154,18 @@ impl Client {
             builder = builder.timeout(timeout);
         }
         let http = builder.build().map_err(|e| Failure::Other(e.to_string()))?;
-        Ok(Self {
-            base: args
-                .admin
-                .as_deref()
-                .unwrap_or(DEFAULT_ADMIN)
-                .trim_end_matches('/')
-                .to_owned(),
-            token: args.token.clone().filter(|t| !t.trim().is_empty()),
-            http,
-        })
+        let base = args
+            .admin
+            .as_deref()
+            .unwrap_or(DEFAULT_ADMIN)
+            .trim_end_matches('/')
+            .to_owned();
+        let token = args
+            .token
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| generated_token(&base));
+        Ok(Self { base, token, http })
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Failure> {
@@ -207,6 +210,28 @@ impl Client {
     }
 }
 
+/// The token a gateway on this machine generated for its admin API at
+/// `base`, read from the file only its user can read; `None` when `base` is
+/// not a loopback address or there is no readable file.
+fn generated_token(base: &str) -> Option<String> {
+    let url = reqwest::Url::parse(base).ok()?;
+    let host = url.host_str()?;
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return None;
+    }
+    let port = url.port_or_known_default()?;
+    only1mcp_proxy::admin::secret::read(port)
+        .ok()
+        .map(|(token, _)| token)
+        .filter(|t| !t.is_empty())
+}
+
 /// Reports a failure and returns the exit code for it.
 fn report(failure: Failure) -> ExitCode {
     match failure {
@@ -219,7 +244,9 @@ fn report(failure: Failure) -> ExitCode {
         }
         Failure::Refused(status, error) if status == reqwest::StatusCode::UNAUTHORIZED => {
             output::error(&format!(
-                "{}: pass the admin token with --token or ONLY1MCP_ADMIN_TOKEN",
+                "{}: pass the admin token with --token or ONLY1MCP_ADMIN_TOKEN (a local \
+                 gateway without admin.token writes the one it generated to a file only \
+                 the user who started it can read)",
                 error.error
             ));
             ExitCode::FAILURE

@@ -37,7 +37,12 @@ fn stderr(out: &Output) -> String {
 /// Runs `only1mcp ARGS… --admin URL` with the token in the environment and
 /// checks it succeeded.
 fn cli_ok(args: &[&str], admin: &str, dir: &Path) -> String {
-    let out = cli(args, admin, dir, &[("ONLY1MCP_ADMIN_TOKEN", TOKEN)]);
+    cli_ok_with(args, admin, dir, &[("ONLY1MCP_ADMIN_TOKEN", TOKEN)])
+}
+
+/// Runs `only1mcp ARGS… --admin URL` with `env` and checks it succeeded.
+fn cli_ok_with(args: &[&str], admin: &str, dir: &Path, env: &[(&str, &str)]) -> String {
+    let out = cli(args, admin, dir, env);
     assert!(
         out.status.success(),
         "only1mcp {args:?} failed ({}):\n{}{}",
@@ -56,6 +61,20 @@ fn cli(args: &[&str], admin: &str, dir: &Path, env: &[(&str, &str)]) -> Output {
     full.extend_from_slice(&["--admin", admin]);
     full.extend_from_slice(&args[split..]);
     support::run_cli_with(&full, dir, env)
+}
+
+/// An HTTP client that sends `token` as the bearer token of every request.
+fn authorized_client(token: &str) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// Times and latencies vary: they are redacted, in tables by [`redact`].
@@ -139,7 +158,7 @@ fn cli_adds_and_removes_servers_of_a_running_gateway() {
     gateway.initialize();
     let admin = gateway.admin_url();
     assert!(
-        gateway.log().contains("auth=\"bearer token\""),
+        gateway.log().contains("auth=\"bearer token (configured)\""),
         "{}",
         gateway.log()
     );
@@ -272,21 +291,12 @@ async fn api_changes_apply_live_and_are_validated() {
     let gw = HttpGateway::start(&cfg.path);
     let admin = gw.admin_url();
     assert!(
-        gw.log().contains("auth=\"none (loopback only)\""),
+        gw.log().contains("auth=\"bearer token (generated)\""),
         "{}",
         gw.log()
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
-
-    // Without a token, only loopback host names are accepted.
-    let res = http
-        .get(format!("{admin}/servers"))
-        .header("host", "evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 403);
+    let http = authorized_client(&gw.admin_token());
 
     // A bad entry names the field; nothing changes.
     let res = http
@@ -399,8 +409,10 @@ fn an_invalid_config_is_refused_by_reload_and_the_gateway_keeps_serving() {
         "naming:\n  separator: \"::\"\nservers:\n  echo:\n    command: \"\"\n",
     )
     .unwrap();
-    let out = support::run_cli_with(&["reload", "--admin", &admin], dir, &[]);
+    let (env, runtime_dir) = gateway.admin_env();
+    let out = support::run_cli_with(&["reload", "--admin", &admin], dir, &[(env, &runtime_dir)]);
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    let token = gateway.admin_token();
     insta::with_settings!({filters => vec![(r"/\S*only1mcp\.yaml", "[config]")]}, {
         insta::assert_snapshot!("admin_reload_invalid", stderr(&out));
     });
@@ -409,7 +421,7 @@ fn an_invalid_config_is_refused_by_reload_and_the_gateway_keeps_serving() {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let res = reqwest::Client::new()
+            let res = authorized_client(&token)
                 .post(format!("{admin}/reload"))
                 .send()
                 .await
@@ -439,7 +451,11 @@ fn persisted_changes_edit_only_their_entry() {
     let dir = cfg.dir.path();
     let gw = HttpGateway::start(&cfg.path);
     let admin = gw.admin_url();
-    let out = cli_ok(
+    // The user who started the gateway needs no token: the CLI reads the
+    // generated one from its file.
+    let (env, runtime_dir) = gw.admin_env();
+    let env = [(env, runtime_dir.as_str())];
+    let out = cli_ok_with(
         &[
             "add",
             "arith",
@@ -451,13 +467,14 @@ fn persisted_changes_edit_only_their_entry() {
         ],
         &admin,
         dir,
+        &env,
     );
     assert!(out.contains("Wrote "), "{out}");
     let written = std::fs::read_to_string(&cfg.path).unwrap();
     insta::with_settings!({filters => vec![(r#""/\S*/only1mcp-(\w+)-server""#, "[$1 server]")]}, {
         insta::assert_snapshot!("admin_persisted_add", written);
     });
-    cli_ok(&["remove", "arith", "--persist"], &admin, dir);
+    cli_ok_with(&["remove", "arith", "--persist"], &admin, dir, &env);
     assert_eq!(std::fs::read_to_string(&cfg.path).unwrap(), original);
 }
 
@@ -468,17 +485,19 @@ fn logs_follow_prints_new_lines_as_they_come() {
     let dir = cfg.dir.path();
     let gw = HttpGateway::start(&cfg.path);
     let admin = gw.admin_url();
+    let (env, runtime_dir) = gw.admin_env();
+    let env = [(env, runtime_dir.as_str())];
     let follower = support::spawn_cli(
         &[
             "logs", "--follow", "--server", "echo", "-n", "1", "--admin", &admin,
         ],
         dir,
-        &[],
+        &env,
     );
     // The recent line first, then what happens next: a test starts a fresh
     // echo process, whose stderr is captured under the server's name.
     follower.read_until("echo:");
-    cli_ok(&["test", "echo"], &admin, dir);
+    cli_ok_with(&["test", "echo"], &admin, dir, &env);
     let lines = follower.read_until("Test passed");
     assert!(
         lines

@@ -35,7 +35,10 @@ fn validate_names_every_bad_field() {
     );
     let out = only1mcp(&["validate", "only1mcp.yaml"], bad.dir.path());
     assert_eq!(out.status.code(), Some(78));
-    insta::assert_snapshot!("validate_bad_fields", stderr(&out));
+    // The resolved path of `bash` depends on the machine.
+    insta::with_settings!({filters => vec![(r#""bash" \(/\S+\)"#, "\"bash\" ([path])")]}, {
+        insta::assert_snapshot!("validate_bad_fields", stderr(&out));
+    });
 
     let typo = config("servers:\n  a:\n    comand: x\n");
     let out = only1mcp(&["validate", "--json", "only1mcp.yaml"], typo.dir.path());

@@ -708,6 +708,7 @@ async fn a_legacy_client_that_disconnects_does_not_cancel_but_cancelled_does() {
     let echo_requests = || async {
         let servers: Value = http
             .get(format!("{}/servers", gw.admin_url()))
+            .bearer_auth(gw.admin_token())
             .send()
             .await
             .unwrap()

@@ -10,6 +10,7 @@
 )]
 
 mod admin;
+mod admin_security;
 mod benchmark;
 mod cli;
 mod context;

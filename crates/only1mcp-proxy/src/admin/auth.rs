@@ -1,14 +1,11 @@
-//! Who may use the admin API.
+//! Who may use the admin API: whoever holds its token.
 //!
-//! - With a token, every request must carry `Authorization: Bearer <token>`;
-//!   the comparison takes the same time wherever the first wrong byte is.
-//!   A missing or wrong token is a 401.
-//! - Without one, the listener is bound to loopback only (see
-//!   [`super::start`]), and the `Host` header must name a loopback host, so a
-//!   web page cannot reach the API through DNS rebinding.
-//! - Either way a request carrying `Origin` is refused (403): browsers send
-//!   it, the CLI and scripts do not, and the API is not for web pages (a page
-//!   could otherwise post to it with no preflight).
+//! - Every request must carry `Authorization: Bearer <token>`; the comparison
+//!   takes the same time wherever the first wrong byte is. A missing or
+//!   wrong token is a 401, and nothing of the request is acted on (its body
+//!   is not even read).
+//! - A request carrying `Origin` is refused (403): browsers send it, the CLI
+//!   and scripts do not, and the API is not for web pages.
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -34,24 +31,6 @@ fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
     // `ct_eq` on slices of different lengths is false at once; the length of
     // the token is not the secret.
     bool::from(given.ct_eq(token.as_bytes()))
-}
-
-/// Whether `Host` names a loopback host (or is absent, as in HTTP/1.0).
-fn loopback_host(headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(header::HOST) else {
-        return true;
-    };
-    let host = host.to_str().unwrap_or_default().to_ascii_lowercase();
-    let name = if host.starts_with('[') {
-        host.find(']').map_or(host.as_str(), |end| &host[..=end])
-    } else {
-        host.rsplit_once(':')
-            .map_or(host.as_str(), |(name, _)| name)
-    };
-    matches!(name, "localhost" | "[::1]")
-        || name
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn refuse(status: StatusCode, error: &str) -> Response {
@@ -85,21 +64,12 @@ pub(super) async fn check(
             "Forbidden: the admin API does not serve browsers (Origin is set)",
         );
     }
-    match state.token() {
-        Some(token) => {
-            if !bearer_matches(headers, token) {
-                tracing::warn!(path = %request.uri().path(), "Admin API request refused: missing or wrong token");
-                return refuse(
-                    StatusCode::UNAUTHORIZED,
-                    "Unauthorized: missing or wrong bearer token",
-                );
-            }
-        }
-        None => {
-            if !loopback_host(headers) {
-                return refuse(StatusCode::FORBIDDEN, "Forbidden: Host not allowed");
-            }
-        }
+    if !bearer_matches(headers, state.token()) {
+        tracing::warn!(path = %request.uri().path(), "Admin API request refused: missing or wrong token");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized: missing or wrong bearer token",
+        );
     }
     next.run(request).await
 }
@@ -144,25 +114,5 @@ mod tests {
             &headers(&[("authorization", "s3cret")]),
             token
         ));
-    }
-
-    #[test]
-    fn hosts_must_be_loopback_without_a_token() {
-        for host in [
-            "127.0.0.1:7332",
-            "localhost:7332",
-            "[::1]:7332",
-            "localhost",
-            "127.1.2.3",
-        ] {
-            assert!(loopback_host(&headers(&[("host", host)])), "{host}");
-        }
-        for host in [
-            "evil.example:7332",
-            "10.0.0.1:7332",
-            "localhost.evil.example",
-        ] {
-            assert!(!loopback_host(&headers(&[("host", host)])), "{host}");
-        }
     }
 }

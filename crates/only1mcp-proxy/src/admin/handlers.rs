@@ -203,7 +203,7 @@ async fn apply(
     persist: bool,
     file_edit: FileEdit,
 ) -> ApiResult<ChangeDto> {
-    if let Err(invalid) = config.validate() {
+    if let Err(invalid) = crate::load::check(&config) {
         return Err(ApiError::invalid(
             "the change would make the config invalid",
             invalid.0.iter().map(ToString::to_string).collect(),

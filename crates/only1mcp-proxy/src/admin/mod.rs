@@ -17,14 +17,22 @@
 //! processes. They reach the config file only with `?persist=true` (see
 //! [`persist`]); otherwise they last until the next reload from the file.
 //!
-//! Access is checked in `auth`: a bearer token from `admin.token` or
-//! `ONLY1MCP_ADMIN_TOKEN`, or, without one, loopback only.
+//! Access is checked in `auth`: every request carries the bearer token, from
+//! `admin.token` or `ONLY1MCP_ADMIN_TOKEN`, or, with neither, the one drawn
+//! at start and written to a file only the gateway's user can read
+//! ([`secret`], ADR 0011). The API is never served without a token.
+//!
+//! The listener closes connections that send no whole request head within
+//! the MCP listener's `http.read_timeout` (idle ones included), and holds at
+//! most [`MAX_CONNECTIONS`] connections: a further one is closed at once.
+//! Bodies are read only after the token was checked, and only up to 64 KiB.
 
 mod auth;
 pub mod dto;
 mod handlers;
 pub mod logs;
 pub mod persist;
+pub mod secret;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -54,7 +62,7 @@ struct Inner {
     /// The config file the gateway was started from (`None`: the built-in
     /// config, which cannot be reloaded or written).
     source: Option<PathBuf>,
-    token: Option<String>,
+    token: String,
     /// One change at a time: each edits the config the last one left.
     changes: tokio::sync::Mutex<()>,
 }
@@ -63,15 +71,15 @@ impl std::fmt::Debug for AdminState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminState")
             .field("source", &self.inner.source)
-            .field("token", &self.inner.token.as_ref().map(|_| "<redacted>"))
+            .field("token", &"<redacted>")
             .finish_non_exhaustive()
     }
 }
 
 impl AdminState {
     /// State for an admin API over `gateway`, started from the config file
-    /// `source`, requiring `token` if given.
-    pub fn new(gateway: Gateway, source: Option<PathBuf>, token: Option<String>) -> Self {
+    /// `source`, requiring `token` of every request.
+    pub fn new(gateway: Gateway, source: Option<PathBuf>, token: String) -> Self {
         Self {
             inner: Arc::new(Inner {
                 gateway,
@@ -82,8 +90,8 @@ impl AdminState {
         }
     }
 
-    fn token(&self) -> Option<&str> {
-        self.inner.token.as_deref()
+    fn token(&self) -> &str {
+        &self.inner.token
     }
 }
 
@@ -107,8 +115,8 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-/// The token in force: `ONLY1MCP_ADMIN_TOKEN` if set and not empty, else
-/// `admin.token`.
+/// The configured token: `ONLY1MCP_ADMIN_TOKEN` if set and not empty, else
+/// `admin.token` (`None`: one is generated at start).
 pub fn token(config: &AdminConfig) -> Option<String> {
     std::env::var(TOKEN_ENV)
         .ok()
@@ -117,17 +125,28 @@ pub fn token(config: &AdminConfig) -> Option<String> {
         .map(|t| t.trim().to_owned())
 }
 
-/// The running admin API; dropping it stops it (open log streams end).
+/// The most connections the admin listener holds at once; a further one is
+/// closed as soon as it is accepted. The API serves one operator's commands.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// The running admin API; dropping it stops it (open log streams end) and
+/// removes a generated token's file.
 #[derive(Debug)]
 pub struct Admin {
     local: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    token_file: Option<secret::TokenFile>,
 }
 
 impl Admin {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The file holding the generated token (`None`: a configured token).
+    pub fn token_file(&self) -> Option<&std::path::Path> {
+        self.token_file.as_ref().map(secret::TokenFile::path)
     }
 }
 
@@ -137,43 +156,134 @@ impl Drop for Admin {
     }
 }
 
-/// Binds the admin API on `listen` and serves it in a task. Without a token
-/// a non-loopback `listen` is narrowed to loopback (same port), and the log
-/// says so. Logs `Admin API listening url=http://…`.
+/// Why the admin API did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listener could not be bound.
+    #[error("cannot listen on {listen}: {source}")]
+    Listen {
+        /// The address asked for.
+        listen: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// No token was configured and the generated one could not be written
+    /// where the CLI finds it.
+    #[error("cannot write the generated admin token ({0}); set admin.token or {TOKEN_ENV}")]
+    TokenFile(std::io::Error),
+}
+
+/// Binds the admin API on `listen` and serves it in a task, with `read_timeout`
+/// as its header and idle timeout. Without a configured token one is
+/// generated and written to its file ([`secret`]), and a non-loopback
+/// `listen` is narrowed to loopback (same port), as the log says: a token
+/// only a local user can read is no use on a network listener. Logs
+/// `Admin API listening url=http://…`.
 pub async fn start(
     gateway: Gateway,
     config: &AdminConfig,
     listen: SocketAddr,
     source: Option<PathBuf>,
-) -> std::io::Result<Admin> {
-    let token = token(config);
+    read_timeout: std::time::Duration,
+) -> Result<Admin, StartError> {
+    let configured = token(config);
     let mut listen = listen;
-    if token.is_none() && !listen.ip().is_loopback() {
+    if configured.is_none() && !listen.ip().is_loopback() {
         let loopback = match listen.ip() {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
         };
         tracing::warn!(
             asked = %listen,
-            "No admin token (admin.token or {TOKEN_ENV}): the admin API binds loopback only"
+            "No admin token configured (admin.token or {TOKEN_ENV}): the admin API binds loopback only"
         );
         listen.set_ip(loopback);
     }
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let local = listener.local_addr()?;
-    let auth = if token.is_some() {
-        "bearer token"
-    } else {
-        "none (loopback only)"
-    };
-    tracing::info!(url = %format!("http://{local}"), auth, "Admin API listening");
-    let app = router(AdminState::new(gateway, source, token));
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "Admin API stopped");
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Listen { listen, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { listen, source })?;
+    let (token, token_file) = match configured {
+        Some(token) => (token, None),
+        None => {
+            let token = secret::generate().map_err(StartError::TokenFile)?;
+            let dir = secret::runtime_dir().ok_or_else(|| {
+                StartError::TokenFile(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "this platform names no runtime directory; set {}",
+                        secret::RUNTIME_DIR_ENV
+                    ),
+                ))
+            })?;
+            let file = secret::TokenFile::write(&dir, local.port(), &token)
+                .map_err(StartError::TokenFile)?;
+            (token, Some(file))
         }
-    });
-    Ok(Admin { local, task })
+    };
+    match &token_file {
+        Some(file) => tracing::info!(
+            url = %format!("http://{local}"),
+            auth = "bearer token (generated)",
+            token_file = %file.path().display(),
+            "Admin API listening"
+        ),
+        None => tracing::info!(
+            url = %format!("http://{local}"),
+            auth = "bearer token (configured)",
+            "Admin API listening"
+        ),
+    }
+    let app = router(AdminState::new(gateway, source, token));
+    let task = tokio::spawn(serve(listener, app, read_timeout));
+    Ok(Admin {
+        local,
+        task,
+        token_file,
+    })
+}
+
+/// Accepts and serves admin connections until the task is aborted (which
+/// drops, and so closes, every connection with it).
+async fn serve(listener: tokio::net::TcpListener, app: Router, read_timeout: std::time::Duration) {
+    let mut connections = tokio::task::JoinSet::new();
+    let mut last_refusal_logged: Option<std::time::Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next() => continue,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::debug!(error = %e, "Admin API accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if connections.len() >= MAX_CONNECTIONS {
+            drop(tcp);
+            if last_refusal_logged.is_none_or(|at| at.elapsed().as_secs() >= 10) {
+                last_refusal_logged = Some(std::time::Instant::now());
+                tracing::warn!(%peer, max = MAX_CONNECTIONS, "Admin API connection refused: too many open");
+            }
+            continue;
+        }
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        connections.spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(read_timeout)
+                .serve_connection(io, service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "Admin API connection ended");
+            }
+        });
+    }
 }
 
 /// `stdio`, `streamable-http`, `sse` or `websocket`.

@@ -11,8 +11,8 @@
 //!   (Claude Desktop's format) stays there when its settings fit that format.
 //!
 //! Entries are written with only the fields that differ from the defaults.
-//! The file is replaced atomically (a temp file renamed over it), so the
-//! file watcher never reads half a file.
+//! The file is replaced atomically (see [`write`]), so the file watcher
+//! never reads half a file.
 
 use std::path::{Path, PathBuf};
 
@@ -74,8 +74,11 @@ pub fn edited(path: &Path, edit: Edit<'_>) -> Result<String, PersistError> {
     })
 }
 
-/// Replaces the file at `path` with `text`, atomically (a temp file in the
-/// same directory, renamed over it, with the original's permissions).
+/// Replaces the file at `path` with `text`, atomically: a new file under a
+/// random name, created exclusively (`O_EXCL`, so never through a planted
+/// symlink) in the same directory with the original's permissions, renamed
+/// over it. A `path` that is a symlink stays one: the file it points to is
+/// replaced.
 pub fn write(path: &Path, text: &str) -> Result<(), PersistError> {
     write_atomically(path, text).map_err(|source| PersistError::Io {
         path: path.to_owned(),
@@ -84,19 +87,23 @@ pub fn write(path: &Path, text: &str) -> Result<(), PersistError> {
 }
 
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.only1mcp-tmp"));
-    std::fs::write(&tmp, text)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    use std::io::Write as _;
+    // A symlinked config stays a link: the file it points to is replaced.
+    let target = std::fs::canonicalize(path)?;
+    let dir = target.parent().unwrap_or_else(|| Path::new("."));
+    // A fresh file under a random name, created with O_EXCL (never an
+    // existing file or a planted symlink), in the target's directory so the
+    // rename is atomic.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".only1mcp-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    let permissions = std::fs::metadata(&target)?.permissions();
+    tmp.as_file().set_permissions(permissions)?;
+    tmp.persist(&target).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// The entry's fields that differ from a default server.

@@ -118,3 +118,66 @@ fn include_dir_merges_server_files_and_refuses_duplicates() {
     let err = load_file(&main).unwrap_err().to_string();
     assert!(err.contains("servers.a: defined again in"), "{err}");
 }
+
+/// An executable file `name` in `dir`.
+#[cfg(unix)]
+fn program(dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[cfg(unix)]
+#[test]
+fn allowed_commands_compare_the_files_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = dir.path().join("trusted");
+    let attacker = dir.path().join("attacker");
+    let node = program(&trusted, "node");
+    let fake = program(&attacker, "node");
+    let link = dir.path().join("node-link");
+    std::os::unix::fs::symlink(&node, &link).unwrap();
+    let mut config = Config::default();
+    config.security.allowed_commands = vec![node.to_string_lossy().into_owned()];
+    let server = |command: &Path, path: Option<&Path>| config::ServerConfig {
+        command: command.to_string_lossy().into_owned(),
+        env: path
+            .map(|p| [("PATH".to_owned(), p.to_string_lossy().into_owned())].into())
+            .unwrap_or_default(),
+        enabled: true,
+        ..config::ServerConfig::default()
+    };
+    // By its path, through a symlink, and by its bare name on the server's PATH.
+    config.servers.insert("by_path".into(), server(&node, None));
+    config.servers.insert("by_link".into(), server(&link, None));
+    config
+        .servers
+        .insert("by_name".into(), server(Path::new("node"), Some(&trusted)));
+    check_commands(&config).unwrap();
+    // The same file name elsewhere is another program.
+    config.servers.insert("fake".into(), server(&fake, None));
+    config.servers.insert(
+        "fake_by_name".into(),
+        server(Path::new("node"), Some(&attacker)),
+    );
+    config
+        .servers
+        .insert("missing".into(), server(&dir.path().join("nothing"), None));
+    let problems: Vec<String> = check_commands(&config)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|p| p.field.clone())
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "servers.fake.command",
+            "servers.fake_by_name.command",
+            "servers.missing.command"
+        ]
+    );
+}

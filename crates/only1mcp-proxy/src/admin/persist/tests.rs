@@ -132,3 +132,47 @@ fn entries_under_mcp_servers_are_left_to_the_user() {
     let toml = "[mcpServers.fs]\ncommand = \"npx\"\n";
     assert!(edit_toml(toml, Edit::Remove("fs")).is_err());
 }
+
+#[cfg(unix)]
+#[test]
+fn writing_keeps_a_symlinked_config_a_link_and_ignores_planted_temp_names() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let target = real.join("only1mcp.yaml");
+    std::fs::write(&target, YAML).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = dir.path().join("only1mcp.yaml");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    // The temp name the old code used, planted as a symlink to another file.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    for planted in [
+        dir.path().join(".only1mcp.yaml.only1mcp-tmp"),
+        real.join(".only1mcp.yaml.only1mcp-tmp"),
+    ] {
+        std::os::unix::fs::symlink(&victim, planted).unwrap();
+    }
+
+    persist(&link, Edit::Remove("time")).unwrap();
+
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let written = std::fs::read_to_string(&target).unwrap();
+    assert!(!written.contains("uvx"), "{written}");
+    assert!(written.contains("files:"), "{written}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+    let leftovers: Vec<_> = std::fs::read_dir(&real)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
