@@ -664,7 +664,12 @@ impl<C: Catalog> Server<C> {
                     outbox.send(&json!({
                         "jsonrpc": "2.0",
                         "method": "notifications/progress",
-                        "params": { "progressToken": token, "progress": step, "total": STEPS },
+                        "params": {
+                            "progressToken": token,
+                            "progress": step,
+                            "total": STEPS,
+                            "message": format!("sleep {ms} ms: step {step} of {STEPS}"),
+                        },
                     }));
                 }
             }
@@ -1085,10 +1090,15 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         let lines = capture.lines();
-        let progress = lines
+        let progress: Vec<&Value> = lines
             .iter()
-            .filter(|line| line["method"] == "notifications/progress");
-        assert_eq!(progress.count(), 4);
+            .filter(|line| line["method"] == "notifications/progress")
+            .collect();
+        assert_eq!(progress.len(), 4);
+        assert_eq!(
+            progress[3]["params"],
+            json!({"progressToken": "tok", "progress": 4, "total": 4, "message": "sleep 20 ms: step 4 of 4"})
+        );
         let answers: Vec<&Value> = lines
             .iter()
             .filter(|line| line.get("id").is_some())

@@ -110,44 +110,63 @@ fn typescript_sdk_websocket_client_calls_a_tool() {
     assert_eq!(out["result"]["content"][0]["text"], "42", "{out}");
 }
 
+/// Two clients send the same progressToken to the same backend, the second
+/// while the first call is in flight (it has had its first progress): the
+/// gateway gives each call its own token upstream, so each client gets
+/// exactly the four progress notifications of its own call (told apart by
+/// their message), with its token put back, and then its answer.
 #[tokio::test]
-async fn two_clients_each_get_only_their_own_progress() {
+async fn two_clients_with_the_same_token_each_get_only_their_own_progress() {
     init();
     let config = examples_config("", "");
     let gw = HttpGateway::start(&config.path);
-    let http = client();
-    let call = |token: &'static str| {
+    let (http_a, http_b) = (client(), client());
+    let call = |http: &reqwest::Client, ms: u64| {
         modern_post(
-            &http,
+            http,
             &gw,
             "tools/call",
             Some("echo__sleep"),
-            json!({"name": "echo__sleep", "arguments": {"ms": 400}, "_meta": {"progressToken": token, "io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}),
+            json!({"name": "echo__sleep", "arguments": {"ms": ms}, "_meta": {"progressToken": "shared", "io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}),
         )
         .send()
     };
-    let (a, b) = tokio::join!(call("token-a"), call("token-b"));
-    for (res, token) in [(a.unwrap(), "token-a"), (b.unwrap(), "token-b")] {
-        assert_eq!(
-            res.headers()["content-type"],
-            "text/event-stream",
-            "progress must stream"
-        );
-        let messages = sse_messages(&res.text().await.unwrap());
+    let mut a = call(&http_a, 1600).await.unwrap();
+    assert_eq!(a.headers()["content-type"], "text/event-stream");
+    // A's first progress event: its call is in flight, its route registered.
+    let mut a_body = String::new();
+    while !sse_messages(&a_body)
+        .iter()
+        .any(|m| m["method"] == "notifications/progress")
+    {
+        let chunk = a.chunk().await.unwrap().expect("A's stream ended early");
+        a_body.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let b = call(&http_b, 200).await.unwrap();
+    let b_body = b.text().await.unwrap();
+    while let Some(chunk) = a.chunk().await.unwrap() {
+        a_body.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    for (body, ms) in [(a_body, 1600), (b_body, 200)] {
+        let messages = sse_messages(&body);
         let progress: Vec<&Value> = messages
             .iter()
             .filter(|m| m["method"] == "notifications/progress")
+            .map(|m| &m["params"])
             .collect();
-        assert!(!progress.is_empty(), "{messages:?}");
-        assert!(
-            progress
-                .iter()
-                .all(|p| p["params"]["progressToken"] == token),
+        let expected: Vec<Value> = (1..=4)
+            .map(|step| json!({"progressToken": "shared", "progress": step, "total": 4, "message": format!("sleep {ms} ms: step {step} of 4")}))
+            .collect();
+        assert_eq!(
+            progress,
+            expected.iter().collect::<Vec<_>>(),
             "{messages:?}"
         );
+        assert_eq!(messages.len(), 5, "{messages:?}");
         let last = messages.last().unwrap();
         assert_eq!(
-            last["result"]["content"][0]["text"], "slept 400 ms",
+            last["result"]["content"][0]["text"],
+            format!("slept {ms} ms"),
             "{messages:?}"
         );
         assert_eq!(last["result"]["resultType"], "complete");
