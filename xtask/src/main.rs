@@ -16,8 +16,10 @@
 //! - `corpus [--check]`: `peers`, then `docs/corpus/capture.py`, which writes the tool catalogs
 //!   of six real MCP servers to `docs/corpus/<id>.json`; with `--check`, captures into
 //!   `target/corpus/` and fails unless the files are byte-identical (see `corpus.rs`).
+//! - `check-deps`: reads `cargo metadata` and fails when a dependency breaks the crate layering
+//!   of docs/ARCHITECTURE.md (see `deps.rs`).
 //! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo deny check bans licenses
-//!   sources`, then `test`.
+//!   sources`, `check-deps`, then `test`.
 //!
 //! The peers directory is `<workspace>/peers` unless `ONLY1MCP_PEERS` is already set, in which
 //! case that directory is used (and passed on to the tests unchanged).
@@ -34,6 +36,7 @@
 mod bench;
 mod conformance;
 mod corpus;
+mod deps;
 mod peers;
 
 use std::{
@@ -57,7 +60,10 @@ Commands:
   test [ARGS]    Run `peers`, then `cargo test --workspace --locked [ARGS]` with ONLY1MCP_PEERS set
                  (`--workspace` is left out when ARGS contain -p/--package); then, without ARGS,
                  `conformance` (both modes, with conformance/baseline.yml)
-  ci             cargo fmt --check, clippy -D warnings, cargo deny check bans licenses sources, then `test`
+  ci             cargo fmt --check, clippy -D warnings, cargo deny check bans licenses sources,
+                 `check-deps`, then `test`
+  check-deps     Fail when a dependency breaks the crate layering of docs/ARCHITECTURE.md
+                 (core without IO, feature crates on core only, arrows down; see deps.rs)
   conformance [--server | --client] [--gateway-url URL | --fixture-direct] [--requirements REV]...
               [--scenario NAME] [--baseline FILE]
                  Run the MCP conformance suite against the gateway: server mode (its HTTP face
@@ -102,6 +108,7 @@ fn run() -> Result<()> {
         Some("test") => test(&workspace, &rest),
         Some("conformance") => conformance::run(&workspace, &peers_dir(&workspace)?, &rest),
         Some("bench") => bench::run(&workspace, &rest),
+        Some("check-deps") => deps::run(&workspace, &rest),
         Some("corpus") => corpus::run(&workspace, &peers_dir(&workspace)?, &rest),
         Some("ci") => {
             no_extra_args("ci", &rest)?;
@@ -231,6 +238,9 @@ fn ci(workspace: &Path) -> Result<()> {
         cmd.args(args);
         timings.push((name, run_step(name, &mut cmd)?));
     }
+    let deps_started = Instant::now();
+    deps::run(workspace, &[])?;
+    timings.push(("check-deps", deps_started.elapsed()));
     let test_started = Instant::now();
     test(workspace, &[])?;
     timings.push(("test + conformance", test_started.elapsed()));
