@@ -84,6 +84,24 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A policy refused the call (authorization, an argument rule, …).
+    #[error("Forbidden: {reason}")]
+    Denied {
+        /// Why, in words the client may see.
+        reason: String,
+    },
+    /// The caller sent more calls than it may.
+    #[error("Too many requests{}", retry_after.map(|d| format!("; retry after {}s", d.as_millis().div_ceil(1000).max(1))).unwrap_or_default())]
+    RateLimited {
+        /// When a call may succeed again, if known.
+        retry_after: Option<Duration>,
+    },
+    /// The server failed so often that calls to it are refused for a while.
+    #[error("server {server:?} is failing; calls to it are paused")]
+    CircuitOpen {
+        /// The server id.
+        server: String,
+    },
 }
 
 /// A result with the core error.
@@ -104,7 +122,16 @@ impl Error {
             | Self::UpstreamClosed { .. }
             | Self::UpstreamTimedOut { .. }
             | Self::UpstreamProtocol { .. } => code::INTERNAL_ERROR,
+            Self::Denied { .. } => error_code::DENIED,
+            Self::RateLimited { .. } => error_code::RATE_LIMITED,
+            Self::CircuitOpen { .. } => error_code::CIRCUIT_OPEN,
         }
+    }
+
+    /// The HTTP status a Streamable HTTP answer carrying this error has, for
+    /// a modern client (legacy answers are 200 with the error in the body).
+    pub fn http_status(&self) -> u16 {
+        http_status(self.jsonrpc_code())
     }
 
     /// Who is at fault.
@@ -117,11 +144,14 @@ impl Error {
             | Self::UnsupportedProtocolVersion { .. }
             | Self::ToolNotFound(_)
             | Self::PromptNotFound(_)
-            | Self::ResourceNotFound(_) => Source::Downstream,
+            | Self::ResourceNotFound(_)
+            | Self::Denied { .. }
+            | Self::RateLimited { .. } => Source::Downstream,
             Self::UpstreamUnavailable { .. }
             | Self::UpstreamClosed { .. }
             | Self::UpstreamTimedOut { .. }
-            | Self::UpstreamProtocol { .. } => Source::Upstream,
+            | Self::UpstreamProtocol { .. }
+            | Self::CircuitOpen { .. } => Source::Upstream,
         }
     }
 
@@ -132,6 +162,8 @@ impl Error {
             Self::UpstreamUnavailable { .. }
                 | Self::UpstreamClosed { .. }
                 | Self::UpstreamTimedOut { .. }
+                | Self::RateLimited { .. }
+                | Self::CircuitOpen { .. }
         )
     }
 
@@ -152,10 +184,18 @@ impl Error {
                 message,
                 &serde_json::json!({ "uri": uri }),
             ),
+            Self::RateLimited {
+                retry_after: Some(after),
+            } => ErrorObject::with_data(
+                self.jsonrpc_code(),
+                message,
+                &serde_json::json!({ "retryAfterMs": u64::try_from(after.as_millis()).unwrap_or(u64::MAX) }),
+            ),
             Self::UpstreamUnavailable { server, .. }
             | Self::UpstreamClosed { server }
             | Self::UpstreamTimedOut { server, .. }
-            | Self::UpstreamProtocol { server, .. } => ErrorObject::with_data(
+            | Self::UpstreamProtocol { server, .. }
+            | Self::CircuitOpen { server } => ErrorObject::with_data(
                 self.jsonrpc_code(),
                 message,
                 &serde_json::json!({ "server": server }),
@@ -165,13 +205,96 @@ impl Error {
             | Self::InvalidRequest(_)
             | Self::MessageTooLarge { .. }
             | Self::ToolNotFound(_)
-            | Self::PromptNotFound(_) => ErrorObject::new(self.jsonrpc_code(), message),
+            | Self::PromptNotFound(_)
+            | Self::Denied { .. }
+            | Self::RateLimited { retry_after: None } => {
+                ErrorObject::new(self.jsonrpc_code(), message)
+            }
         }
+    }
+}
+
+/// The HTTP status of a Streamable HTTP answer to a modern client whose
+/// JSON-RPC error has `code` (the one mapping, for the gateway's own errors
+/// and a backend's alike): malformed requests 400, unknown methods 404,
+/// refusals 403, 429 and 503; anything else 200 with the error in the body.
+pub fn http_status(code: i64) -> u16 {
+    match code {
+        code::METHOD_NOT_FOUND => 404,
+        code::PARSE_ERROR
+        | code::INVALID_REQUEST
+        | code::INVALID_PARAMS
+        | error_code::HEADER_MISMATCH
+        | error_code::MISSING_REQUIRED_CLIENT_CAPABILITY
+        | error_code::UNSUPPORTED_PROTOCOL_VERSION => 400,
+        error_code::DENIED => 403,
+        error_code::RATE_LIMITED => 429,
+        error_code::CIRCUIT_OPEN => 503,
+        _ => 200,
     }
 }
 
 impl From<Error> for ErrorObject {
     fn from(error: Error) -> Self {
         error.to_error_object()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_have_their_own_code_and_http_status() {
+        let cases = [
+            (
+                Error::Denied {
+                    reason: "no".into(),
+                },
+                -32030,
+                403,
+            ),
+            (Error::RateLimited { retry_after: None }, -32031, 429),
+            (
+                Error::CircuitOpen {
+                    server: "fs".into(),
+                },
+                -32032,
+                503,
+            ),
+            (Error::ToolNotFound("x".into()), code::INVALID_PARAMS, 400),
+            (
+                Error::MethodNotFound("x".into()),
+                code::METHOD_NOT_FOUND,
+                404,
+            ),
+            (
+                Error::UpstreamClosed {
+                    server: "fs".into(),
+                },
+                code::INTERNAL_ERROR,
+                200,
+            ),
+        ];
+        for (error, code, status) in cases {
+            assert_eq!(error.jsonrpc_code(), code, "{error}");
+            assert_eq!(error.http_status(), status, "{error}");
+            assert_eq!(error.to_error_object().code, code, "{error}");
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_says_when_to_retry() {
+        let error = Error::RateLimited {
+            retry_after: Some(Duration::from_millis(1500)),
+        };
+        assert_eq!(error.to_string(), "Too many requests; retry after 2s");
+        let object = error.to_error_object();
+        assert_eq!(
+            object.data.as_deref().map(|d| d.get()),
+            Some(r#"{"retryAfterMs":1500}"#)
+        );
+        assert!(error.retryable());
+        assert_eq!(error.source(), Source::Downstream);
     }
 }

@@ -9,6 +9,8 @@
 //!   names and URIs back to their owner. Pure logic.
 //! - [`upstream`]: what a backend connection is (a tower `Service` plus a
 //!   stream of unsolicited messages).
+//! - [`pipeline`]: what every layer of the call pipeline sees: the routed
+//!   call, its reply, the caller's identity, replica affinity.
 //! - [`config`]: the config data and its validation.
 //! - [`diet`]: compacting and searching tool catalogs (the context diet).
 //! - [`error`]: the typed error and its single mapping to JSON-RPC codes.
@@ -24,6 +26,7 @@ pub mod error;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod naming;
+pub mod pipeline;
 pub mod upstream;
 
 pub use error::{Error, Result};

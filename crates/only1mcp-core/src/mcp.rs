@@ -147,6 +147,12 @@ pub mod error_code {
     pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
     /// Modern: unsupported protocol version.
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+    /// The gateway's: a policy refused the call (HTTP 403).
+    pub const DENIED: i64 = -32030;
+    /// The gateway's: the caller is over its rate limit (HTTP 429).
+    pub const RATE_LIMITED: i64 = -32031;
+    /// The gateway's: the server's circuit breaker is open (HTTP 503).
+    pub const CIRCUIT_OPEN: i64 = -32032;
 }
 
 /// Name and version of an implementation (`clientInfo` / `serverInfo`).

@@ -252,6 +252,9 @@ pub struct Backend {
     drained: tokio::sync::Notify,
     /// Requests, errors, latencies, uptime (for the admin API).
     stats: stats::Stats,
+    /// Its stack of server layers over its endpoint (`crate::stack`), set
+    /// once, before the backend is in any set a call can reach.
+    stack: std::sync::OnceLock<crate::stack::CallStack>,
 }
 
 /// Counts one call in flight while it lives.
@@ -314,7 +317,31 @@ impl Backend {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             drained: tokio::sync::Notify::new(),
             stats: stats::Stats::default(),
+            stack: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Gives the backend its server stack, built over its endpoint by
+    /// `stacks`. Called once, right after [`Backend::new`].
+    pub(crate) fn set_stack(self: &Arc<Self>, stacks: &crate::stack::ServerStacks) {
+        let stack = stacks.build(crate::stack::Endpoint::new(self));
+        let _ = self.stack.set(stack);
+    }
+
+    /// Its server stack (the bare endpoint if it was never given one).
+    pub(crate) fn stack(self: &Arc<Self>) -> &crate::stack::CallStack {
+        self.stack
+            .get_or_init(|| crate::stack::CallStack::new(crate::stack::Endpoint::new(self)))
+    }
+
+    /// Whether it can take calls now (for balancers and health checks).
+    pub fn availability(&self) -> only1mcp_core::pipeline::Availability {
+        use only1mcp_core::pipeline::Availability;
+        match &*self.status.borrow() {
+            Status::Ready => Availability::Ready,
+            Status::Starting | Status::Restarting => Availability::Starting,
+            Status::Failed(_) | Status::Stopped => Availability::Down,
+        }
     }
 
     /// Where its requests to clients go (ADR 0006).

@@ -30,6 +30,7 @@ use crate::backend::{Backend, Hub, LARGE_CATALOG, Launch, Settings, Status, cata
 use crate::context::{self, Views};
 use crate::session::ClientSession;
 use crate::session::hold::Holds;
+use crate::stack::CallStack;
 use crate::subscriptions::{Added, Subscriptions};
 
 /// The gateway's name towards clients and backends.
@@ -52,8 +53,12 @@ struct ProgressRoute {
 struct Shared {
     namespace: ArcSwap<Namespace>,
     /// The backends by id, in priority order: an immutable snapshot that a
-    /// reload swaps whole.
-    backends: ArcSwap<BTreeMap<Arc<str>, Arc<Backend>>>,
+    /// reload swaps whole (shared with the call stack's router).
+    backends: crate::stack::Backends,
+    /// The per-call stack every call to a backend goes through.
+    stack: CallStack,
+    /// Builds each new backend's server stack.
+    server_stacks: crate::stack::ServerStacks,
     catalog: ArcSwap<Catalog>,
     /// Each client profile's view of the catalog, swapped with it.
     views: ArcSwap<Views>,
@@ -297,6 +302,27 @@ impl Drop for ProgressGuard {
     }
 }
 
+/// A legacy session's `resources/subscribe` or `unsubscribe` of `uri` on
+/// its way to `server`.
+fn resource_call(
+    session: &ClientSession,
+    method: &str,
+    params: Option<Box<RawValue>>,
+    server: &Arc<str>,
+    uri: &str,
+) -> only1mcp_core::pipeline::Routed {
+    let uri: Arc<str> = uri.into();
+    session.routed(
+        only1mcp_core::upstream::Call::new(method, params),
+        only1mcp_core::catalog::Route {
+            server: server.clone(),
+            name: uri.clone(),
+        },
+        Some(uri),
+        mcp::Era::Legacy,
+    )
+}
+
 /// How long a removed or changed backend may take to finish its calls in
 /// flight before it is stopped.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -373,10 +399,31 @@ impl Gateway {
     /// Starts every enabled backend and waits until each has finished its
     /// first start attempt (ready or failed) or its start-up timeout passed.
     /// A backend that fails is reported and left out; the rest are served.
+    /// The same as `Gateway::builder(config).start()`: no layers of the
+    /// embedder's in the call stack.
     pub async fn start(config: &Config) -> Self {
+        Self::builder(config).start().await
+    }
+
+    /// A gateway for `config`, to be given layers before it starts
+    /// ([`GatewayBuilder`](crate::builder::GatewayBuilder)).
+    pub fn builder(config: &Config) -> crate::builder::GatewayBuilder {
+        crate::builder::GatewayBuilder::new(config)
+    }
+
+    /// [`Gateway::start`] with the call stack made by `stack` (over the
+    /// router of `backends`) and each backend's stack by `server_stacks`.
+    pub(crate) async fn start_with(
+        config: &Config,
+        stack: impl FnOnce(crate::stack::Backends) -> CallStack,
+        server_stacks: crate::stack::ServerStacks,
+    ) -> Self {
+        let backends: crate::stack::Backends = Arc::new(ArcSwap::from_pointee(BTreeMap::new()));
         let shared = Arc::new(Shared {
             namespace: ArcSwap::from_pointee(Namespace::default()),
-            backends: ArcSwap::from_pointee(BTreeMap::new()),
+            stack: stack(backends.clone()),
+            server_stacks,
+            backends,
             catalog: ArcSwap::from_pointee(Catalog::default()),
             views: ArcSwap::from_pointee(Views::default()),
             rebuilds: Rebuilds::default(),
@@ -470,6 +517,7 @@ impl Gateway {
                         &identity,
                         self.shutdown.child_token(),
                     );
+                    backend.set_stack(&self.shared.server_stacks);
                     report.started.push(id.clone());
                     started.push(backend.clone());
                     next.insert(id, backend);
@@ -602,6 +650,12 @@ impl Gateway {
         (!parts.is_empty()).then(|| parts.join("\n\n"))
     }
 
+    /// The call stack every call to a backend goes through
+    /// ([`crate::stack`]).
+    pub fn stack(&self) -> &CallStack {
+        &self.shared.stack
+    }
+
     /// Every backend, in priority order (a snapshot).
     pub fn backends(&self) -> Vec<Arc<Backend>> {
         self.shared.backends.load().values().cloned().collect()
@@ -630,15 +684,17 @@ impl Gateway {
             mcp::Era::Legacy => {
                 let params =
                     serde_json::value::to_raw_value(&serde_json::json!({ "uri": uri })).ok();
-                let res = backend
-                    .call(only1mcp_core::upstream::Call::new(
-                        mcp::method::RESOURCES_SUBSCRIBE,
-                        params,
-                    ))
-                    .await;
-                match res {
-                    Ok((_, Ok(_))) => Ok(()),
-                    Ok((_, Err(error))) => {
+                let routed = resource_call(
+                    session,
+                    mcp::method::RESOURCES_SUBSCRIBE,
+                    params,
+                    server,
+                    uri,
+                );
+                let res = self.stack().dispatch(routed).await;
+                match res.map(|reply| reply.outcome) {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(error)) => {
                         self.shared.subscriptions.remove(uri, session);
                         Err(error)
                     }
@@ -667,12 +723,14 @@ impl Gateway {
         };
         if backend.era() == Some(mcp::Era::Legacy) {
             let params = serde_json::value::to_raw_value(&serde_json::json!({ "uri": uri })).ok();
-            let _ = backend
-                .call(only1mcp_core::upstream::Call::new(
-                    mcp::method::RESOURCES_UNSUBSCRIBE,
-                    params,
-                ))
-                .await;
+            let routed = resource_call(
+                session,
+                mcp::method::RESOURCES_UNSUBSCRIBE,
+                params,
+                &server,
+                uri,
+            );
+            let _ = self.stack().dispatch(routed).await;
         }
     }
 

@@ -8,6 +8,8 @@
 //!   catalog (full, compact, discover, auto), the meta tools, token counts.
 //! - [`gateway`]: all backends, the catalog snapshot, progress routing.
 //! - [`session`]: one client's session: era handling and routing.
+//! - [`stack`]: the call pipeline every backend call goes through, and the
+//!   function that builds it.
 //! - [`serve`]: the stdio face.
 //! - [`http`]: the HTTP face (Streamable HTTP, HTTP+SSE, WebSocket).
 //! - [`reload`]: hot reload from the watched config file or SIGHUP.
@@ -20,6 +22,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod builder;
 pub mod context;
 pub mod gateway;
 pub mod http;
@@ -28,6 +31,7 @@ pub mod logging;
 pub mod reload;
 pub mod serve;
 pub mod session;
+pub mod stack;
 mod subscriptions;
 
 pub use gateway::Gateway;

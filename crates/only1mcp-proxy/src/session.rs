@@ -35,6 +35,7 @@ use only1mcp_core::mcp::{
     self, DiscoverResult, Era, InitializeParams, InitializeResult, ListKind, RawObject, method,
     version,
 };
+use only1mcp_core::pipeline::{Affinity, Principal, Routed};
 use only1mcp_core::upstream::Call;
 use only1mcp_transport::downstream::Outbound;
 use serde_json::value::RawValue;
@@ -141,6 +142,15 @@ impl Drop for AskPending<'_> {
     }
 }
 
+/// Where a request goes: the route, and the name (or URI) the client used.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// The server, and the item's name (or URI) there.
+    pub(crate) route: Route,
+    /// The item's name (or URI) as the client used it.
+    pub(crate) exposed: Option<Arc<str>>,
+}
+
 /// What a request is answered with, besides its params.
 #[derive(Debug, Clone)]
 struct Ctx {
@@ -166,7 +176,17 @@ pub struct ClientSession {
     /// Requests the gateway sent to the client, by id, awaiting answers.
     asked: Mutex<HashMap<Id, oneshot::Sender<Outcome>>>,
     next_ask: std::sync::atomic::AtomicU64,
+    /// Who the client is, when it authenticated; every call it makes
+    /// carries it ([`only1mcp_core::pipeline::Routed::principal`]).
+    principal: Option<Arc<Principal>>,
+    /// A number no other session of this process has: a legacy session's
+    /// calls carry it as their affinity key, so its follow-ups can reach
+    /// the replica its earlier calls did.
+    serial: u64,
 }
+
+/// The source of [`ClientSession`] serial numbers.
+static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl ClientSession {
     /// A session whose unsolicited messages go to `outbound` (none yet for an
@@ -181,7 +201,20 @@ impl ClientSession {
         outbound: Option<Outbound>,
         profile: Arc<str>,
     ) -> Arc<Self> {
+        Self::with_principal(gateway, outbound, profile, None)
+    }
+
+    /// A session of a client that authenticated as `principal` (`None`:
+    /// it did not), served the tool view of `profile`.
+    pub fn with_principal(
+        gateway: Gateway,
+        outbound: Option<Outbound>,
+        profile: Arc<str>,
+        principal: Option<Arc<Principal>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            principal,
+            serial: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             gateway,
             profile,
             outbound: ArcSwapOption::from_pointee(outbound),
@@ -191,6 +224,36 @@ impl ClientSession {
             asked: Mutex::new(HashMap::new()),
             next_ask: std::sync::atomic::AtomicU64::new(1),
         })
+    }
+
+    /// `call` on its way to `route`, for a request of `era`, with what
+    /// the call stack's layers need to know of this session.
+    pub(crate) fn routed(
+        &self,
+        call: Call,
+        route: Route,
+        exposed: Option<Arc<str>>,
+        era: Era,
+    ) -> Routed {
+        Routed {
+            call,
+            route,
+            exposed,
+            era,
+            principal: self.principal.clone(),
+            // A legacy session's calls may depend on the ones before them;
+            // a modern client's are independent.
+            affinity: match era {
+                Era::Legacy => Affinity::Key(self.serial),
+                Era::Modern => Affinity::None,
+            },
+            extensions: http::Extensions::new(),
+        }
+    }
+
+    /// Who the client is, if it authenticated.
+    pub fn principal(&self) -> Option<&Arc<Principal>> {
+        self.principal.as_ref()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -683,15 +746,23 @@ impl ClientSession {
         };
         let catalog = self.gateway.catalog();
         let route = match kind {
-            ListKind::Tools => catalog.tool(&name).ok_or(Error::ToolNotFound(name)),
-            _ => catalog.prompt(&name).ok_or(Error::PromptNotFound(name)),
+            ListKind::Tools => catalog
+                .tool(&name)
+                .ok_or_else(|| Error::ToolNotFound(name.clone())),
+            _ => catalog
+                .prompt(&name)
+                .ok_or_else(|| Error::PromptNotFound(name.clone())),
         }
         .map_err(|e| e.to_error_object())?;
-        let Route { server, name } = route.clone();
+        let route = route.clone();
         drop(catalog);
-        mcp::set_string_field(&mut params, "name", &name);
+        mcp::set_string_field(&mut params, "name", &route.name);
         let params = mcp::to_raw_object(&params)?;
-        self.forward(&server, req.method, Some(params), ctx).await
+        let target = Target {
+            route,
+            exposed: Some(name.into()),
+        };
+        self.forward(target, req.method, Some(params), ctx).await
     }
 
     /// `resources/read` and (legacy) subscribe/unsubscribe: route by URI.
@@ -705,8 +776,16 @@ impl ClientSession {
             .catalog()
             .resource(&uri)
             .cloned()
-            .ok_or_else(|| Error::ResourceNotFound(uri).to_error_object())?;
-        self.forward(&server, req.method, req.params, ctx).await
+            .ok_or_else(|| Error::ResourceNotFound(uri.clone()).to_error_object())?;
+        let uri: Arc<str> = uri.into();
+        let target = Target {
+            route: Route {
+                server,
+                name: uri.clone(),
+            },
+            exposed: Some(uri),
+        };
+        self.forward(target, req.method, req.params, ctx).await
     }
 
     /// Legacy `resources/subscribe`.
@@ -755,24 +834,35 @@ impl ClientSession {
                 Error::InvalidParams("params.ref is required".to_owned()).to_error_object()
             })?;
         let catalog = self.gateway.catalog();
-        let server = match mcp::string_field(&reference, "type").as_deref() {
+        let target = match mcp::string_field(&reference, "type").as_deref() {
             Some("ref/prompt") => {
                 let name = mcp::string_field(&reference, "name").unwrap_or_default();
                 let route = catalog
                     .prompt(&name)
                     .cloned()
-                    .ok_or_else(|| Error::PromptNotFound(name).to_error_object())?;
+                    .ok_or_else(|| Error::PromptNotFound(name.clone()).to_error_object())?;
                 let mut reference = reference;
                 mcp::set_string_field(&mut reference, "name", &route.name);
                 params.insert("ref".to_owned(), mcp::to_raw_object(&reference)?);
-                route.server
+                Target {
+                    route,
+                    exposed: Some(name.into()),
+                }
             }
             Some("ref/resource") => {
                 let uri = mcp::string_field(&reference, "uri").unwrap_or_default();
-                catalog
+                let server = catalog
                     .template(&uri)
                     .cloned()
-                    .ok_or_else(|| Error::ResourceNotFound(uri).to_error_object())?
+                    .ok_or_else(|| Error::ResourceNotFound(uri.clone()).to_error_object())?;
+                let uri: Arc<str> = uri.into();
+                Target {
+                    route: Route {
+                        server,
+                        name: uri.clone(),
+                    },
+                    exposed: Some(uri),
+                }
             }
             other => {
                 return Err(
@@ -782,7 +872,7 @@ impl ClientSession {
         };
         drop(catalog);
         let params = mcp::to_raw_object(&params)?;
-        self.forward(&server, req.method, Some(params), ctx).await
+        self.forward(target, req.method, Some(params), ctx).await
     }
 
     /// Legacy `logging/setLevel`: sent on to every legacy backend that
@@ -803,8 +893,13 @@ impl ClientSession {
             let wanted = established.era == Era::Legacy && established.capabilities.logging.is_some();
             wanted.then(|| {
                 let call = Call::new(method::LOGGING_SET_LEVEL, req.params.clone());
+                let route = Route {
+                    server: backend.id().clone(),
+                    name: "".into(),
+                };
+                let call = self.gateway.stack().dispatch(self.routed(call, route, None, Era::Legacy));
                 async move {
-                    if let Err(e) = backend.call(call).await {
+                    if let Err(e) = call.await {
                         tracing::warn!(server = %backend.id(), error = %e, "logging/setLevel failed");
                     }
                 }

@@ -17,6 +17,7 @@ mod context;
 mod everything;
 mod http;
 mod peers;
+mod pipeline;
 mod relay;
 mod reload;
 mod stdio;

@@ -28,7 +28,6 @@ use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
 use only1mcp_core::config::HttpConfig;
 use only1mcp_core::jsonrpc::{self, ErrorObject, Message};
-use only1mcp_core::mcp::error_code;
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::Gateway;
@@ -312,16 +311,7 @@ async fn accept_failed(error: &std::io::Error) {
 
 /// The HTTP status for a JSON-RPC error code on the Streamable HTTP face.
 fn status_for(code: i64) -> StatusCode {
-    match code {
-        jsonrpc::code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-        jsonrpc::code::PARSE_ERROR
-        | jsonrpc::code::INVALID_REQUEST
-        | jsonrpc::code::INVALID_PARAMS
-        | error_code::HEADER_MISMATCH
-        | error_code::MISSING_REQUIRED_CLIENT_CAPABILITY
-        | error_code::UNSUPPORTED_PROTOCOL_VERSION => StatusCode::BAD_REQUEST,
-        _ => StatusCode::OK,
-    }
+    StatusCode::from_u16(only1mcp_core::error::http_status(code)).unwrap_or(StatusCode::OK)
 }
 
 /// A JSON body with the given status.

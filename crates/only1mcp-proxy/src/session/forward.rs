@@ -8,13 +8,14 @@ use std::sync::Arc;
 use only1mcp_core::Error;
 use only1mcp_core::jsonrpc::{self, ErrorObject, Outcome};
 use only1mcp_core::mcp::{self, Era, RawObject, error_code};
+use only1mcp_core::pipeline::Reply;
 use only1mcp_core::upstream::Call;
 use serde_json::value::RawValue;
 
 use tokio::sync::mpsc;
 
 use super::hold::{Held, Holds};
-use super::{ClientSession, Ctx};
+use super::{ClientSession, Ctx, Target};
 use crate::backend::relay::{Caller, Reach};
 use crate::gateway::with_progress_token;
 
@@ -27,11 +28,12 @@ impl ClientSession {
     /// tokens, and adapts the answer to the client's era.
     pub(super) async fn forward(
         self: &Arc<Self>,
-        server: &str,
+        target: Target,
         method: String,
         params: Option<Box<RawValue>>,
         ctx: &Ctx,
     ) -> Outcome {
+        let server: &str = &target.route.server;
         let backend = self.gateway.backend(server).ok_or_else(|| {
             Error::UpstreamUnavailable {
                 server: server.to_owned(),
@@ -126,10 +128,14 @@ impl ClientSession {
             });
             let name = mcp::param_string(params.as_deref(), "name");
             let binding = binding(server, &method, name.as_deref());
-            let call = Call::new(method, params);
-            let owner = backend.clone();
+            let call = self.gateway.stack().dispatch(self.routed(
+                Call::new(method, params),
+                target.route.clone(),
+                target.exposed.clone(),
+                ctx.era,
+            ));
             let held = Held {
-                call: Box::pin(async move { owner.call(call).await }),
+                call: Box::pin(async move { call.await.map(|reply| (reply.era, reply.outcome)) }),
                 inputs,
                 pending: Vec::new(),
                 next_key: 0,
@@ -160,7 +166,11 @@ impl ClientSession {
             } else {
                 Call::new(std::mem::take(&mut method), params.take())
             };
-            let (backend_era, outcome) = backend.call(call).await.map_err(|e| {
+            let routed = self.routed(call, target.route.clone(), target.exposed.clone(), ctx.era);
+            let Reply {
+                era: backend_era,
+                outcome,
+            } = self.gateway.stack().dispatch(routed).await.map_err(|e| {
                 tracing::warn!(server, error = %e, "Backend call failed");
                 e.to_error_object()
             })?;

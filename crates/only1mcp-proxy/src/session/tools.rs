@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use only1mcp_core::Error;
-use only1mcp_core::catalog::{Entry, Route};
+use only1mcp_core::catalog::Entry;
 use only1mcp_core::jsonrpc::{self, ErrorObject, Message, Notification, Outcome, Request};
 use only1mcp_core::mcp::{self, ListKind, RawObject};
 use serde_json::Value;
 
-use super::{ClientSession, Ctx};
+use super::{ClientSession, Ctx, Target};
 use crate::context::{View, Views, meta};
 
 impl ClientSession {
@@ -93,19 +93,24 @@ impl ClientSession {
             .filter(|&pos| view.as_ref().is_none_or(|v| v.reachable(pos)))
             .ok_or_else(|| Error::ToolNotFound(name.to_owned()).to_error_object())?;
         views.record_call(position);
-        let Route { server, name } = catalog.entries(ListKind::Tools)[position].route.clone();
+        let entry = &catalog.entries(ListKind::Tools)[position];
+        let target = Target {
+            route: entry.route.clone(),
+            exposed: Some(entry.exposed.clone()),
+        };
         drop(views);
+        let name = &target.route.name;
         let params = match unwrapped {
             Some((_, mut params)) => {
-                params.set_string("name", &name);
+                params.set_string("name", name);
                 Some(params.to_raw()?)
             }
             // The backend's name is the client's (bare names): the params
             // go as they came.
-            None if named.name() == &*name => req.params,
-            None => Some(named.renamed(&name)?),
+            None if named.name() == &**name => req.params,
+            None => Some(named.renamed(name)?),
         };
-        self.forward(&server, req.method, params, ctx).await
+        self.forward(target, req.method, params, ctx).await
     }
 
     /// `search_tools`: the best matches as one line each; with `load`, a

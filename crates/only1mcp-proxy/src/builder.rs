@@ -1,0 +1,95 @@
+//! Starting a gateway with the embedder's own layers in its call stack.
+//!
+//! `only1mcp start` and an embedding program go through the same builder:
+//!
+//! ```no_run
+//! # async fn run(config: only1mcp_core::config::Config) -> std::io::Result<()> {
+//! use tower::layer::util::Identity;
+//!
+//! let gateway = only1mcp_proxy::Gateway::builder(&config)
+//!     .layer(Identity::new()) // any Layer over the per-call stack
+//!     .server_layer(Identity::new()) // any Layer over each server's endpoint
+//!     .start()
+//!     .await;
+//! // Serve it: `only1mcp_proxy::serve::serve_stdio`, `only1mcp_proxy::http::serve`
+//! // on a listener, or mount `only1mcp_proxy::http::router` in an axum app.
+//! # drop(gateway);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Layers compose at the type level, as with tower's `ServiceBuilder`: the
+//! first `layer` given is the outermost. The stacks' types are erased once
+//! when the gateway starts ([`crate::stack`]).
+
+use only1mcp_core::config::Config;
+use only1mcp_core::pipeline::CallService;
+use tower::layer::Layer;
+use tower::layer::util::{Identity, Stack};
+
+use crate::gateway::Gateway;
+use crate::stack::{self, Endpoint, Router};
+
+/// A gateway about to start, collecting layers: `L` over the per-call stack,
+/// `S` over each server's endpoint.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `start` is called"]
+pub struct GatewayBuilder<L = Identity, S = Identity> {
+    config: Config,
+    layers: L,
+    server_layers: S,
+}
+
+impl GatewayBuilder {
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            config: config.clone(),
+            layers: Identity::new(),
+            server_layers: Identity::new(),
+        }
+    }
+}
+
+impl<L, S> GatewayBuilder<L, S> {
+    /// Adds `layer` to the per-call stack, inside the layers added before
+    /// it: it sees every call to any backend, after routing (the
+    /// [`Routed`](only1mcp_core::pipeline::Routed) names the server, the
+    /// backend's name and the client's).
+    pub fn layer<N>(self, layer: N) -> GatewayBuilder<Stack<N, L>, S> {
+        GatewayBuilder {
+            config: self.config,
+            layers: Stack::new(layer, self.layers),
+            server_layers: self.server_layers,
+        }
+    }
+
+    /// Adds `layer` to every server's stack, inside the server layers added
+    /// before it. Each backend gets its own instance (`Layer::layer` runs
+    /// once per backend, when it starts), which lives as long as the
+    /// backend, across reloads that keep it.
+    pub fn server_layer<N>(self, layer: N) -> GatewayBuilder<L, Stack<N, S>> {
+        GatewayBuilder {
+            config: self.config,
+            layers: self.layers,
+            server_layers: Stack::new(layer, self.server_layers),
+        }
+    }
+
+    /// Starts every enabled backend, as [`Gateway::start`] does, with these
+    /// layers in the call stacks.
+    pub async fn start(self) -> Gateway
+    where
+        L: Layer<Router>,
+        L::Service: CallService + Sync,
+        S: Layer<Endpoint> + Send + Sync + 'static,
+        S::Service: CallService + Sync,
+    {
+        let layers = self.layers;
+        Gateway::start_with(
+            &self.config,
+            move |backends| stack::build(&layers, backends),
+            stack::server_stacks(self.server_layers),
+        )
+        .await
+    }
+}

@@ -1,0 +1,308 @@
+//! The call pipeline: every call the gateway makes to a backend on a
+//! client's behalf goes through one tower stack, built here (ADR 0012).
+//!
+//! ```text
+//! client request ─ session: era, routing by exposed name, progress/log routes
+//!   └─ per-call stack (CallStack, built once by `build`)
+//!        ├─ the embedder's call layers, in the order given (first = outermost)
+//!        │    (observability, authorization, rate limits and the cache plug
+//!        │     in here, outermost first, as they arrive)
+//!        └─ Router: the server's own stack, by `Routed::route.server`
+//!             └─ per-server stack (built once per backend, kept with it
+//!                across reloads that keep the backend)
+//!                  ├─ the embedder's server layers (first = outermost)
+//!                  │    (balancing over replicas and the circuit breaker
+//!                  │     plug in here)
+//!                  └─ Endpoint: one backend; waits while it starts (bounded
+//!                       by its request timeout), counts its stats, calls it
+//! ```
+//!
+//! Layers are plain tower `Layer`s over any
+//! [`CallService`](only1mcp_core::pipeline::CallService), composed at the
+//! type level; the stack's type is erased once, by [`CallStack::new`], which
+//! recognizes a bare [`Router`] or [`Endpoint`] and keeps it unboxed, so a
+//! gateway with no layers pays one boxed future per call, as before.
+//!
+//! The entry points: `tools/call` (including a discover profile's
+//! `call_tool`, unwrapped to the real tool before it enters), each round of
+//! a bridged input request, `prompts/get`, `resources/read`,
+//! `completion/complete`, legacy `resources/subscribe` and `unsubscribe`,
+//! and the `logging/setLevel` fan-out. The gateway's own calls (list
+//! fetches, the era probe, `only1mcp test`) are not a client's and do not
+//! enter it.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use only1mcp_core::Error;
+use only1mcp_core::pipeline::{Availability, CallService, Reply, Routed};
+use tower::Service;
+use tower::ServiceExt as _;
+use tower::layer::Layer;
+
+use crate::backend::Backend;
+
+/// The future of a call through an erased stack.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Reply, Error>> + Send>>;
+
+/// The backends by id, as the gateway swaps them on reload.
+pub(crate) type Backends = Arc<ArcSwap<BTreeMap<Arc<str>, Arc<Backend>>>>;
+
+/// A stack of layers over [`Routed`] calls with its type erased: the whole
+/// per-call pipeline, or one server's stack. Cheap to clone.
+#[derive(Clone)]
+pub struct CallStack(Inner);
+
+#[derive(Clone)]
+enum Inner {
+    /// No call layers: the router itself.
+    Router(Router),
+    /// No server layers: the endpoint itself.
+    Endpoint(Endpoint),
+    /// Anything else, boxed once.
+    Erased(Arc<dyn Erased>),
+}
+
+/// A call service behind a pointer.
+trait Erased: Send + Sync {
+    fn dispatch(&self, routed: Routed) -> CallFuture;
+}
+
+impl<S> Erased for S
+where
+    S: CallService + Sync,
+{
+    fn dispatch(&self, routed: Routed) -> CallFuture {
+        Box::pin(self.clone().oneshot(routed))
+    }
+}
+
+impl std::fmt::Debug for CallStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.0 {
+            Inner::Router(_) => "router",
+            Inner::Endpoint(_) => "endpoint",
+            Inner::Erased(_) => "layered",
+        };
+        f.debug_tuple("CallStack").field(&kind).finish()
+    }
+}
+
+impl CallStack {
+    /// Erases `service`'s type. A bare [`Router`] or [`Endpoint`] (no layers
+    /// over it) is kept as it is; anything else is boxed once.
+    pub fn new<S>(service: S) -> Self
+    where
+        S: CallService + Sync,
+    {
+        let any: Box<dyn Any> = Box::new(service);
+        let any = match any.downcast::<Router>() {
+            Ok(router) => return Self(Inner::Router(*router)),
+            Err(any) => any,
+        };
+        let any = match any.downcast::<Endpoint>() {
+            Ok(endpoint) => return Self(Inner::Endpoint(*endpoint)),
+            Err(any) => any,
+        };
+        match any.downcast::<S>() {
+            Ok(service) => Self(Inner::Erased(Arc::new(*service))),
+            // `any` was made from an `S` above.
+            Err(_) => unreachable!("a Box<dyn Any> of S downcasts to S"),
+        }
+    }
+
+    /// Sends `routed` through the stack.
+    pub fn dispatch(&self, routed: Routed) -> CallFuture {
+        match &self.0 {
+            Inner::Router(router) => router.route(routed),
+            Inner::Endpoint(endpoint) => endpoint.dispatch(routed),
+            Inner::Erased(service) => service.dispatch(routed),
+        }
+    }
+}
+
+impl Service<Routed> for CallStack {
+    type Response = Reply;
+    type Error = Error;
+    type Future = CallFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // Each call drives the readiness of what it reaches.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, routed: Routed) -> CallFuture {
+        self.dispatch(routed)
+    }
+}
+
+/// The end of the per-call stack: hands each call to the stack of the
+/// server it is routed to, as the backend set is now.
+#[derive(Clone)]
+pub struct Router {
+    backends: Backends,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    pub(crate) fn new(backends: Backends) -> Self {
+        Self { backends }
+    }
+
+    fn route(&self, routed: Routed) -> CallFuture {
+        let backends = self.backends.load();
+        match backends.get(routed.server()) {
+            Some(backend) => backend.stack().dispatch(routed),
+            None => {
+                let error = Error::UpstreamUnavailable {
+                    server: routed.server().to_owned(),
+                    reason: "not configured".to_owned(),
+                };
+                Box::pin(std::future::ready(Err(error)))
+            }
+        }
+    }
+}
+
+impl Service<Routed> for Router {
+    type Response = Reply;
+    type Error = Error;
+    type Future = CallFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, routed: Routed) -> CallFuture {
+        self.route(routed)
+    }
+}
+
+/// One backend as a service: the innermost part of a server's stack.
+///
+/// Its `poll_ready` fails at once when the backend is down (failed or
+/// stopped) and is ready otherwise; a call to a starting backend waits for
+/// it, bounded by the server's request timeout, which also bounds the call.
+/// It counts the call in the backend's stats and in-flight gauge (what
+/// draining and `only1mcp status` read).
+#[derive(Clone)]
+pub struct Endpoint {
+    backend: Weak<Backend>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = self.backend.upgrade().map(|b| b.id().clone());
+        f.debug_struct("Endpoint").field("server", &id).finish()
+    }
+}
+
+impl Endpoint {
+    /// The endpoint of `backend` (held weakly: the backend holds its stack).
+    pub(crate) fn new(backend: &Arc<Backend>) -> Self {
+        Self {
+            backend: Arc::downgrade(backend),
+        }
+    }
+
+    fn dispatch(&self, routed: Routed) -> CallFuture {
+        let backend = self.backend.upgrade();
+        Box::pin(async move {
+            let Some(backend) = backend else {
+                return Err(Error::UpstreamUnavailable {
+                    server: routed.server().to_owned(),
+                    reason: "removed".to_owned(),
+                });
+            };
+            let (era, outcome) = backend.call(routed.call).await?;
+            Ok(Reply { era, outcome })
+        })
+    }
+}
+
+impl only1mcp_core::pipeline::Endpoint for Endpoint {
+    fn availability(&self) -> Availability {
+        self.backend
+            .upgrade()
+            .map_or(Availability::Down, |b| b.availability())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.backend.upgrade().map_or(0, |b| b.in_flight())
+    }
+}
+
+impl Service<Routed> for Endpoint {
+    type Response = Reply;
+    type Error = Error;
+    type Future = CallFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self.backend.upgrade() {
+            Some(backend) if backend.availability() != Availability::Down => Poll::Ready(Ok(())),
+            Some(backend) => Poll::Ready(Err(Error::UpstreamUnavailable {
+                server: backend.id().to_string(),
+                reason: "down".to_owned(),
+            })),
+            None => Poll::Ready(Err(Error::UpstreamUnavailable {
+                server: String::new(),
+                reason: "removed".to_owned(),
+            })),
+        }
+    }
+
+    fn call(&mut self, routed: Routed) -> CallFuture {
+        self.dispatch(routed)
+    }
+}
+
+/// Builds a server's stack over an endpoint; kept by the gateway so every
+/// backend it starts, at start or on reload, gets the same layers.
+#[derive(Clone)]
+pub(crate) struct ServerStacks(Arc<dyn Fn(Endpoint) -> CallStack + Send + Sync>);
+
+impl ServerStacks {
+    /// The stack of the backend behind `endpoint`.
+    pub(crate) fn build(&self, endpoint: Endpoint) -> CallStack {
+        (self.0)(endpoint)
+    }
+}
+
+impl std::fmt::Debug for ServerStacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerStacks").finish_non_exhaustive()
+    }
+}
+
+/// The per-call stack: `layers` over the router.
+pub(crate) fn build<L>(layers: &L, backends: Backends) -> CallStack
+where
+    L: Layer<Router>,
+    L::Service: CallService + Sync,
+{
+    CallStack::new(layers.layer(Router::new(backends)))
+}
+
+/// The factory of per-server stacks: `layers` over each endpoint.
+pub(crate) fn server_stacks<S>(layers: S) -> ServerStacks
+where
+    S: Layer<Endpoint> + Send + Sync + 'static,
+    S::Service: CallService + Sync,
+{
+    ServerStacks(Arc::new(move |endpoint| {
+        CallStack::new(layers.layer(endpoint))
+    }))
+}
+
+#[cfg(test)]
+mod tests;
