@@ -16,6 +16,7 @@ mod cli;
 mod context;
 mod everything;
 mod http;
+mod origin;
 mod peers;
 mod pipeline;
 mod relay;

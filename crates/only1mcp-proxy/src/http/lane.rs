@@ -115,7 +115,7 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
         let answered = {
             // Pinned where it is made: handed on as a pointer, not copied.
             let answer = pin!(async {
-                if let Some(refused) = guard::refusal(&face.state, headers.host, headers.origin) {
+                if let Some(refused) = guard::refusal(&face.state, &headers.presented()) {
                     return Answer::Other(refused);
                 }
                 let profile = ContextConfig::DEFAULT_PROFILE.into();

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::gateway::Gateway;
 use crate::session::ClientSession;
 
-pub use guard::Guard;
+pub use guard::{Guard, Presented, Refused};
 
 /// Sessions by the ids the gateway gave them.
 type Sessions<T> = HashMap<String, Arc<T>, foldhash::fast::RandomState>;
@@ -173,11 +173,10 @@ impl Face {
         if request.method() != http::Method::POST || request.uri().path() != "/mcp" {
             return tower::Service::call(&mut self.router, request).await;
         }
-        let request = request.map(axum::body::Body::new);
-        let (host, origin) = guard::host_and_origin(request.headers());
-        if let Some(refused) = guard::refusal(&self.state, host, origin) {
+        if let Some(refused) = guard::refusal(&self.state, &guard::Presented::of(&request)) {
             return Ok(refused);
         }
+        let request = request.map(axum::body::Body::new);
         Ok(streamable::post(State(self.state), request).await)
     }
 }

@@ -102,6 +102,10 @@ pub(super) struct PostHeaders<'a> {
     /// The first of `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` that
     /// came more than once (a modern request is refused for it).
     pub(super) repeated: Option<&'static str>,
+    /// `Host` or `Origin`, if one came more than once (the guard refuses
+    /// it). Read by [`PostHeaders::record`] only: a header map's is read by
+    /// the guard itself.
+    guard_repeated: Option<&'static str>,
     /// Which headers [`PostHeaders::record`] has seen.
     seen: u8,
 }
@@ -124,7 +128,20 @@ impl<'a> PostHeaders<'a> {
             method: header(headers, &METHOD_HEADER),
             name: header(headers, &NAME_HEADER),
             repeated,
+            guard_repeated: None,
             seen: 0,
+        }
+    }
+
+    /// What the guard checks, for a request of the HTTP/1.1 lane (whose
+    /// target is `/mcp`, so `Host` is all it says of the host).
+    pub(super) fn presented(&self) -> super::guard::Presented<'a> {
+        super::guard::Presented {
+            host: self.host,
+            authority: None,
+            origin: self.origin,
+            repeated: self.guard_repeated,
+            host_required: true,
         }
     }
 
@@ -150,6 +167,8 @@ impl<'a> PostHeaders<'a> {
         if self.seen & (1 << bit) != 0 {
             if bit >= 5 && self.repeated.is_none() {
                 self.repeated = Some(REPEATABLE[bit - 5].1);
+            } else if bit < 2 && self.guard_repeated.is_none() {
+                self.guard_repeated = Some(if bit == 0 { "Host" } else { "Origin" });
             }
             return;
         }
