@@ -167,7 +167,10 @@ impl Target {
 
     /// How many requests the `echo` backend has been sent.
     async fn echo_requests(&self) -> u64 {
-        let servers: Value = reqwest::get(format!("{}/servers", self.gw.admin_url()))
+        let servers: Value = reqwest::Client::new()
+            .get(format!("{}/servers", self.gw.admin_url()))
+            .bearer_auth(self.gw.admin_token())
+            .send()
             .await
             .unwrap()
             .json()
