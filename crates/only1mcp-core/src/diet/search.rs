@@ -14,8 +14,8 @@
 //!    (`HTTPServer`, but `URLs` stays one word), and between letters and
 //!    digits (`utf8`);
 //! 2. lowercase; drop one-character words and English stopwords;
-//! 3. stem with the Porter (1980) algorithm, so `directories`, `directory`
-//!    and `creating`, `create` meet.
+//! 3. stem with the Snowball English stemmer (Porter2, from `rust-stemmers`),
+//!    so `directories`, `directory` and `creating`, `create` meet.
 //!
 //! A query is first cut at whitespace, and chunks shaped like arguments
 //! stand for their type instead of their letters: a URL becomes `url`, a
@@ -69,11 +69,26 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use porter::stem;
 use vocabulary::{is_stopword, synonyms};
 
-mod porter;
 mod vocabulary;
+
+/// Words longer than this are indexed unstemmed (no English word is; it
+/// bounds the stemmer's work on an odd token).
+const MAX_STEM_LEN: usize = 32;
+
+/// The stem of one lowercase word: Snowball English (Porter2) for ASCII
+/// lowercase words of 3 to [`MAX_STEM_LEN`] letters; any other word (short,
+/// long, with digits or non-ASCII letters) comes back unchanged.
+fn stem(word: &str) -> String {
+    if word.len() <= 2 || word.len() > MAX_STEM_LEN || !word.bytes().all(|b| b.is_ascii_lowercase())
+    {
+        return word.to_owned();
+    }
+    rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English)
+        .stem(word)
+        .into_owned()
+}
 
 /// One searchable tool.
 #[derive(Debug, Clone, Copy)]

@@ -30,8 +30,8 @@ fn check_stem(word: &str, expect: &str) {
 }
 
 #[test]
-fn stemmer_follows_porter() {
-    // Examples from Porter's paper, step by step.
+fn stemmer_follows_snowball_english() {
+    // Porter's examples, where Porter2 (Snowball English) agrees with Porter (1980).
     for (word, expect) in [
         ("caresses", "caress"),
         ("ponies", "poni"),
@@ -49,10 +49,25 @@ fn stemmer_follows_porter() {
         ("happy", "happi"),
         ("sky", "sky"),
         ("relational", "relat"),
-        ("generalizations", "gener"),
         ("controlling", "control"),
         ("adjustment", "adjust"),
         ("adoption", "adopt"),
+    ] {
+        check_stem(word, expect);
+    }
+    // Where Porter2 differs: `general` stays apart from `generate` (Porter
+    // stemmed both to `gener`), a final `y` after a vowel stays (`day`, not
+    // `dai`), `-us`/`-ss` words keep their `s` (`status`), and the irregular
+    // forms of its exception list.
+    for (word, expect) in [
+        ("generalizations", "general"),
+        ("generate", "generat"),
+        ("today", "today"),
+        ("status", "status"),
+        ("using", "use"),
+        ("lying", "lie"),
+        ("skies", "sky"),
+        ("news", "news"),
     ] {
         check_stem(word, expect);
     }
@@ -85,27 +100,6 @@ fn stemmer_leaves_short_long_and_non_ascii_words() {
     check_stem("42", "42");
     let long = "y".repeat(10_000);
     check_stem(&long, &long);
-}
-
-#[test]
-fn porter_rule_lists_put_longer_suffixes_first() {
-    fn check(rules: &[&str]) {
-        for (i, earlier) in rules.iter().enumerate() {
-            for later in &rules[i + 1..] {
-                assert!(
-                    !later.ends_with(earlier),
-                    "{earlier:?} would shadow {later:?}"
-                );
-            }
-        }
-    }
-    fn from(rules: &[(&'static str, &str)]) -> Vec<&'static str> {
-        rules.iter().map(|(from, _)| *from).collect()
-    }
-    check(&from(porter::STEP1A));
-    check(&from(porter::STEP2));
-    check(&from(porter::STEP3));
-    check(porter::STEP4);
 }
 
 #[test]

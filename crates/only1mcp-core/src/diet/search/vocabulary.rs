@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-use super::porter::stem;
+use super::stem;
 
 /// English function words, separated by whitespace.
 const STOPWORDS: &str = "\
