@@ -231,163 +231,23 @@ async fn start(
         output::error(&format!("cannot open the log file: {e}"));
         return ExitCode::from(EXIT_CONFIG);
     }
-    tracing::info!(config = %origin, servers = config.servers.len(), "Starting Only1MCP");
-    // Bind before starting backends, so a taken port fails fast.
-    let listener = if stdio {
-        None
-    } else {
-        match tokio::net::TcpListener::bind(config.http.listen).await {
-            Ok(listener) => Some(listener),
-            Err(e) => {
-                output::error(&format!("cannot listen on {}: {e}", config.http.listen));
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        }
+    let options = only1mcp_proxy::run::RunOptions {
+        origin,
+        stdio,
+        profile,
+        admin_listen,
     };
-    let gateway = Gateway::start(&config).await;
-    let catalog = gateway.catalog();
-    tracing::info!(
-        tools = catalog.entries(ListKind::Tools).len(),
-        prompts = catalog.entries(ListKind::Prompts).len(),
-        resources = catalog.entries(ListKind::Resources).len(),
-        "Catalog ready"
-    );
-    drop(catalog);
-    // Hot reload: the config file is watched, and SIGHUP asks for a reload.
-    let _watcher = match &origin {
-        Origin::File(path) => {
-            let (trigger, triggers) = tokio::sync::mpsc::channel(1);
-            spawn_sighup(trigger);
-            match only1mcp_proxy::reload::watch(gateway.clone(), path, triggers) {
-                Ok(watcher) => Some(watcher),
-                Err(e) => {
-                    tracing::warn!(error = %e, "Cannot watch the config file; reload with SIGHUP is unavailable too");
-                    None
-                }
-            }
-        }
-        Origin::BuiltIn => None,
-    };
-    // The admin API, on its own listener (off under --stdio unless asked
-    // for); a taken port (another gateway runs) costs the API, not the
-    // gateway.
-    let _admin = if config.admin.serves(stdio) || admin_listen.is_some() {
-        let source = match &origin {
-            Origin::File(path) => Some(path.clone()),
-            Origin::BuiltIn => None,
-        };
-        let listen = admin_listen.unwrap_or(config.admin.listen);
-        match only1mcp_proxy::admin::start(
-            gateway.clone(),
-            &config.admin,
-            listen,
-            source,
-            config.http.read_timeout,
-        )
-        .await
-        {
-            Ok(admin) => Some(admin),
-            Err(e) => {
-                tracing::warn!(error = %e, "Admin API unavailable");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let res = match listener {
-        None => {
-            let (stdin, stdout) = stdio_streams();
-            only1mcp_proxy::serve::serve_stdio(
-                &gateway,
-                &profile,
-                tokio::io::BufReader::new(stdin),
-                stdout,
-                stop_signal(),
-            )
-            .await
-        }
-        Some(listener) => {
-            only1mcp_proxy::http::serve(&gateway, &config.http, listener, stop_signal()).await
-        }
-    };
-    gateway.shutdown().await;
-    tracing::info!("Stopped");
-    match res {
+    // The same builder an embedder uses; `start` adds no layers of its own.
+    match Gateway::builder(&config).run(options).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ only1mcp_proxy::run::RunError::Listen { .. }) => {
+            output::error(&e.to_string());
+            ExitCode::from(EXIT_CONFIG)
+        }
         Err(e) => {
             output::error(&e.to_string());
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The process's stdin and stdout as async streams. When they are pipes
-/// (an IDE, or any client that spawns the gateway), they are read and
-/// written directly by the runtime's reactor; otherwise (a terminal, a file)
-/// through tokio's `stdin()`/`stdout()`, which hand every read and write to
-/// the blocking thread pool. The direct path saves a thread hand-off per
-/// operation (docs/performance.md).
-fn stdio_streams() -> (
-    Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-    Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-) {
-    use std::os::fd::AsFd as _;
-    use tokio::net::unix::pipe;
-    let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match std::io::stdin()
-        .as_fd()
-        .try_clone_to_owned()
-        .and_then(pipe::Receiver::from_owned_fd)
-    {
-        Ok(pipe) => Box::new(pipe),
-        Err(_) => Box::new(tokio::io::stdin()),
-    };
-    let writer: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .and_then(pipe::Sender::from_owned_fd)
-    {
-        Ok(pipe) => Box::new(pipe),
-        Err(_) => Box::new(tokio::io::stdout()),
-    };
-    tracing::info!("Serving MCP on stdio");
-    (reader, writer)
-}
-
-/// Forwards SIGHUP to `trigger` (a reload request).
-fn spawn_sighup(trigger: tokio::sync::mpsc::Sender<()>) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the config");
-            let _ = trigger.try_send(());
-        }
-    });
-    #[cfg(not(unix))]
-    drop(trigger);
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

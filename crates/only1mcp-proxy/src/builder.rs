@@ -51,6 +51,11 @@ impl GatewayBuilder {
 }
 
 impl<L, S> GatewayBuilder<L, S> {
+    /// The config it will start with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Adds `layer` to the per-call stack, inside the layers added before
     /// it: it sees every call to any backend, after routing (the
     /// [`Routed`](only1mcp_core::pipeline::Routed) names the server, the

@@ -13,6 +13,8 @@
 //! - [`serve`]: the stdio face.
 //! - [`http`]: the HTTP face (Streamable HTTP, HTTP+SSE, WebSocket).
 //! - [`reload`]: hot reload from the watched config file or SIGHUP.
+//! - [`run`]: a whole gateway process (listeners, reload, admin API,
+//!   signals), as `only1mcp start` and the `only1mcp-proxy` binary run it.
 //! - [`logging`]: the tracing subscriber.
 //! - [`admin`]: the admin API (servers, reload, logs, tests) on its own
 //!   listener.
@@ -29,6 +31,7 @@ pub mod http;
 pub mod load;
 pub mod logging;
 pub mod reload;
+pub mod run;
 pub mod serve;
 pub mod session;
 pub mod stack;

@@ -228,17 +228,26 @@ impl Gateway {
     /// Starts `only1mcp start --stdio --config <config> <args…>` with extra
     /// env.
     pub fn start_with_args(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let config = config.to_string_lossy();
+        let mut full = vec![
+            "start",
+            "--stdio",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+            &config,
+        ];
+        full.extend_from_slice(args);
+        Self::spawn(&gateway_bin(), &full, env)
+    }
+
+    /// Starts `program ARGS…` as a gateway speaking MCP on its stdio (the
+    /// lean `only1mcp-proxy` binary, or `only1mcp` with other arguments),
+    /// with extra env.
+    pub fn spawn(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("gateway.log");
-        let mut child = Command::new(gateway_bin())
-            .args([
-                "start",
-                "--stdio",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--config",
-            ])
-            .arg(config)
+        let mut child = Command::new(program)
             .args(args)
             .env_remove("ONLY1MCP_ADMIN_TOKEN")
             .env(RUNTIME_DIR_ENV, log_dir.path())
