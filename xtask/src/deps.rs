@@ -13,7 +13,8 @@
 //!    nor under `examples/` fails the check until someone places it in the layering.
 //! 2. **Core does no IO.** `only1mcp-core`'s normal dependencies, followed transitively, must
 //!    not reach a crate of [`IO_CRATES`] (runtimes, sockets, HTTP stacks, TLS, file watching,
-//!    exporters) or of [`APP_CRATES`].
+//!    exporters) or of [`APP_CRATES`]. The same holds for the example that shows core used
+//!    alone (`examples/core-catalog`), which may depend on core and nothing else of ours.
 //! 3. **Application crates stay at the top.** The normal dependencies of the crates below
 //!    `only1mcp-proxy` (core, transport, the feature crates), followed transitively, must not
 //!    reach a crate of [`APP_CRATES`] (command-line parsing, config loading, file watching,
@@ -38,6 +39,12 @@ use crate::{capture, cargo_in};
 
 /// The core crate: no IO, nothing of ours below it.
 const CORE: &str = "only1mcp-core";
+
+/// The example that uses `only1mcp-core` alone: held to core's rules.
+const CORE_EXAMPLE: &str = "only1mcp-example-core-catalog";
+
+/// The crates whose normal dependencies reach no crate of [`IO_CRATES`].
+const NO_IO: [&str; 2] = [CORE, CORE_EXAMPLE];
 
 /// The dev-only test harness.
 const TEST_SUPPORT: &str = "only1mcp-test-support";
@@ -77,6 +84,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("only1mcp-cli", &[CORE, "only1mcp-proxy"]),
     ("only1mcp-tui", &[CORE]),
     (TEST_SUPPORT, &[CORE, "only1mcp-proxy"]),
+    (CORE_EXAMPLE, &[CORE]),
     ("xtask", &[]),
 ];
 
@@ -362,13 +370,14 @@ fn check(metadata: &Metadata) -> Result<Vec<String>> {
     // 2 and 3. Core does no IO; application crates stay at the top.
     let below_proxy = LIBRARY_CRATES
         .iter()
-        .filter(|name| **name != "only1mcp-proxy");
+        .filter(|name| **name != "only1mcp-proxy")
+        .chain([&CORE_EXAMPLE]);
     for &name in below_proxy {
         let Some((&id, _)) = members.iter().find(|(_, package)| package.name == name) else {
             continue;
         };
         let mut found = graph.reach(id, APP_CRATES, &members);
-        if name == CORE {
+        if NO_IO.contains(&name) {
             found.extend(graph.reach(id, IO_CRATES, &members));
         }
         for (path, bad) in found {
@@ -377,10 +386,10 @@ fn check(metadata: &Metadata) -> Result<Vec<String>> {
                 .chain(APP_CRATES)
                 .find(|(crate_name, _)| *crate_name == bad)
                 .map_or("", |(_, what)| what);
-            let rule = if name == CORE {
-                "core does no IO and holds no application code"
-            } else {
-                "application crates are used in only1mcp-proxy and above"
+            let rule = match name {
+                CORE => "core does no IO and holds no application code",
+                CORE_EXAMPLE => "the example shows core used alone, without IO",
+                _ => "application crates are used in only1mcp-proxy and above",
             };
             violations.push(format!(
                 "{path}: {name} must not depend on {bad} ({what}); {rule}"
