@@ -549,7 +549,7 @@ async fn https_with_a_test_ca() {
 #[tokio::test]
 async fn closing_a_modern_response_stream_cancels_the_backend_call() {
     init();
-    let config = examples_config("", "");
+    let config = support::recording_examples_config("", "");
     let gw = HttpGateway::start(&config.path);
     let http = client();
     let params = json!({"name": "echo__sleep", "arguments": {"ms": 20000}, "_meta": {"progressToken": "p", "io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}});
@@ -560,15 +560,15 @@ async fn closing_a_modern_response_stream_cancels_the_backend_call() {
     // The first progress event shows the call reached the backend.
     read_events_until(&mut res, |e| e.contains("notifications/progress")).await;
     drop(res);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !gw.log().contains("cancelled") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backend never saw a cancellation:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let upstream = wait_recorded(&config, "echo", "the sleep call", |message| {
+        message["method"] == "tools/call" && message["params"]["name"] == "sleep"
+    })
+    .await;
+    wait_recorded(&config, "echo", "its cancellation", |message| {
+        message["method"] == "notifications/cancelled"
+            && message["params"]["requestId"] == upstream["id"]
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -714,17 +714,25 @@ async fn two_clients_with_the_same_ids_never_get_each_others_answers() {
 
 /// A legacy client that goes away does not cancel its request: the call goes
 /// on in the background and reaches the backend's answer (ADR 0007), while
-/// `notifications/cancelled` still does cancel.
+/// `notifications/cancelled` still does cancel. What the backend received
+/// is read from its recording.
 #[tokio::test]
 async fn a_legacy_client_that_disconnects_does_not_cancel_but_cancelled_does() {
     init();
-    let config = examples_config("", "");
+    let config = support::recording_examples_config("", "");
     let gw = HttpGateway::start(&config.path);
     let http = client();
     let url = gw.mcp_url();
     let session = legacy_session(&http, &url).await;
-    let sleep = |id: u64| json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo__sleep","arguments":{"ms":600}}});
-    let echo_requests = || async {
+    let sleep = |id: u64, ms: u64| json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo__sleep","arguments":{"ms":ms}}});
+    let sleep_of = |ms: u64| {
+        move |message: &Value| {
+            message["method"] == "tools/call"
+                && message["params"]["name"] == "sleep"
+                && message["params"]["arguments"]["ms"] == ms
+        }
+    };
+    let echo_counts = || async {
         let servers: Value = http
             .get(format!("{}/servers", gw.admin_url()))
             .bearer_auth(gw.admin_token())
@@ -746,38 +754,55 @@ async fn a_legacy_client_that_disconnects_does_not_cancel_but_cancelled_does() {
             echo["in_flight"].as_u64().unwrap(),
         )
     };
-    let (before, _) = echo_requests().await;
+    let (before, _) = echo_counts().await;
 
-    // The client gives up after 100 ms and closes its connection.
-    let gave_up = legacy_post(&http, &url, &session, &sleep(2))
-        .timeout(std::time::Duration::from_millis(100))
-        .send()
-        .await;
-    assert!(gave_up.is_err(), "{gave_up:?}");
-    // The call is still in flight, then finishes with the backend's answer.
-    assert_eq!(echo_requests().await.1, 1);
-    let mut finished = false;
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if echo_requests().await == (before + 1, 0) {
-            finished = true;
-            break;
-        }
+    // The client goes away once the backend has its call.
+    let gave_up = {
+        let (http, url, session) = (http.clone(), url.clone(), session.clone());
+        tokio::spawn(async move {
+            legacy_post(&http, &url, &session, &sleep(2, 1000))
+                .send()
+                .await
+        })
+    };
+    wait_recorded(&config, "echo", "the 1000 ms sleep", sleep_of(1000)).await;
+    assert_eq!(echo_counts().await, (before + 1, 1));
+    gave_up.abort();
+    assert!(gave_up.await.unwrap_err().is_cancelled());
+    // The call finishes: nothing in flight any more ...
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while echo_counts().await != (before + 1, 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}\n{}",
+            echo_counts().await,
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(finished, "{:?}\n{}", echo_requests().await, gw.log());
-    assert!(
-        !gw.log().contains("cancelled; not answering"),
-        "{}",
-        gw.log()
-    );
+    // ... and not by a cancellation. A later call to the same backend
+    // reaching it means everything sent before it has too.
+    let later = legacy_call(
+        &http,
+        &url,
+        &session,
+        json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo__echo","arguments":{"text":"later"}}}),
+    )
+    .await;
+    assert_eq!(later["result"]["content"][0]["text"], "later", "{later}");
+    let cancels: Vec<Value> = support::recorded(&config, "echo")
+        .into_iter()
+        .filter(|message| message["method"] == "notifications/cancelled")
+        .collect();
+    assert!(cancels.is_empty(), "{cancels:?}");
 
     // notifications/cancelled does cancel: the backend is told and the
     // waiting POST gets an error.
     let call = {
         let (http, url, session) = (http.clone(), url.clone(), session.clone());
-        tokio::spawn(async move { legacy_call(&http, &url, &session, sleep(3)).await })
+        tokio::spawn(async move { legacy_call(&http, &url, &session, sleep(3, 20000)).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let upstream = wait_recorded(&config, "echo", "the 20000 ms sleep", sleep_of(20000)).await;
     let cancel = legacy_post(
         &http,
         &url,
@@ -791,17 +816,34 @@ async fn a_legacy_client_that_disconnects_does_not_cancel_but_cancelled_does() {
     let answer = call.await.unwrap();
     assert_eq!(answer["id"], 3, "{answer}");
     assert!(answer["error"]["message"].as_str().is_some(), "{answer}");
-    for _ in 0..50 {
-        if gw.log().contains("cancelled; not answering") {
-            break;
+    wait_recorded(&config, "echo", "the cancellation", |message| {
+        message["method"] == "notifications/cancelled"
+            && message["params"]["requestId"] == upstream["id"]
+    })
+    .await;
+}
+
+/// Waits, without blocking the test's runtime, until example server
+/// `server` of a recording config has received a message `matches` holds
+/// for, and returns it.
+async fn wait_recorded(
+    config: &support::ConfigDir,
+    server: &str,
+    what: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        let messages = support::recorded(config, server);
+        if let Some(found) = messages.iter().find(|message| matches(message)) {
+            return found.clone();
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{server} never received {what}: {messages:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        gw.log().contains("cancelled; not answering"),
-        "{}",
-        gw.log()
-    );
 }
 
 /// Messages larger than one read of the WebSocket face's socket (8 KiB)
@@ -853,7 +895,12 @@ async fn fill(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, n: usize) {
         let mut chunk = [0u8; 4096];
         let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk))
             .await
-            .expect("no answer within 10 s")
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no answer within 10 s; have {:?}",
+                    String::from_utf8_lossy(buf)
+                )
+            })
             .unwrap();
         assert!(read > 0, "closed early: {:?}", String::from_utf8_lossy(buf));
         buf.extend_from_slice(&chunk[..read]);
@@ -870,7 +917,8 @@ async fn take_response(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (S
             .position(|w| w == what)
             .map(|at| from + at)
     };
-    let mut end = None;
+    // An earlier read may already hold this whole response.
+    let mut end = find(buf, 0, b"\r\n\r\n");
     while end.is_none() {
         let n = buf.len() + 1;
         fill(tcp, buf, n).await;
@@ -910,10 +958,10 @@ async fn take_response(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (S
     (head, String::from_utf8(body).unwrap())
 }
 
-/// A gateway on the example servers and a legacy session on it, for the
-/// HTTP/1.1 tests that write their requests by hand.
+/// A gateway on the (recording) example servers and a legacy session on it,
+/// for the HTTP/1.1 tests that write their requests by hand.
 struct RawPosts {
-    _config: support::ConfigDir,
+    config: support::ConfigDir,
     _gw: HttpGateway,
     addr: String,
     session: String,
@@ -927,12 +975,12 @@ impl RawPosts {
     /// With `top` at the top of the configuration.
     async fn start_with(top: &str) -> Self {
         init();
-        let config = examples_config("", top);
+        let config = support::recording_examples_config("", top);
         let gw = HttpGateway::start(&config.path);
         let session = legacy_session(&client(), &gw.mcp_url()).await;
         let addr = gw.base.trim_start_matches("http://").to_owned();
         Self {
-            _config: config,
+            config,
             _gw: gw,
             addr,
             session,
@@ -998,11 +1046,15 @@ async fn http1_requests_pipelined_split_or_closing_are_answered_in_order() {
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
     assert_echoed(&take_response(&mut tcp, &mut buf).await, 4);
-    // The next request arrives while the one before is still being answered.
+    // The next request arrives while the one before is still being answered
+    // (the backend has it).
     let sleep = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
         "params": {"name": "echo__sleep", "arguments": {"ms": 300}}});
     tcp.write_all(&raw.request(&sleep, "")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_recorded(&raw.config, "echo", "the sleep call", |message| {
+        message["params"]["name"] == "sleep"
+    })
+    .await;
     tcp.write_all(&raw.post(6, "")).await.unwrap();
     let (head, body) = take_response(&mut tcp, &mut buf).await;
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}{body}");

@@ -402,7 +402,7 @@ fn env_is_expanded_and_the_gateway_env_is_not_leaked() {
 #[test]
 fn sigterm_drains_the_stdio_face() {
     init();
-    let config = examples_config("", "");
+    let config = support::recording_examples_config("", "");
     let mut gateway = Gateway::start(&config.path, &[]);
     gateway.initialize();
     let echo = gateway.call_tool("echo__echo", json!({"text": "before"}));
@@ -411,7 +411,8 @@ fn sigterm_drains_the_stdio_face() {
         "tools/call",
         json!({"name": "echo__sleep", "arguments": {"ms": 400}}),
     );
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // The call is in flight once the backend has it.
+    support::wait_for_recorded_call(&config, "echo", "sleep");
     gateway.terminate();
     let slept = gateway.response(&id);
     assert_eq!(support::text(&slept), "slept 400 ms");

@@ -1,8 +1,9 @@
 """A small dual-era MCP server for the transport tests, on the Python SDK (`mcp` 2.3.0).
 
-Run as `python modern_server.py PORT [streamable-http|sse]`; it serves
+Run as `python modern_server.py PORT [streamable-http|streamable-http-json|sse]`; it serves
 http://127.0.0.1:PORT/mcp (streamable HTTP, both eras on one endpoint) or GET
-/sse + POST /messages/ (the 2024-11-05 transport).
+/sse + POST /messages/ (the 2024-11-05 transport). `streamable-http-json` answers every POST
+with JSON (never SSE) and closes a keep-alive connection after one idle second.
 
 Tools:
 - `echo(message)` -> "Echo: <message>";
@@ -54,7 +55,21 @@ async def progress(steps: int, ctx: Context) -> str:
     return "done"
 
 
+def run_json_keep_alive(port: int) -> None:
+    """Streamable HTTP answering JSON (no SSE), with uvicorn closing a keep-alive connection
+    after one idle second instead of five."""
+    import uvicorn
+
+    starlette_app = app.streamable_http_app(json_response=True, host="127.0.0.1")
+    uvicorn.Server(
+        uvicorn.Config(starlette_app, host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=1)
+    ).run()
+
+
 if __name__ == "__main__":
     port = int(sys.argv[1])
     transport = sys.argv[2] if len(sys.argv) > 2 else "streamable-http"
-    app.run(transport, host="127.0.0.1", port=port)
+    if transport == "streamable-http-json":
+        run_json_keep_alive(port)
+    else:
+        app.run(transport, host="127.0.0.1", port=port)

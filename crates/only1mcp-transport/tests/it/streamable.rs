@@ -234,14 +234,18 @@ async fn a_forgotten_session_closes_the_connection() {
 async fn a_restarted_legacy_server_closes_the_connection_and_a_new_one_works() {
     let port = support::free_port();
     let peer = Peer::everything_on("streamableHttp", port).await;
-    let url = format!("http://127.0.0.1:{port}/mcp");
+    let recorder = Recorder::start(port).await;
+    let url = recorder.url("/mcp");
     let (connection, mut events) = network::connect(&spec(url.clone())).await.unwrap();
     let mut upstream = connection.clone();
     session::establish("ev", &mut upstream, &support::identity(), STEP, STEP)
         .await
         .unwrap();
-    // Wait until the GET stream is open, so its loss is noticed.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait until the server has opened the GET stream, so its loss is noticed.
+    eventually(STEP, "the server opened the GET stream", || {
+        recorder.answered(&Method::GET) == [axum::http::StatusCode::OK]
+    })
+    .await;
 
     peer.kill().await;
     let _peer = Peer::everything_on("streamableHttp", port).await;
@@ -388,32 +392,48 @@ async fn an_unreachable_server_is_unavailable() {
     );
 }
 
-/// Node closes an idle keep-alive connection after 5 s. A call after that
-/// must not fail on the pooled connection the server closed: it is noticed
-/// and a new one is opened.
+/// A server closes an idle keep-alive connection (uvicorn, after one idle
+/// second here). A call after that must not fail on the pooled connection the
+/// server closed: it is noticed and a new one is opened.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pooled_connection_the_server_closed_while_idle_is_replaced() {
-    let peer = Peer::everything("streamableHttp").await;
+    let peer = Peer::python_on("streamable-http-json", support::free_port()).await;
     let url = format!("http://127.0.0.1:{}/mcp", peer.port);
     let (connection, _events) = network::connect(&spec(url)).await.unwrap();
     let mut upstream = connection.clone();
-    session::establish("ev", &mut upstream, &support::identity(), STEP, STEP)
+    let established = session::establish("py", &mut upstream, &support::identity(), STEP, STEP)
         .await
         .unwrap();
+    assert_eq!(established.era, Era::Modern);
     let echo = |message: &'static str| {
         let connection = connection.clone();
         async move {
             let answer = result(
                 &connection,
                 "tools/call",
-                json!({"name": "echo", "arguments": {"message": message}}),
+                modern(&json!({"name": "echo", "arguments": {"message": message}})),
             )
             .await;
             text(&answer).to_owned()
         }
     };
     assert_eq!(echo("before").await, "Echo: before");
-    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    // The calls so far went over one pooled connection, still open.
+    let established_sockets = || {
+        support::sockets_of(peer.port)
+            .into_iter()
+            .filter(|&(_, remote, state)| remote == peer.port && state == support::ESTABLISHED)
+            .count()
+    };
+    assert_eq!(
+        established_sockets(),
+        1,
+        "{:?}",
+        support::sockets_of(peer.port)
+    );
+    assert!(!support::server_closed_a_connection(peer.port));
+    // The server's keep-alive timer, not ours: wait until it closed it.
+    support::wait_until_server_closed_a_connection(peer.port, STEP).await;
     assert_eq!(echo("after").await, "Echo: after");
     assert_eq!(echo("again").await, "Echo: again");
 }

@@ -227,6 +227,64 @@ pub(crate) fn notification(event: &UpstreamEvent, method: &str) -> Option<Value>
     }
 }
 
+/// The `ESTABLISHED` state in `/proc/net/tcp`.
+pub(crate) const ESTABLISHED: u8 = 1;
+
+/// The TCP sockets of connections to or from port `port`, from
+/// `/proc/net/tcp` and `/proc/net/tcp6`: (local port, remote port, state as
+/// in the kernel's `tcp_states.h`).
+pub(crate) fn sockets_of(port: u16) -> Vec<(u16, u16, u8)> {
+    // IPv4 connections to a server bound to `::` show as IPv4-mapped IPv6.
+    let table = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+        .concat();
+    let port_of = |address: &str| {
+        address
+            .split_once(':')
+            .and_then(|(_, port)| u16::from_str_radix(port, 16).ok())
+    };
+    table
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = port_of(fields.get(1)?)?;
+            let remote = port_of(fields.get(2)?)?;
+            let state = u8::from_str_radix(fields.get(3)?, 16).ok()?;
+            (local == port || remote == port).then_some((local, remote, state))
+        })
+        .collect()
+}
+
+/// Whether the server on `127.0.0.1:port` has closed a connection (first):
+/// its side of one is in FIN_WAIT1, FIN_WAIT2 or TIME_WAIT, or the client's
+/// side in CLOSE_WAIT or LAST_ACK (`/proc/net/tcp`). Only the side that
+/// closes first goes through FIN_WAIT and TIME_WAIT.
+pub(crate) fn server_closed_a_connection(port: u16) -> bool {
+    const FIN_WAIT1: u8 = 4;
+    const FIN_WAIT2: u8 = 5;
+    const TIME_WAIT: u8 = 6;
+    const CLOSE_WAIT: u8 = 8;
+    const LAST_ACK: u8 = 9;
+    sockets_of(port).iter().any(|&(local, remote, state)| {
+        (local == port && matches!(state, FIN_WAIT1 | FIN_WAIT2 | TIME_WAIT))
+            || (remote == port && matches!(state, CLOSE_WAIT | LAST_ACK))
+    })
+}
+
+/// Waits until [`server_closed_a_connection`] holds; fails the test after
+/// `within`, listing the port's sockets.
+pub(crate) async fn wait_until_server_closed_a_connection(port: u16, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !server_closed_a_connection(port) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no connection to port {port} closed by the server within {within:?}: {:?}",
+            sockets_of(port)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until `check` holds, polling; fails the test after `within`.
 pub(crate) async fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
@@ -273,6 +331,7 @@ pub(crate) struct Recorder {
     /// Where the proxy listens.
     pub(crate) addr: SocketAddr,
     log: Arc<Mutex<Vec<Recorded>>>,
+    answers: Arc<Mutex<Vec<(Method, StatusCode)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -281,6 +340,7 @@ struct ProxyState {
     upstream: String,
     client: reqwest::Client,
     log: Arc<Mutex<Vec<Recorded>>>,
+    answers: Arc<Mutex<Vec<(Method, StatusCode)>>>,
 }
 
 impl Recorder {
@@ -289,10 +349,12 @@ impl Recorder {
         // reqwest is built without a TLS provider of its own.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let log = Arc::new(Mutex::new(Vec::new()));
+        let answers = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(ProxyState {
             upstream: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::builder().build().unwrap(),
             log: log.clone(),
+            answers: answers.clone(),
         });
         let app = axum::Router::new().fallback(forward).with_state(state);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -300,7 +362,12 @@ impl Recorder {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Self { addr, log, task }
+        Self {
+            addr,
+            log,
+            answers,
+            task,
+        }
     }
 
     /// The proxy's URL for `path`.
@@ -311,6 +378,18 @@ impl Recorder {
     /// Everything recorded so far.
     pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The statuses the peer answered requests of `method` with so far (an
+    /// event stream counts once its head arrived), in order.
+    pub(crate) fn answered(&self, method: &Method) -> Vec<StatusCode> {
+        self.answers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| m == method)
+            .map(|(_, status)| *status)
+            .collect()
     }
 
     /// The POSTed JSON-RPC messages with `method`.
@@ -344,7 +423,7 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
     });
     let mut upstream = state
         .client
-        .request(parts.method, format!("{}{target}", state.upstream))
+        .request(parts.method.clone(), format!("{}{target}", state.upstream))
         .body(body);
     for (name, value) in &parts.headers {
         if name != header::HOST && name != header::CONTENT_LENGTH {
@@ -357,6 +436,11 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
             .body(Body::empty())
             .unwrap();
     };
+    state
+        .answers
+        .lock()
+        .unwrap()
+        .push((parts.method.clone(), answer.status()));
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {
         if name != header::CONTENT_LENGTH
