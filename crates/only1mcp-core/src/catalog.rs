@@ -234,6 +234,57 @@ impl std::fmt::Display for Conflict {
 }
 
 /// The merged catalog of all servers.
+///
+/// Built from each server's listing in priority order: on a collision the
+/// earlier server keeps the name, the later one's item is renamed, and the
+/// collision is reported in [`Catalog::conflicts`].
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use only1mcp_core::catalog::{Catalog, Lists, Prefix, ServerListing, ToolFilter};
+/// use only1mcp_core::config::ToolFilterConfig;
+/// use only1mcp_core::mcp::{ListKind, ListPage};
+/// use only1mcp_core::naming::Namespace;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listing = |server: &str, prefix, filter, result: &str| -> serde_json::Result<_> {
+///     let page = ListPage::parse(ListKind::Tools, serde_json::from_str(result)?)?;
+///     Ok(ServerListing {
+///         server: Arc::from(server),
+///         prefix,
+///         filter,
+///         lists: Lists { tools: page.items, ..Lists::default() },
+///     })
+/// };
+/// // Both servers want their names bare; `git` hides its `push` tool.
+/// let no_push = ToolFilter::new(&ToolFilterConfig { allow: vec![], deny: vec!["push".into()] })?;
+/// let fs = listing("fs", Prefix::Never, ToolFilter::default(),
+///     r#"{"tools":[{"name":"read_file"},{"name":"status","description":"Disk usage"}]}"#)?;
+/// let git = listing("git", Prefix::Never, no_push,
+///     r#"{"tools":[{"name":"status","description":"Working tree"},{"name":"push"}]}"#)?;
+/// let catalog = Catalog::build(&[fs, git], &Namespace::default());
+///
+/// // `fs` came first and keeps `status`; git's is renamed, and the collision reported.
+/// let exposed: Vec<&str> = catalog.entries(ListKind::Tools).iter().map(|e| &*e.exposed).collect();
+/// assert_eq!(exposed, ["git__status", "read_file", "status"]);
+/// assert_eq!(
+///     catalog.conflicts()[0].to_string(),
+///     r#"name "status" of server "git" collides with server "fs"; exposed as "git__status""#
+/// );
+///
+/// // Each exposed name routes back to its owner and the backend's own name.
+/// let route = catalog.tool("git__status").expect("routed");
+/// assert_eq!((&*route.server, &*route.name), ("git", "status"));
+/// assert_eq!(&*catalog.tool("status").expect("routed").server, "fs");
+/// assert!(catalog.tool("push").is_none());
+///
+/// // The listed item carries the exposed name, the rest as the server sent it.
+/// let item = &catalog.entries(ListKind::Tools)[0].item;
+/// assert_eq!(item.get(), r#"{"name":"git__status","description":"Working tree"}"#);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     tools: Vec<Entry>,

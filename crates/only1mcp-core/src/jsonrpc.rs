@@ -224,6 +224,34 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 ///
 /// Returns `Err` when the whole frame must be answered with one error: it is
 /// not JSON (-32700), or not an object or array of objects (-32600).
+///
+/// ```
+/// use only1mcp_core::jsonrpc::{self, Frame, Id, Message};
+///
+/// // A request: the method is read, the params stay raw JSON text.
+/// let line = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fs__read"}}"#;
+/// let Ok(Frame::Single(Message::Request(request))) = jsonrpc::parse(line) else {
+///     panic!("one request");
+/// };
+/// assert_eq!((request.id, request.method.as_str()), (Id::Number(1), "tools/call"));
+/// assert_eq!(request.params.expect("params").get(), r#"{"name":"fs__read"}"#);
+///
+/// // Not JSON: the whole frame is answered with one -32700 error, without an id.
+/// let invalid = jsonrpc::parse(b"{\"jsonrpc\":").expect_err("not JSON");
+/// assert_eq!((invalid.error.code, invalid.id), (-32700, None));
+///
+/// // JSON but not a message: -32600, with the id when it could be read.
+/// let line = br#"{"jsonrpc":"1.0","id":"a","method":"ping"}"#;
+/// let invalid = jsonrpc::parse(line).expect_err("wrong version");
+/// assert_eq!((invalid.error.code, invalid.id), (-32600, Some(Id::String("a".into()))));
+///
+/// // A batch keeps each bad entry as the error to answer it with.
+/// let Ok(Frame::Batch(entries)) = jsonrpc::parse(br#"[{"jsonrpc":"2.0","method":"x"},7]"#) else {
+///     panic!("a batch");
+/// };
+/// assert!(matches!(entries[0], Ok(Message::Notification(_))));
+/// assert_eq!(entries[1].as_ref().expect_err("not a message").error.code, -32600);
+/// ```
 pub fn parse(bytes: &[u8]) -> Result<Frame, Invalid> {
     // The common case, one well-formed object, in one pass. Anything else,
     // and anything this pass refuses, takes the two-pass path below, which

@@ -40,7 +40,30 @@ pub enum NamingError {
     },
 }
 
-/// A validated separator.
+/// A validated separator: how exposed names are joined and split.
+///
+/// ```
+/// use only1mcp_core::naming::{Namespace, NamingError};
+///
+/// let namespace = Namespace::default(); // `__`
+/// assert_eq!(namespace.join("fs", "read_file"), "fs__read_file");
+/// // The first separator is the one `join` put there, so a tool's own name may
+/// // contain the separator.
+/// assert_eq!(namespace.split("fs__read__file"), Some(("fs", "read__file")));
+/// assert_eq!(namespace.split("read_file"), None);
+///
+/// // A server id that would make its names ambiguous is refused up front.
+/// assert!(namespace.check_server_id("git").is_ok());
+/// assert!(matches!(
+///     namespace.check_server_id("git_"),
+///     Err(NamingError::AmbiguousServerId { .. })
+/// ));
+///
+/// // Another separator, checked.
+/// assert_eq!(Namespace::new(".")?.join("fs", "read_file"), "fs.read_file");
+/// assert_eq!(Namespace::new("/"), Err(NamingError::BadSeparator("/".to_owned())));
+/// # Ok::<(), NamingError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
     separator: String,

@@ -1,9 +1,16 @@
-//! The terminal dashboard (`only1mcp-tui`).
+//! The terminal dashboard of Only1MCP.
 //!
-//! This crate will hold a ratatui dashboard that talks to the gateway's admin
-//! API over HTTP, using DTOs from `only1mcp-core`. It becomes a binary when the
-//! admin API exists (issue 5); until then it is an empty library so the
-//! workspace layout is in place.
+//! This crate will hold a ratatui dashboard that shows the gateway's servers,
+//! their state and their traffic, reading the gateway's admin API over HTTP
+//! (the API the `only1mcp status` and `logs` commands use), with DTOs from
+//! `only1mcp-core`.
 //!
-//! It may depend on `only1mcp-core`, and never on transports or the proxy's
-//! internals.
+//! # Dependencies
+//!
+//! It may depend on `only1mcp-core` and on nothing else of Only1MCP: it talks
+//! to a running gateway over HTTP and never links the proxy or the transports.
+//! `cargo xtask check-deps` (run in CI) fails when it does.
+//!
+//! # Status
+//!
+//! An empty library until the dashboard is written; it becomes a binary then.
