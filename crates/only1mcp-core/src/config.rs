@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::naming::Namespace;
 
 pub mod context;
+pub mod limits;
 
 pub use context::{ContextConfig, ContextMode, ContextOverride, ProfileConfig, ToolsetRule};
+pub use limits::LimitsConfig;
 
 /// The whole gateway config.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -40,6 +42,10 @@ pub struct Config {
     /// The admin API (its own listener, off the MCP port).
     #[serde(default)]
     pub admin: AdminConfig,
+    /// What one client may make the gateway hold (batches, sessions,
+    /// requests in flight, queued answers).
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// How much of the tool catalog clients see (the context diet).
     #[serde(default)]
     pub context: ContextConfig,
@@ -683,6 +689,9 @@ impl Config {
         }
         let ids: Vec<&str> = self.servers.keys().map(String::as_str).collect();
         for (field, message) in self.context.problems(&ids) {
+            problem(field, message);
+        }
+        for (field, message) in self.limits.problems() {
             problem(field, message);
         }
         if problems.is_empty() {

@@ -39,6 +39,16 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A batch held more entries than `limits.max_batch`; none of it ran.
+    #[error(
+        "Invalid Request: a batch of {entries} entries is over the limit of {limit} (limits.max_batch); none of it was run"
+    )]
+    BatchTooLarge {
+        /// The entries the batch held.
+        entries: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A modern request named a protocol version the gateway does not speak.
     #[error("Unsupported protocol version: {requested}")]
     UnsupportedProtocolVersion {
@@ -116,7 +126,9 @@ impl Error {
             | Self::ToolNotFound(_)
             | Self::PromptNotFound(_)
             | Self::ResourceNotFound(_) => code::INVALID_PARAMS,
-            Self::InvalidRequest(_) | Self::MessageTooLarge { .. } => code::INVALID_REQUEST,
+            Self::InvalidRequest(_) | Self::MessageTooLarge { .. } | Self::BatchTooLarge { .. } => {
+                code::INVALID_REQUEST
+            }
             Self::UnsupportedProtocolVersion { .. } => error_code::UNSUPPORTED_PROTOCOL_VERSION,
             Self::UpstreamUnavailable { .. }
             | Self::UpstreamClosed { .. }
@@ -141,6 +153,7 @@ impl Error {
             | Self::InvalidParams(_)
             | Self::InvalidRequest(_)
             | Self::MessageTooLarge { .. }
+            | Self::BatchTooLarge { .. }
             | Self::UnsupportedProtocolVersion { .. }
             | Self::ToolNotFound(_)
             | Self::PromptNotFound(_)
@@ -204,6 +217,7 @@ impl Error {
             | Self::InvalidParams(_)
             | Self::InvalidRequest(_)
             | Self::MessageTooLarge { .. }
+            | Self::BatchTooLarge { .. }
             | Self::ToolNotFound(_)
             | Self::PromptNotFound(_)
             | Self::Denied { .. }

@@ -428,6 +428,9 @@ impl ClientSession {
         self: &Arc<Self>,
         entries: Vec<Result<Message, Invalid>>,
     ) -> Option<Vec<u8>> {
+        if let Some(refused) = self.refuse_batch(entries.len()) {
+            return Some(Message::Response(refused).to_vec());
+        }
         if self.legacy_version() != Some(version::V2025_03_26) {
             let error = Error::InvalidRequest(
                 "batches are only accepted from 2025-03-26 sessions".to_owned(),
@@ -465,6 +468,18 @@ impl ClientSession {
         }
         frame.push(b']');
         Some(frame)
+    }
+
+    /// The answer to a batch of `entries` entries if it is over
+    /// `limits.max_batch`: refused whole, before any of it runs.
+    pub fn refuse_batch(&self, entries: usize) -> Option<Response> {
+        let limit = self.gateway.config().limits.max_batch;
+        if entries <= limit {
+            return None;
+        }
+        tracing::warn!(entries, limit, "Batch refused: over limits.max_batch");
+        let error = Error::BatchTooLarge { entries, limit };
+        Some(Response::error(None, error.to_error_object()))
     }
 
     /// Runs a request in its own task, cancellable by the client's

@@ -478,6 +478,16 @@ impl Drop for Gateway {
     }
 }
 
+/// A process's resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
 /// A process's state letter from `/proc` (`R`, `S`, `Z` for a zombie, …),
 /// or `None` once it is fully gone (reaped).
 pub fn process_state(pid: u32) -> Option<char> {
@@ -754,6 +764,11 @@ impl HttpGateway {
             RUNTIME_DIR_ENV,
             self._log_dir.path().to_string_lossy().into_owned(),
         )
+    }
+
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The Streamable HTTP endpoint.

@@ -16,6 +16,7 @@ mod cli;
 mod context;
 mod everything;
 mod http;
+mod limits;
 mod origin;
 mod peers;
 mod pipeline;

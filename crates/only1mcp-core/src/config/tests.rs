@@ -147,3 +147,12 @@ fn admin_token_and_state_key_are_not_in_debug_output() {
     assert!(!debug.contains("battery"), "{debug}");
     assert!(debug.contains("<redacted>"), "{debug}");
 }
+
+#[test]
+fn limits_out_of_range_are_named() {
+    let mut config = Config::default();
+    config.limits.max_batch = 0;
+    check(&config, &["limits.max_batch: must be between 1 and 4096"]);
+    config.limits.max_batch = 4096;
+    assert_eq!(config.validate(), Ok(()));
+}

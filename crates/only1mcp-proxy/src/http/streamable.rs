@@ -670,10 +670,16 @@ async fn legacy_post(
             session.handle_response(res);
             StatusCode::ACCEPTED.into_response().into()
         }
-        Frame::Batch(entries) => match session.batch(entries).await {
-            Some(body) => Answer::Json(StatusCode::OK, body),
-            None => StatusCode::ACCEPTED.into_response().into(),
-        },
+        Frame::Batch(entries) => {
+            if let Some(refused) = session.refuse_batch(entries.len()) {
+                let body = Message::Response(refused).to_vec();
+                return Answer::Json(StatusCode::BAD_REQUEST, body);
+            }
+            match session.batch(entries).await {
+                Some(body) => Answer::Json(StatusCode::OK, body),
+                None => StatusCode::ACCEPTED.into_response().into(),
+            }
+        }
     }
 }
 
