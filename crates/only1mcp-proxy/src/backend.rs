@@ -252,9 +252,6 @@ pub struct Backend {
     drained: tokio::sync::Notify,
     /// Requests, errors, latencies, uptime (for the admin API).
     stats: stats::Stats,
-    /// Its stack of server layers over its endpoint (`crate::stack`), set
-    /// once, before the backend is in any set a call can reach.
-    stack: std::sync::OnceLock<crate::stack::CallStack>,
 }
 
 /// Counts one call in flight while it lives.
@@ -317,21 +314,7 @@ impl Backend {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             drained: tokio::sync::Notify::new(),
             stats: stats::Stats::default(),
-            stack: std::sync::OnceLock::new(),
         })
-    }
-
-    /// Gives the backend its server stack, built over its endpoint by
-    /// `stacks`. Called once, right after [`Backend::new`].
-    pub(crate) fn set_stack(self: &Arc<Self>, stacks: &crate::stack::ServerStacks) {
-        let stack = stacks.build(crate::stack::Endpoint::new(self));
-        let _ = self.stack.set(stack);
-    }
-
-    /// Its server stack (the bare endpoint if it was never given one).
-    pub(crate) fn stack(self: &Arc<Self>) -> &crate::stack::CallStack {
-        self.stack
-            .get_or_init(|| crate::stack::CallStack::new(crate::stack::Endpoint::new(self)))
     }
 
     /// Whether it can take calls now (for balancers and health checks).

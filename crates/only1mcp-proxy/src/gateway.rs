@@ -30,7 +30,7 @@ use crate::backend::{Backend, Hub, LARGE_CATALOG, Launch, Settings, Status, cata
 use crate::context::{self, Views};
 use crate::session::ClientSession;
 use crate::session::hold::Holds;
-use crate::stack::CallStack;
+use crate::stack::{CallStack, Endpoint, Member};
 use crate::subscriptions::{Added, Subscriptions};
 
 /// The gateway's name towards clients and backends.
@@ -133,6 +133,7 @@ impl Shared {
             .backends
             .load()
             .values()
+            .map(|member| &member.backend)
             .map(|backend| ServerListing {
                 server: backend.id().clone(),
                 prefix: backend.settings().prefix,
@@ -180,7 +181,7 @@ impl Hub for Shared {
         self.backends
             .load()
             .values()
-            .map(|backend| backend.lists().items())
+            .map(|member| member.backend.lists().items())
             .sum()
     }
 
@@ -506,9 +507,9 @@ impl Gateway {
             let id: Arc<str> = id.as_str().into();
             let settings = settings_for(&id, server, config);
             match old.get(&id) {
-                Some(backend) if backend.same_source(server, &settings) => {
+                Some(member) if member.backend.same_source(server, &settings) => {
                     report.kept.push(id.clone());
-                    next.insert(id, backend.clone());
+                    next.insert(id, member.clone());
                 }
                 _ => {
                     let backend = Backend::new(
@@ -517,17 +518,23 @@ impl Gateway {
                         &identity,
                         self.shutdown.child_token(),
                     );
-                    backend.set_stack(&self.shared.server_stacks);
+                    // Its server stack, made once; it lives as long as the
+                    // backend stays in the set.
+                    let stack = self.shared.server_stacks.build(Endpoint::new(&backend));
                     report.started.push(id.clone());
                     started.push(backend.clone());
-                    next.insert(id, backend);
+                    next.insert(id, Member { backend, stack });
                 }
             }
         }
         let retired: Vec<Arc<Backend>> = old
             .iter()
-            .filter(|(id, backend)| !next.get(*id).is_some_and(|b| Arc::ptr_eq(b, backend)))
-            .map(|(_, backend)| backend.clone())
+            .filter(|(id, member)| {
+                !next
+                    .get(*id)
+                    .is_some_and(|m| Arc::ptr_eq(&m.backend, &member.backend))
+            })
+            .map(|(_, member)| member.backend.clone())
             .collect();
         // The swap: from here on, new requests see only the new set.
         self.shared.backends.store(Arc::new(next));
@@ -590,7 +597,11 @@ impl Gateway {
 
     /// A backend by server id.
     pub fn backend(&self, server: &str) -> Option<Arc<Backend>> {
-        self.shared.backends.load().get(server).cloned()
+        self.shared
+            .backends
+            .load()
+            .get(server)
+            .map(|member| member.backend.clone())
     }
 
     /// Every backend's status.
@@ -599,6 +610,7 @@ impl Gateway {
             .backends
             .load()
             .values()
+            .map(|member| &member.backend)
             .map(|b| BackendReport {
                 server: b.id().clone(),
                 status: b.status(),
@@ -614,7 +626,7 @@ impl Gateway {
             .backends
             .load()
             .values()
-            .filter_map(|b| b.established())
+            .filter_map(|member| member.backend.established())
             .map(|e| {
                 let mut caps = e.capabilities;
                 // A modern backend's resources can be watched through
@@ -642,7 +654,8 @@ impl Gateway {
             .backends
             .load()
             .values()
-            .filter_map(|b| {
+            .filter_map(|member| {
+                let b = &member.backend;
                 let text = b.established()?.instructions?;
                 Some(format!("[{}] {}", b.id(), text.trim()))
             })
@@ -658,7 +671,12 @@ impl Gateway {
 
     /// Every backend, in priority order (a snapshot).
     pub fn backends(&self) -> Vec<Arc<Backend>> {
-        self.shared.backends.load().values().cloned().collect()
+        self.shared
+            .backends
+            .load()
+            .values()
+            .map(|member| member.backend.clone())
+            .collect()
     }
 
     /// Catalog changes, one message per changed list kind.

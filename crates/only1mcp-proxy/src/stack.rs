@@ -35,7 +35,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
@@ -50,8 +50,18 @@ use crate::backend::Backend;
 /// The future of a call through an erased stack.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Reply, Error>> + Send>>;
 
+/// One backend of the set, with its server stack (made once when the
+/// backend starts; kept with it across reloads that keep it).
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    /// The backend.
+    pub(crate) backend: Arc<Backend>,
+    /// The server layers over its endpoint.
+    pub(crate) stack: CallStack,
+}
+
 /// The backends by id, as the gateway swaps them on reload.
-pub(crate) type Backends = Arc<ArcSwap<BTreeMap<Arc<str>, Arc<Backend>>>>;
+pub(crate) type Backends = Arc<ArcSwap<BTreeMap<Arc<str>, Member>>>;
 
 /// A stack of layers over [`Routed`] calls with its type erased: the whole
 /// per-call pipeline, or one server's stack. Cheap to clone.
@@ -162,7 +172,7 @@ impl Router {
     fn route(&self, routed: Routed) -> CallFuture {
         let backends = self.backends.load();
         match backends.get(routed.server()) {
-            Some(backend) => backend.stack().dispatch(routed),
+            Some(member) => member.stack.dispatch(routed),
             None => {
                 let error = Error::UpstreamUnavailable {
                     server: routed.server().to_owned(),
@@ -197,33 +207,28 @@ impl Service<Routed> for Router {
 /// draining and `only1mcp status` read).
 #[derive(Clone)]
 pub struct Endpoint {
-    backend: Weak<Backend>,
+    backend: Arc<Backend>,
 }
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let id = self.backend.upgrade().map(|b| b.id().clone());
-        f.debug_struct("Endpoint").field("server", &id).finish()
+        f.debug_struct("Endpoint")
+            .field("server", self.backend.id())
+            .finish()
     }
 }
 
 impl Endpoint {
-    /// The endpoint of `backend` (held weakly: the backend holds its stack).
+    /// The endpoint of `backend`.
     pub(crate) fn new(backend: &Arc<Backend>) -> Self {
         Self {
-            backend: Arc::downgrade(backend),
+            backend: backend.clone(),
         }
     }
 
     fn dispatch(&self, routed: Routed) -> CallFuture {
-        let backend = self.backend.upgrade();
+        let backend = self.backend.clone();
         Box::pin(async move {
-            let Some(backend) = backend else {
-                return Err(Error::UpstreamUnavailable {
-                    server: routed.server().to_owned(),
-                    reason: "removed".to_owned(),
-                });
-            };
             let (era, outcome) = backend.call(routed.call).await?;
             Ok(Reply { era, outcome })
         })
@@ -232,13 +237,11 @@ impl Endpoint {
 
 impl only1mcp_core::pipeline::Endpoint for Endpoint {
     fn availability(&self) -> Availability {
-        self.backend
-            .upgrade()
-            .map_or(Availability::Down, |b| b.availability())
+        self.backend.availability()
     }
 
     fn in_flight(&self) -> usize {
-        self.backend.upgrade().map_or(0, |b| b.in_flight())
+        self.backend.in_flight()
     }
 }
 
@@ -248,15 +251,11 @@ impl Service<Routed> for Endpoint {
     type Future = CallFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        match self.backend.upgrade() {
-            Some(backend) if backend.availability() != Availability::Down => Poll::Ready(Ok(())),
-            Some(backend) => Poll::Ready(Err(Error::UpstreamUnavailable {
-                server: backend.id().to_string(),
+        match self.backend.availability() {
+            Availability::Ready | Availability::Starting => Poll::Ready(Ok(())),
+            Availability::Down => Poll::Ready(Err(Error::UpstreamUnavailable {
+                server: self.backend.id().to_string(),
                 reason: "down".to_owned(),
-            })),
-            None => Poll::Ready(Err(Error::UpstreamUnavailable {
-                server: String::new(),
-                reason: "removed".to_owned(),
             })),
         }
     }
