@@ -733,23 +733,59 @@ impl Gateway {
     /// Unsubscribes `session` from `uri`; the last one out ends the upstream
     /// subscription.
     pub async fn unsubscribe_resource(&self, session: &ClientSession, uri: &str) {
-        let Some(server) = self.shared.subscriptions.remove(uri, session) else {
-            return;
-        };
-        let Some(backend) = self.backend(&server) else {
-            return;
-        };
-        if backend.era() == Some(mcp::Era::Legacy) {
-            let params = serde_json::value::to_raw_value(&serde_json::json!({ "uri": uri })).ok();
-            let routed = resource_call(
-                session,
-                mcp::method::RESOURCES_UNSUBSCRIBE,
-                params,
-                &server,
-                uri,
-            );
+        if let Some(routed) = self.leave_resource(session, uri) {
             let _ = self.stack().dispatch(routed).await;
         }
+    }
+
+    /// Takes `session` off `uri`'s subscribers. If it was the last, the
+    /// upstream subscription ends: a modern owner's listen stream at once,
+    /// a legacy owner's with the returned `resources/unsubscribe` call.
+    fn leave_resource(
+        &self,
+        session: &ClientSession,
+        uri: &str,
+    ) -> Option<only1mcp_core::pipeline::Routed> {
+        let server = self.shared.subscriptions.remove(uri, session)?;
+        let backend = self.backend(&server)?;
+        if backend.era() != Some(mcp::Era::Legacy) {
+            return None;
+        }
+        let params = serde_json::value::to_raw_value(&serde_json::json!({ "uri": uri })).ok();
+        Some(resource_call(
+            session,
+            mcp::method::RESOURCES_UNSUBSCRIBE,
+            params,
+            &server,
+            uri,
+        ))
+    }
+
+    /// Releases the subscriptions of `session`, which is ending, to `uris`:
+    /// each one no other live session wants is ended upstream (in a task
+    /// of its own, as this runs where the session is dropped).
+    pub(crate) fn release_resources(&self, session: &ClientSession, uris: &[String]) {
+        let calls: Vec<_> = uris
+            .iter()
+            .filter_map(|uri| self.leave_resource(session, uri))
+            .collect();
+        tracing::debug!(
+            subscriptions = uris.len(),
+            upstream = calls.len(),
+            "Session ended; its resource subscriptions are released"
+        );
+        if calls.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let gateway = self.clone();
+        runtime.spawn(async move {
+            for routed in calls {
+                let _ = gateway.stack().dispatch(routed).await;
+            }
+        });
     }
 
     fn unknown_server(

@@ -63,6 +63,9 @@ struct State {
     /// Tools a legacy client loaded into its list with `search_tools`
     /// (`load: true`), by exposed name.
     loaded: Vec<Arc<str>>,
+    /// The resource URIs a legacy client subscribed to (at most
+    /// `limits.max_subscriptions`), released when the session ends.
+    subscribed: Vec<String>,
 }
 
 /// Where the answer to one request goes.
@@ -803,7 +806,8 @@ impl ClientSession {
         self.forward(target, req.method, req.params, ctx).await
     }
 
-    /// Legacy `resources/subscribe`.
+    /// Legacy `resources/subscribe`: at most `limits.max_subscriptions`
+    /// URIs per session.
     async fn subscribe(self: &Arc<Self>, req: &Request) -> Outcome {
         let params = mcp::params_object(req.params.as_deref())?;
         let Some(uri) = mcp::string_field(&params, "uri") else {
@@ -815,7 +819,21 @@ impl ClientSession {
             .resource(&uri)
             .cloned()
             .ok_or_else(|| Error::ResourceNotFound(uri.clone()).to_error_object())?;
+        let limit = self.gateway.config().limits.max_subscriptions;
+        {
+            let state = self.state();
+            if state.subscribed.len() >= limit && !state.subscribed.contains(&uri) {
+                return Err(Error::InvalidRequest(format!(
+                    "this session holds {limit} resource subscriptions already (limits.max_subscriptions); unsubscribe from one first"
+                ))
+                .to_error_object());
+            }
+        }
         self.gateway.subscribe_resource(self, &server, &uri).await?;
+        let mut state = self.state();
+        if !state.subscribed.contains(&uri) {
+            state.subscribed.push(uri);
+        }
         Ok(empty())
     }
 
@@ -825,6 +843,7 @@ impl ClientSession {
         let Some(uri) = mcp::string_field(&params, "uri") else {
             return Err(Error::InvalidParams("params.uri is required".to_owned()).to_error_object());
         };
+        self.state().subscribed.retain(|u| *u != uri);
         self.gateway.unsubscribe_resource(self, &uri).await;
         Ok(empty())
     }
@@ -922,6 +941,19 @@ impl ClientSession {
         });
         futures::future::join_all(calls).await;
         Ok(empty())
+    }
+}
+
+impl Drop for ClientSession {
+    /// A session that ends (its client went away, or it was ended or
+    /// expired) leaves its resource subscriptions: an upstream subscription
+    /// no live session wants any more is dropped.
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let uris = std::mem::take(&mut state.subscribed);
+        if !uris.is_empty() {
+            self.gateway.release_resources(self, &uris);
+        }
     }
 }
 

@@ -23,6 +23,7 @@ mod pipeline;
 mod relay;
 mod reload;
 mod stdio;
+mod subscriptions;
 
 /// Points the harness at the binary under test.
 fn init() {

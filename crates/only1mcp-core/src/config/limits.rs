@@ -20,12 +20,21 @@ pub struct LimitsConfig {
     /// applies at once).
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// The most resource URIs one session may be subscribed to (legacy
+    /// `resources/subscribe`; default 128, 1 to 65 536). A subscription
+    /// beyond it is refused with -32600 until the session unsubscribes from
+    /// one. Each URI costs an upstream subscription while a session wants
+    /// it, and resource templates let a client name any number of URIs.
+    /// When a session ends, its subscriptions go with it.
+    #[serde(default = "default_max_subscriptions")]
+    pub max_subscriptions: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_batch: default_max_batch(),
+            max_subscriptions: default_max_subscriptions(),
         }
     }
 }
@@ -34,23 +43,33 @@ fn default_max_batch() -> usize {
     64
 }
 
+fn default_max_subscriptions() -> usize {
+    128
+}
+
 /// The accepted range of `limits.max_batch`.
 const MAX_BATCH: std::ops::RangeInclusive<usize> = 1..=4096;
+/// The accepted range of `limits.max_subscriptions`.
+const MAX_SUBSCRIPTIONS: std::ops::RangeInclusive<usize> = 1..=65_536;
 
 impl LimitsConfig {
     /// Each field out of its range, as (field, message).
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if !MAX_BATCH.contains(&self.max_batch) {
-            problems.push((
-                "limits.max_batch".to_owned(),
-                format!(
-                    "must be between {} and {}",
-                    MAX_BATCH.start(),
-                    MAX_BATCH.end()
-                ),
-            ));
-        }
+        let mut within = |field: &str, value: usize, range: std::ops::RangeInclusive<usize>| {
+            if !range.contains(&value) {
+                problems.push((
+                    format!("limits.{field}"),
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
+            }
+        };
+        within("max_batch", self.max_batch, MAX_BATCH);
+        within(
+            "max_subscriptions",
+            self.max_subscriptions,
+            MAX_SUBSCRIPTIONS,
+        );
         problems
     }
 }

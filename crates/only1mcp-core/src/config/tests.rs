@@ -152,7 +152,15 @@ fn admin_token_and_state_key_are_not_in_debug_output() {
 fn limits_out_of_range_are_named() {
     let mut config = Config::default();
     config.limits.max_batch = 0;
-    check(&config, &["limits.max_batch: must be between 1 and 4096"]);
+    config.limits.max_subscriptions = 65_537;
+    check(
+        &config,
+        &[
+            "limits.max_batch: must be between 1 and 4096",
+            "limits.max_subscriptions: must be between 1 and 65536",
+        ],
+    );
     config.limits.max_batch = 4096;
+    config.limits.max_subscriptions = 1;
     assert_eq!(config.validate(), Ok(()));
 }
