@@ -401,7 +401,12 @@ impl Gateway {
 
     /// Waits until the log contains `needle`.
     pub fn wait_for_log(&self, needle: &str) {
-        let deadline = Instant::now() + WAIT;
+        self.wait_for_log_within(needle, WAIT);
+    }
+
+    /// Waits until the log contains `needle`, at most `within`.
+    pub fn wait_for_log_within(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
         while !self.log().contains(needle) {
             assert!(
                 Instant::now() < deadline,

@@ -87,9 +87,12 @@ fn check_common(label: &str, out: &Value, results: &[Value], direct: &[String]) 
     // Every resource, paged through the gateway 2 at a time, exactly once.
     let listed = results[1].as_array().unwrap();
     let through = uris(&results[1]);
-    let mut unique = through.clone();
-    unique.dedup();
-    assert_eq!(unique.len(), listed.len(), "{label}: a resource came twice");
+    let unique: std::collections::BTreeSet<&String> = through.iter().collect();
+    assert_eq!(
+        unique.len(),
+        listed.len(),
+        "{label}: a resource came twice: {through:?}"
+    );
     assert_eq!(through, direct, "{label}");
     assert!(listed.len() > 2, "{label}: the list fits one page");
     // Completion routed to the prompt's owner, with context arguments.
