@@ -957,6 +957,18 @@ impl Drop for ClientSession {
     }
 }
 
+impl crate::backend::relay::ClientLink for ClientSession {
+    fn ask<'a>(
+        &'a self,
+        method: String,
+        params: Option<Box<RawValue>>,
+        via: &'a Outbound,
+        timeout: std::time::Duration,
+    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
+        Box::pin(self.ask_client(method, params, via, timeout))
+    }
+}
+
 /// Adds `resultType: "complete"` to results for modern clients.
 fn finish(result: Box<RawValue>, era: Era) -> Outcome {
     let text = result.get();

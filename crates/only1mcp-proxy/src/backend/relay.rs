@@ -20,6 +20,8 @@
 //! backend gets an error (or the configured roots).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -32,8 +34,6 @@ use only1mcp_transport::downstream::Outbound;
 use only1mcp_transport::network::AnyConnection;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
-
-use crate::session::ClientSession;
 
 /// `sampling/createMessage`.
 pub(crate) const SAMPLING: &str = "sampling/createMessage";
@@ -59,15 +59,39 @@ pub(crate) enum Reach {
     Nowhere,
 }
 
+/// What the relay needs of the client session a call belongs to: a way to
+/// send the client a request and wait for its answer. The client session
+/// implements it; the relay knows nothing else of sessions.
+pub(crate) trait ClientLink: Send + Sync {
+    /// Sends `method` with `params` to the client through `via` and waits
+    /// for its answer, at most `timeout`.
+    fn ask<'a>(
+        &'a self,
+        method: String,
+        params: Option<Box<RawValue>>,
+        via: &'a Outbound,
+        timeout: Duration,
+    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+}
+
 /// The client of one call in flight on the backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Caller {
     /// Its session (a stateless modern request has its own).
-    pub(crate) session: Weak<ClientSession>,
+    pub(crate) session: Weak<dyn ClientLink>,
     /// How to ask it.
     pub(crate) reach: Reach,
     /// The capabilities it declared.
     pub(crate) capabilities: Option<Box<RawValue>>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("session", &self.session.as_ptr().cast::<()>())
+            .field("reach", &self.reach)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A backend request waiting for a modern client's retry.
@@ -256,7 +280,7 @@ impl Relay {
                     return Err(internal("the client's session has ended"));
                 };
                 session
-                    .ask_client(req.method.clone(), req.params.clone(), &via, self.timeout)
+                    .ask(req.method.clone(), req.params.clone(), &via, self.timeout)
                     .await
             }
             Reach::Hold(calls) => {
@@ -319,8 +343,10 @@ impl Relay {
             .filter(|(_, c)| c.session.strong_count() > 0)
             .collect();
         callers.sort_by_key(|(id, _)| *id);
-        let mut sessions: Vec<*const ClientSession> =
-            callers.iter().map(|(_, c)| c.session.as_ptr()).collect();
+        let mut sessions: Vec<*const ()> = callers
+            .iter()
+            .map(|(_, c)| c.session.as_ptr().cast::<()>())
+            .collect();
         sessions.sort_unstable();
         sessions.dedup();
         match sessions.len() {

@@ -3,7 +3,7 @@
 //! in front of a modern backend, input requests bridged into real requests
 //! to the client (ADR 0003).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use only1mcp_core::Error;
 use only1mcp_core::jsonrpc::{self, ErrorObject, Outcome};
@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::hold::{Held, Holds};
 use super::{ClientSession, Ctx, Target};
-use crate::backend::relay::{Caller, Reach};
+use crate::backend::relay::{Caller, ClientLink, Reach};
 use crate::gateway::with_progress_token;
 
 /// How many input rounds one request may take (a backend that keeps
@@ -51,7 +51,7 @@ impl ClientSession {
             && Holds::is_ours(&state)
         {
             let name = mcp::string_field(&object, "name");
-            let binding = binding(server, &method, name.as_deref());
+            let binding = binding(server, &method, name.as_deref(), self.principal());
             let timeout = backend.settings().request_timeout;
             return self
                 .resume(&state, &object, &binding, timeout)
@@ -122,12 +122,12 @@ impl ClientSession {
         if relays && ctx.era == Era::Modern {
             let (inputs_tx, inputs) = mpsc::channel(8);
             let caller = backend.relay().register(Caller {
-                session: Arc::downgrade(self),
+                session: Arc::downgrade(self) as Weak<dyn ClientLink>,
                 reach: Reach::Hold(inputs_tx),
                 capabilities: client_capabilities,
             });
             let name = mcp::param_string(params.as_deref(), "name");
-            let binding = binding(server, &method, name.as_deref());
+            let binding = binding(server, &method, name.as_deref(), self.principal());
             let call = self.gateway.stack().dispatch(self.routed(
                 Call::new(method, params),
                 target.route.clone(),
@@ -150,7 +150,7 @@ impl ClientSession {
         }
         let _caller = relays.then(|| {
             backend.relay().register(Caller {
-                session: Arc::downgrade(self),
+                session: Arc::downgrade(self) as Weak<dyn ClientLink>,
                 reach: ctx.notes.clone().map_or(Reach::Nowhere, Reach::Ask),
                 capabilities: self.state().client_capabilities.clone(),
             })
@@ -230,11 +230,20 @@ impl ClientSession {
     }
 }
 
-/// What a held call's `requestState` is bound to: the server, the method
-/// and the (backend) tool or prompt name.
-fn binding(server: &str, method: &str, name: Option<&str>) -> String {
+/// What a held call's `requestState` is bound to: the server, the method,
+/// the (backend) tool or prompt name, and who called (so a state that leaks
+/// cannot be resumed by another principal).
+fn binding(
+    server: &str,
+    method: &str,
+    name: Option<&str>,
+    principal: Option<&Arc<only1mcp_core::pipeline::Principal>>,
+) -> String {
     let name = name.unwrap_or_default();
-    format!("{server}\u{0}{method}\u{0}{name}")
+    let (issuer, subject) = principal.map_or(("", ""), |p| {
+        (p.issuer.as_deref().unwrap_or_default(), p.subject.as_str())
+    });
+    format!("{server}\u{0}{method}\u{0}{name}\u{0}{issuer}\u{0}{subject}")
 }
 
 /// What an `input_required` result asks for.
@@ -286,5 +295,27 @@ fn adapt_outcome(outcome: Outcome, client: Era) -> Outcome {
             }
             Err(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use only1mcp_core::pipeline::Principal;
+
+    #[test]
+    fn a_held_call_is_bound_to_who_called() {
+        let ana = Arc::new(Principal {
+            subject: "ana".into(),
+            ..Principal::default()
+        });
+        let bob = Arc::new(Principal {
+            subject: "bob".into(),
+            ..Principal::default()
+        });
+        let bound = |p| binding("fs", "tools/call", Some("read"), p);
+        assert_ne!(bound(Some(&ana)), bound(Some(&bob)));
+        assert_ne!(bound(Some(&ana)), bound(None));
+        assert_eq!(bound(Some(&ana)), bound(Some(&ana.clone())));
     }
 }

@@ -4,6 +4,7 @@ use only1mcp_core::config::Config;
 
 use super::*;
 use crate::gateway::Gateway;
+use crate::session::ClientSession;
 
 fn caps(json: &str) -> Option<Box<RawValue>> {
     Some(RawValue::from_string(json.to_owned()).unwrap())
@@ -26,7 +27,7 @@ fn relay(roots: bool) -> Arc<Relay> {
 
 fn caller(session: &Arc<ClientSession>, capabilities: &str) -> Caller {
     Caller {
-        session: Arc::downgrade(session),
+        session: Arc::downgrade(session) as Weak<dyn ClientLink>,
         reach: Reach::Nowhere,
         capabilities: caps(capabilities),
     }
@@ -63,7 +64,7 @@ async fn the_one_client_in_flight_is_asked_if_it_declared_the_capability() {
     // Two calls of the same client are still one client.
     let _two = relay.register(caller(&a, r#"{"sampling":{}}"#));
     match relay.decide(SAMPLING) {
-        Decision::Ask(c) => assert!(std::ptr::eq(c.session.as_ptr(), Arc::as_ptr(&a))),
+        Decision::Ask(c) => assert!(std::ptr::addr_eq(c.session.as_ptr(), Arc::as_ptr(&a))),
         other => panic!("{other:?}"),
     }
     let message = refusal(relay.decide(ELICITATION));
@@ -117,7 +118,7 @@ async fn a_held_request_is_answered_by_the_retry() {
     let relay = relay(false);
     let (tx, mut rx) = mpsc::channel(1);
     let _call = relay.register(Caller {
-        session: Arc::downgrade(&a),
+        session: Arc::downgrade(&a) as Weak<dyn ClientLink>,
         reach: Reach::Hold(tx),
         capabilities: caps(r#"{"sampling":{}}"#),
     });
@@ -146,7 +147,7 @@ async fn a_backend_cancel_stops_the_ask_and_tells_the_client() {
     let a = ClientSession::new(gateway, Some(outbound.clone()));
     let relay = relay(false);
     let _call = relay.register(Caller {
-        session: Arc::downgrade(&a),
+        session: Arc::downgrade(&a) as Weak<dyn ClientLink>,
         reach: Reach::Ask(outbound),
         capabilities: caps(r#"{"sampling":{}}"#),
     });
