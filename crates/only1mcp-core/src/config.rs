@@ -162,6 +162,12 @@ pub struct DefaultsConfig {
     /// default) serves each list whole in one page.
     #[serde(default)]
     pub page_size: usize,
+    /// The longest line a backend puts in the log, in bytes (default 16 KiB,
+    /// 256 B to 64 KiB): each line of a stdio backend's stderr, each
+    /// `notifications/message`. A longer one is logged cut, with a marker;
+    /// the rest of a stderr line is read and discarded, never buffered.
+    #[serde(default = "default_max_log_line")]
+    pub max_log_line: usize,
 }
 
 impl Default for DefaultsConfig {
@@ -170,8 +176,18 @@ impl Default for DefaultsConfig {
             request_timeout: default_request_timeout(),
             startup_timeout: default_startup_timeout(),
             page_size: 0,
+            max_log_line: default_max_log_line(),
         }
     }
+}
+
+/// The bounds of `defaults.max_log_line`: room for a useful line, and few
+/// enough bytes that the lines kept for the admin API (a ring per server, a
+/// queue for followers) stay small.
+pub const MAX_LOG_LINE_RANGE: std::ops::RangeInclusive<usize> = 256..=64 * 1024;
+
+fn default_max_log_line() -> usize {
+    16 * 1024
 }
 
 fn default_request_timeout() -> Duration {
@@ -597,6 +613,16 @@ impl Config {
             problem(
                 "defaults.request_timeout".to_owned(),
                 "must be greater than zero".to_owned(),
+            );
+        }
+        if !MAX_LOG_LINE_RANGE.contains(&self.defaults.max_log_line) {
+            problem(
+                "defaults.max_log_line".to_owned(),
+                format!(
+                    "must be between {} and {} bytes",
+                    MAX_LOG_LINE_RANGE.start(),
+                    MAX_LOG_LINE_RANGE.end()
+                ),
             );
         }
         if self.http.read_timeout.is_zero() || self.http.read_timeout > MAX_READ_TIMEOUT {

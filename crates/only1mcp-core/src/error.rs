@@ -86,6 +86,17 @@ pub enum Error {
         /// The timeout that expired.
         after: Duration,
     },
+    /// The backend's answer was larger than the gateway accepts; the call
+    /// fails at once instead of waiting for an answer that was dropped.
+    #[error("server {server:?} answered with {len} bytes, over the limit of {limit} bytes")]
+    UpstreamAnswerTooLarge {
+        /// The server id.
+        server: String,
+        /// How many bytes the answer had.
+        len: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The backend sent something that is not valid MCP.
     #[error("server {server:?} sent an invalid answer: {reason}")]
     UpstreamProtocol {
@@ -133,6 +144,7 @@ impl Error {
             Self::UpstreamUnavailable { .. }
             | Self::UpstreamClosed { .. }
             | Self::UpstreamTimedOut { .. }
+            | Self::UpstreamAnswerTooLarge { .. }
             | Self::UpstreamProtocol { .. } => code::INTERNAL_ERROR,
             Self::Denied { .. } => error_code::DENIED,
             Self::RateLimited { .. } => error_code::RATE_LIMITED,
@@ -163,6 +175,7 @@ impl Error {
             Self::UpstreamUnavailable { .. }
             | Self::UpstreamClosed { .. }
             | Self::UpstreamTimedOut { .. }
+            | Self::UpstreamAnswerTooLarge { .. }
             | Self::UpstreamProtocol { .. }
             | Self::CircuitOpen { .. } => Source::Upstream,
         }
@@ -207,6 +220,7 @@ impl Error {
             Self::UpstreamUnavailable { server, .. }
             | Self::UpstreamClosed { server }
             | Self::UpstreamTimedOut { server, .. }
+            | Self::UpstreamAnswerTooLarge { server, .. }
             | Self::UpstreamProtocol { server, .. }
             | Self::CircuitOpen { server } => ErrorObject::with_data(
                 self.jsonrpc_code(),

@@ -42,7 +42,8 @@ const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A run this long resets the backoff.
 const STABLE_RUN: Duration = Duration::from_secs(60);
-/// How long a stopping backend gets to exit after its stdin closes.
+/// How long a stopping backend gets to exit after its stdin closes, and
+/// again after `SIGTERM`, before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// The most pages read from one list (guards against a cursor loop).
 const MAX_PAGES: usize = 1000;
@@ -218,6 +219,9 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Time it has to start and finish the handshake.
     pub startup_timeout: Duration,
+    /// The longest line it puts in the log (a stderr line, a log message);
+    /// longer ones are cut.
+    pub max_log_line: usize,
     /// How its names are exposed.
     pub prefix: Prefix,
     /// Which tools are exposed.
@@ -351,6 +355,7 @@ impl Backend {
         self.source == *source
             && self.settings.request_timeout == settings.request_timeout
             && self.settings.startup_timeout == settings.startup_timeout
+            && self.settings.max_log_line == settings.max_log_line
             && self.settings.prefix == settings.prefix
     }
 
@@ -523,10 +528,10 @@ impl Backend {
         let mut backoff = BACKOFF_START;
         loop {
             let started = Instant::now();
-            let outcome = tokio::select! {
-                () = shutdown.cancelled() => break,
-                outcome = self.run_once(&hub, &shutdown) => outcome,
-            };
+            // Not raced against `shutdown`: `run_once` watches it at every
+            // wait and stops its process gracefully, which dropping it would
+            // cut short (a dropped process is killed at once).
+            let outcome = self.run_once(&hub, &shutdown).await;
             self.stats.set_ready(false);
             match outcome {
                 RunEnd::Shutdown => break,
@@ -574,7 +579,11 @@ impl Backend {
                     Ok(spec) => spec,
                     Err(e) => return RunEnd::Failed(e),
                 };
-                match network::connect(&spec).await {
+                let connected = tokio::select! {
+                    () = shutdown.cancelled() => return RunEnd::Shutdown,
+                    connected = network::connect(&spec) => connected,
+                };
+                match connected {
                     Ok((connection, events)) => (connection, events, None),
                     Err(e) => return RunEnd::Failed(e.to_string()),
                 }
@@ -606,15 +615,18 @@ impl Backend {
             res = startup => match res {
                 Ok(ok) => ok,
                 Err(e) => {
-                    if let Some(child) = child {
-                        stdio::stop(child, STOP_GRACE).await;
-                    }
+                    stop(child).await;
                     return RunEnd::Failed(e.to_string());
                 }
             },
             // The process died during the handshake.
             status = exited(&mut child) => {
+                stop(child).await;
                 return RunEnd::Failed(format!("exited during start-up ({status})"));
+            }
+            () = shutdown.cancelled() => {
+                stop(child).await;
+                return RunEnd::Shutdown;
             }
         };
         tracing::info!(
@@ -643,36 +655,41 @@ impl Backend {
             .then(|| self.listen(&connection, &established))
             .map(AbortOnDrop);
 
-        loop {
+        let ended = loop {
             let event = tokio::select! {
                 () = shutdown.cancelled() => {
                     self.live.store(None);
-                    if let Some(child) = child {
-                        stdio::stop(child, STOP_GRACE).await;
-                    }
+                    stop(child).await;
                     return RunEnd::Shutdown;
                 }
+                // A process that exited while something it started holds
+                // its stdout open: the connection would never close.
+                status = exited(&mut child) => break format!("the process exited ({status})"),
                 event = events.next() => event,
             };
             match event {
-                None | Some(UpstreamEvent::Closed) => break,
+                None | Some(UpstreamEvent::Closed) => {
+                    break if child.is_some() {
+                        "its stdout closed".to_owned()
+                    } else {
+                        "the network connection closed".to_owned()
+                    };
+                }
                 Some(UpstreamEvent::Notification(note)) => {
                     self.on_notification(hub, &mut connection, &established, note)
                         .await;
                 }
                 Some(UpstreamEvent::Request(req)) => self.relay.handle(connection.clone(), req),
             }
-        }
-        // The connection closed: the pending calls have already failed.
-        self.live.store(None);
-        let status = match &mut child {
-            Some(child) => child
-                .wait()
-                .await
-                .map_or_else(|e| e.to_string(), |s| s.to_string()),
-            None => "network connection".to_owned(),
         };
-        tracing::warn!(server = %self.id, status = %status, "Backend connection closed");
+        // No new call goes to this connection; those in flight have failed
+        // (stdout closed) or fail when the process is stopped.
+        self.live.store(None);
+        self.status.send_replace(Status::Restarting);
+        tracing::warn!(server = %self.id, reason = %ended, "Backend connection closed");
+        // A process that closed its stdout may run on: stop it like any
+        // other (stdin, SIGTERM, SIGKILL), so it is restarted, not waited on.
+        stop(child).await;
         RunEnd::Exited
     }
 
@@ -792,7 +809,13 @@ impl Backend {
                     .as_deref()
                     .map(RawValue::get)
                     .unwrap_or_default();
-                tracing::info!(target: "only1mcp::backend", server = %self.id, "log message: {params}");
+                let max = self.settings.max_log_line;
+                if params.len() > max {
+                    let params = &params[..params.floor_char_boundary(max)];
+                    tracing::info!(target: "only1mcp::backend", server = %self.id, "log message: {params}… [cut at {max} bytes]");
+                } else {
+                    tracing::info!(target: "only1mcp::backend", server = %self.id, "log message: {params}");
+                }
             }
             other => {
                 tracing::debug!(server = %self.id, method = other, "Backend notification not forwarded")
@@ -811,13 +834,17 @@ impl Drop for AbortOnDrop {
 }
 
 /// Resolves when the child (if any) exits; never for network backends.
-async fn exited(child: &mut Option<tokio::process::Child>) -> String {
+async fn exited(child: &mut Option<stdio::Process>) -> String {
     match child {
-        Some(child) => child
-            .wait()
-            .await
-            .map_or_else(|e| e.to_string(), |s| s.to_string()),
+        Some(child) => child.wait().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Stops the child, if any (see [`stdio::Process::stop`]).
+async fn stop(child: Option<stdio::Process>) {
+    if let Some(child) = child {
+        child.stop(STOP_GRACE).await;
     }
 }
 

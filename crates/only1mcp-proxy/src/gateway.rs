@@ -366,12 +366,14 @@ fn settings_for(id: &Arc<str>, server: &ServerConfig, config: &Config) -> Settin
             args: server.args.clone(),
             env: server.env.clone(),
             cwd: server.cwd.clone(),
+            max_log_line: config.defaults.max_log_line,
         }),
     };
     Settings {
         launch,
         request_timeout: config.request_timeout(server),
         startup_timeout: config.defaults.startup_timeout,
+        max_log_line: config.defaults.max_log_line,
         prefix: Prefix::resolve(config.naming.prefix, server.prefix),
         filter,
     }

@@ -43,7 +43,7 @@ where
         };
         match line {
             Ok(Some(Line::Data(bytes))) => session.handle_frame(&bytes).await,
-            Ok(Some(Line::TooLong { len })) => {
+            Ok(Some(Line::TooLong { len, .. })) => {
                 tracing::warn!(
                     len,
                     limit = MAX_DOWNSTREAM_LINE,

@@ -21,8 +21,12 @@ use only1mcp_core::upstream::{Events, UpstreamEvent};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// Calls in flight by the id sent for them.
-type Pending = HashMap<i64, oneshot::Sender<Outcome>, foldhash::fast::RandomState>;
+/// Calls in flight by the id sent for them: each gets the backend's answer,
+/// or an error the gateway found for it (an answer too large to read).
+type Pending = HashMap<i64, oneshot::Sender<Reply>, foldhash::fast::RandomState>;
+
+/// What a waiting call gets.
+pub(crate) type Reply = Result<Outcome, Error>;
 
 /// How many unread events a connection buffers before it stops reading from
 /// the backend (backpressure, as on stdio).
@@ -90,7 +94,7 @@ impl Correlator {
     }
 
     /// Allocates the id of a new call and registers its waiter.
-    pub(crate) fn register(&self) -> (i64, oneshot::Receiver<Outcome>) {
+    pub(crate) fn register(&self) -> (i64, oneshot::Receiver<Reply>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending().insert(id, tx);
@@ -104,12 +108,51 @@ impl Correlator {
 
     /// Completes the call `id` with `outcome`; returns whether it was waiting.
     pub(crate) fn complete(&self, id: i64, outcome: Outcome) -> bool {
+        self.settle(id, Ok(outcome))
+    }
+
+    /// Fails the call `id` with `error`; returns whether it was waiting.
+    pub(crate) fn fail(&self, id: i64, error: Error) -> bool {
+        self.settle(id, Err(error))
+    }
+
+    fn settle(&self, id: i64, reply: Reply) -> bool {
         match self.pending().remove(&id) {
             Some(tx) => {
-                let _ = tx.send(outcome);
+                let _ = tx.send(reply);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Handles a message from the backend that was over the size limit and
+    /// skipped, of which only the envelope is known (see
+    /// [`crate::framing::EnvelopeScan`]). An answer (no `method`) whose `id`
+    /// is a call in flight fails that call at once with
+    /// [`Error::UpstreamAnswerTooLarge`]. Anything else cannot be told apart
+    /// from the other messages: a request or notification, or an answer
+    /// without a usable `id` (none, `null`, not ours), is logged and
+    /// dropped, and a call it may have answered runs into its timeout.
+    pub(crate) fn oversized(&self, len: usize, limit: usize, id: Option<&Id>, method: bool) {
+        let call = match (id, method) {
+            (Some(Id::Number(id)), false) => Some(*id),
+            _ => None,
+        };
+        let failed = call.is_some_and(|id| {
+            self.fail(
+                id,
+                Error::UpstreamAnswerTooLarge {
+                    server: self.server.to_string(),
+                    len,
+                    limit,
+                },
+            )
+        });
+        if failed {
+            tracing::warn!(server = %self.server, len, limit, id = ?id, "Backend answer over the size limit; its call failed");
+        } else {
+            tracing::warn!(server = %self.server, len, limit, id = ?id, method, "Backend message over the size limit; dropped");
         }
     }
 
@@ -211,9 +254,10 @@ impl Correlator {
     }
 
     /// Waits for the answer to a registered call; a closed connection fails
-    /// it with [`Error::UpstreamClosed`].
-    pub(crate) async fn wait(&self, rx: oneshot::Receiver<Outcome>) -> Result<Outcome, Error> {
-        rx.await.map_err(|_| self.closed_error())
+    /// it with [`Error::UpstreamClosed`], an answer over the size limit with
+    /// [`Error::UpstreamAnswerTooLarge`].
+    pub(crate) async fn wait(&self, rx: oneshot::Receiver<Reply>) -> Result<Outcome, Error> {
+        rx.await.unwrap_or_else(|_| Err(self.closed_error()))
     }
 }
 

@@ -2,34 +2,45 @@
 //!
 //! [`spawn`] is the one place in the workspace that starts a process: the
 //! command is executed directly (never through a shell), with a small default
-//! environment plus the configured variables, and is killed if its handle is
-//! dropped. [`Connection::start`] wires the child's pipes: a writer task
+//! environment plus the configured variables, as the leader of a process
+//! group of its own (`process-wrap`), so whatever it starts goes with it.
+//! [`Process::stop`] ends it gracefully: stdin closed first, then `SIGTERM`
+//! to the group, then `SIGKILL`, then the reap; a [`Process`] dropped
+//! without a stop kills its group at once.
+//!
+//! [`Connection::start`] wires the child's pipes: a writer task
 //! writes queued messages to stdin in batches (a caller that finds nothing
 //! queued writes its small message itself, saving the hand-off), a reader
 //! task hands stdout lines to the shared correlation (which
 //! matches responses to calls by id and turns the rest into
 //! [`only1mcp_core::upstream::UpstreamEvent`]s), and a third task copies
-//! stderr lines into the log under the server's name.
+//! stderr lines, read as bytes and cut at a configured length, into the log
+//! under the server's name. The stderr task drains until end of input
+//! whatever the backend writes, so the backend never blocks on (or dies of)
+//! a full stderr pipe.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use only1mcp_core::jsonrpc::{Message, Outcome};
 use only1mcp_core::upstream::{Call, Events, Upstream};
 use only1mcp_core::{Error, config};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
+use tokio::io::BufReader;
 use tokio::net::unix::pipe;
-use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use crate::ResponseFuture;
 use crate::correlate::Correlator;
-use crate::framing::{Line, LineReader, write_batch};
+use crate::framing::{Line, LineReader, LogLines, write_batch};
 
 /// The variables a child inherits from the gateway, as the MCP SDKs do; any
 /// other variable must be configured explicitly, so secrets in the gateway's
@@ -39,6 +50,8 @@ pub const INHERITED_ENV: &[&str] = &[
 ];
 
 /// The largest line a backend may send (responses can carry big resources).
+/// A longer answer fails its call at once (see
+/// [`crate::framing::EnvelopeScan`]).
 pub const MAX_UPSTREAM_LINE: usize = 64 * 1024 * 1024;
 
 /// How to start one backend.
@@ -54,6 +67,9 @@ pub struct Spec {
     pub env: BTreeMap<String, String>,
     /// The working directory.
     pub cwd: Option<PathBuf>,
+    /// The longest stderr line logged, in bytes; a longer one is logged cut
+    /// and the rest of it is discarded.
+    pub max_log_line: usize,
 }
 
 /// Why a backend could not be started.
@@ -65,17 +81,19 @@ pub enum SpawnError {
     /// The OS refused to start the program.
     #[error("could not start {command:?}: {source}")]
     Io {
-        /// The program.
+        /// The program, as configured (`${VAR}` not expanded).
         command: String,
         /// The OS error.
         source: std::io::Error,
     },
 }
 
-/// Starts the backend process with piped stdio. No shell is involved: the
-/// command and each argument reach `execve` as they are, after `${VAR}`
-/// expansion from the gateway's environment.
-pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
+/// Starts the backend process with piped stdio, as the leader of a new
+/// process group. No shell is involved: the command and each argument reach
+/// `execve` as they are, after `${VAR}` expansion from the gateway's
+/// environment. The log and errors show them as configured, so values
+/// expanded from the environment (tokens) are never logged.
+pub fn spawn(spec: &Spec) -> Result<Process, SpawnError> {
     let lookup = |name: &str| std::env::var(name).ok();
     let command = config::expand_env(&spec.command, lookup)?;
     let args = spec
@@ -97,25 +115,150 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     for (key, value) in &spec.env {
         cmd.env(key, config::expand_env(value, lookup)?);
     }
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    tracing::info!(server = %spec.server, command = %command, args = ?args, "Spawning backend");
-    cmd.spawn()
-        .map_err(|source| SpawnError::Io { command, source })
+    tracing::info!(server = %spec.server, command = %spec.command, args = ?spec.args, "Spawning backend");
+    let child = CommandWrap::from(cmd)
+        .wrap(ProcessGroup::leader())
+        .wrap(KillOnDrop)
+        .spawn()
+        .map_err(|source| SpawnError::Io {
+            command: spec.command.clone(),
+            source,
+        })?;
+    Ok(Process {
+        server: spec.server.clone(),
+        child,
+        max_log_line: spec.max_log_line,
+        attached: None,
+        reaped: false,
+    })
 }
 
-/// Stops a child: close its stdin (MCP servers exit on EOF), wait up to
-/// `grace`, then kill it and reap it, so no zombie is left behind.
-pub async fn stop(mut child: Child, grace: Duration) {
-    drop(child.stdin.take());
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        let _ = child.kill().await;
+/// A running backend: the leader of its own process group. Stop it with
+/// [`Process::stop`]; dropped without a stop, it kills the whole group at
+/// once (`SIGKILL`).
+#[derive(Debug)]
+pub struct Process {
+    server: Arc<str>,
+    child: Box<dyn ChildWrapper>,
+    max_log_line: usize,
+    /// Set by [`Connection::start`].
+    attached: Option<Attached>,
+    /// Reaped by [`Process::stop`]: nothing is left to kill.
+    reaped: bool,
+}
+
+/// What [`Connection::start`] left with the process, for the stop.
+#[derive(Debug)]
+struct Attached {
+    stdin: Weak<Stdin>,
+    correlator: Arc<Correlator>,
+    /// The stdout and stderr readers.
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// How a stopped backend ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited by itself, within the grace period after its stdin closed
+    /// (or before the stop).
+    Exited,
+    /// It exited on `SIGTERM`.
+    Terminated,
+    /// It was killed (`SIGKILL`).
+    Killed,
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Exited => "exited",
+            Self::Terminated => "terminated (SIGTERM)",
+            Self::Killed => "killed (SIGKILL)",
+        })
+    }
+}
+
+impl Process {
+    /// The process id of the leader, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits until the leader exits and returns how, as text. Cancel-safe.
+    pub async fn wait(&mut self) -> String {
+        self.child
+            .wait()
+            .await
+            .map_or_else(|e| e.to_string(), |s| s.to_string())
+    }
+
+    /// Stops the backend: closes its stdin (MCP servers exit on end of
+    /// input) and waits up to `grace`; then sends `SIGTERM` to its process
+    /// group and waits up to `grace` again; then sends `SIGKILL`. Once the
+    /// leader is reaped, whatever is left of its group (grandchildren) is
+    /// killed, the pipe readers finish (at most `grace` more, then they are
+    /// aborted) and the calls still waiting fail. Logs and returns how it
+    /// ended.
+    pub async fn stop(mut self, grace: Duration) -> Ended {
+        match self.attached.as_ref().and_then(|a| a.stdin.upgrade()) {
+            Some(stdin) => stdin.close().await,
+            None => drop(self.child.stdin().take()),
+        }
+        let mut ended = Ended::Exited;
+        let mut status = tokio::time::timeout(grace, self.child.wait()).await.ok();
+        if status.is_none() {
+            ended = Ended::Terminated;
+            let sigterm = tokio::signal::unix::SignalKind::terminate().as_raw_value();
+            let _ = self.child.signal(sigterm);
+            status = tokio::time::timeout(grace, self.child.wait()).await.ok();
+        }
+        let status = match status {
+            Some(status) => status,
+            None => {
+                ended = Ended::Killed;
+                let _ = self.child.start_kill();
+                self.child.wait().await
+            }
+        };
+        // The rest of the group (no error if none is left).
+        let _ = self.child.start_kill();
+        self.reaped = true;
+        let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+        tracing::info!(server = %self.server, how = %ended, status = %status, "Backend stopped");
+        if let Some(attached) = self.attached.take() {
+            // They end at end of input, which is now unless a process that
+            // left the group holds the pipes.
+            for reader in attached.readers {
+                let abort = reader.abort_handle();
+                if tokio::time::timeout(grace, reader).await.is_err() {
+                    abort.abort();
+                }
+            }
+            attached.correlator.close();
+        }
+        ended
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // The whole group; tokio reaps the leader (kill-on-drop).
+            let _ = self.child.start_kill();
+        }
+        if let Some(attached) = self.attached.take() {
+            for reader in attached.readers {
+                reader.abort();
+            }
+            attached.correlator.close();
+        }
     }
 }
 
@@ -136,9 +279,13 @@ struct Stdin {
     queue: mpsc::Sender<Vec<u8>>,
     /// Messages queued, or taken by the writer task and not written yet.
     queued: AtomicUsize,
-    /// The pipe; `None` if the child has no stdin. Locked by the writer task
-    /// for each batch, tried by callers for the fast path.
+    /// The pipe; `None` if the child has no stdin, or once it is closed.
+    /// Locked by the writer task for each batch, tried by callers for the
+    /// fast path.
     pipe: tokio::sync::Mutex<Option<pipe::Sender>>,
+    /// Cancelled by [`Stdin::close`]: the writer task lets go of the pipe
+    /// even in the middle of a write the backend does not read.
+    closing: CancellationToken,
 }
 
 impl Stdin {
@@ -176,6 +323,14 @@ impl Stdin {
         true
     }
 
+    /// Closes the pipe, so the backend reads end of input; what is still
+    /// queued is not written.
+    async fn close(&self) {
+        self.closing.cancel();
+        let pipe = self.pipe.lock().await.take();
+        drop(pipe);
+    }
+
     /// Queues `frame` without waiting; `false` if the queue is full or gone.
     fn try_send(&self, frame: Vec<u8>) -> bool {
         self.queued.fetch_add(1, Ordering::AcqRel);
@@ -194,13 +349,16 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Takes over the child's pipes and starts the reader, writer and stderr
-    /// tasks. The returned events end with `UpstreamEvent::Closed` when the
-    /// backend closes its stdout (it exited or crashed).
-    pub fn start(server: &Arc<str>, child: &mut Child) -> (Self, Events) {
+    /// Takes over the process's pipes and starts the reader, writer and
+    /// stderr tasks. The returned events end with `UpstreamEvent::Closed`
+    /// when the backend closes its stdout (it exited or crashed, or it
+    /// closed stdout and runs on: the connection is over either way) or
+    /// the process is stopped.
+    pub fn start(server: &Arc<str>, process: &mut Process) -> (Self, Events) {
         let (writer_tx, writer_rx) = mpsc::channel(1024);
         let (correlator, events) = Correlator::new(server.clone());
-        let pipe = child.stdin.take().and_then(|stdin| {
+        let child = &mut process.child;
+        let pipe = child.stdin().take().and_then(|stdin| {
             stdin
                 .into_owned_fd()
                 .and_then(pipe::Sender::from_owned_fd)
@@ -214,22 +372,34 @@ impl Connection {
             queue: writer_tx,
             queued: AtomicUsize::new(0),
             pipe: tokio::sync::Mutex::new(pipe),
+            closing: CancellationToken::new(),
         });
         if has_stdin {
             tokio::spawn(write_loop(
                 server.clone(),
                 Arc::downgrade(&stdin),
                 writer_rx,
+                stdin.closing.clone(),
             ));
         }
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(stderr_loop(server.clone(), stderr));
+        let mut readers = Vec::with_capacity(2);
+        if let Some(stderr) = child.stderr().take() {
+            readers.push(tokio::spawn(stderr_loop(
+                server.clone(),
+                stderr,
+                process.max_log_line,
+            )));
         }
-        if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(read_loop(correlator.clone(), stdout));
+        if let Some(stdout) = child.stdout().take() {
+            readers.push(tokio::spawn(read_loop(correlator.clone(), stdout)));
         } else {
             correlator.close();
         }
+        process.attached = Some(Attached {
+            stdin: Arc::downgrade(&stdin),
+            correlator: correlator.clone(),
+            readers,
+        });
         let shared = Arc::new(Shared { correlator, stdin });
         (Self { shared }, events)
     }
@@ -251,15 +421,25 @@ impl Connection {
 /// backend reads EOF (MCP servers exit on it).
 async fn write_loop(
     server: Arc<str>,
-    stdin: std::sync::Weak<Stdin>,
+    stdin: Weak<Stdin>,
     mut rx: mpsc::Receiver<Vec<u8>>,
+    closing: CancellationToken,
 ) {
     let mut buffer = Vec::new();
-    while let Some(line) = rx.recv().await {
+    // Every wait ends when the stdin closes: a backend that reads nothing
+    // must not keep the pipe open through a write that never finishes.
+    while let Some(Some(line)) = closing.run_until_cancelled(rx.recv()).await {
         let Some(stdin) = stdin.upgrade() else { break };
-        let mut pipe = stdin.pipe.lock().await;
+        let Some(mut pipe) = closing.run_until_cancelled(stdin.pipe.lock()).await else {
+            break;
+        };
         let Some(writer) = pipe.as_mut() else { break };
-        let written = write_batch(writer, line, &mut rx, &mut buffer).await;
+        let Some(written) = closing
+            .run_until_cancelled(write_batch(writer, line, &mut rx, &mut buffer))
+            .await
+        else {
+            break;
+        };
         drop(pipe);
         match written {
             Ok(count) => {
@@ -273,10 +453,28 @@ async fn write_loop(
     }
 }
 
-async fn stderr_loop(server: Arc<str>, stderr: ChildStderr) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(target: "only1mcp::backend", server = %server, "{line}");
+/// Logs the backend's stderr line by line until end of input: bytes that
+/// are not UTF-8 become U+FFFD, a line over `max` bytes is logged cut, with
+/// a marker, and the rest of it is read and discarded.
+async fn stderr_loop(server: Arc<str>, stderr: ChildStderr, max: usize) {
+    let mut lines = LogLines::new(BufReader::with_capacity(64 << 10, stderr), max);
+    loop {
+        match lines.next_line().await {
+            Ok(Some((line, false))) => {
+                let line = String::from_utf8_lossy(line);
+                tracing::info!(target: "only1mcp::backend", server = %server, "{line}");
+            }
+            Ok(Some((line, true))) => {
+                let line = String::from_utf8_lossy(line);
+                tracing::info!(target: "only1mcp::backend", server = %server, "{line}… [line cut at {max} bytes]");
+            }
+            Ok(None) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(server = %server, error = %e, "Reading the backend's stderr failed");
+                break;
+            }
+        }
     }
 }
 
@@ -285,8 +483,8 @@ async fn read_loop(correlator: Arc<Correlator>, stdout: ChildStdout) {
     loop {
         let line = match reader.next_line().await {
             Ok(Some(Line::Data(line))) => line,
-            Ok(Some(Line::TooLong { len })) => {
-                tracing::warn!(server = %correlator.server(), len, "Backend sent an oversized message; dropped");
+            Ok(Some(Line::TooLong { len, id, method })) => {
+                correlator.oversized(len, MAX_UPSTREAM_LINE, id.as_ref(), method);
                 continue;
             }
             Ok(None) | Err(_) => break,

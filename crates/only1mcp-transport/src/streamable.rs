@@ -40,7 +40,7 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use crate::ResponseFuture;
-use crate::correlate::{CallGuard, Cancel, Correlator};
+use crate::correlate::{CallGuard, Cancel, Correlator, Reply};
 use crate::direct::{Answer, Direct, Failure};
 use crate::http_client::{
     self, EVENT_STREAM, MAX_MESSAGE, Outbox, SEND_TIMEOUT, SseBody, media_type, pump,
@@ -289,14 +289,14 @@ impl Link {
     async fn json_answer(
         &self,
         body: &[u8],
-        rx: oneshot::Receiver<Outcome>,
+        rx: oneshot::Receiver<Reply>,
         guard: &mut CallGuard,
         id: i64,
     ) -> Result<Outcome, Error> {
         self.correlator.deliver_frame(body).await;
         let mut rx = rx;
         match rx.try_recv() {
-            Ok(outcome) => Ok(outcome),
+            Ok(answer) => answer,
             Err(_) => {
                 guard.disarm();
                 http_client::error_answer(body, id)
@@ -514,7 +514,7 @@ impl Link {
     async fn read_answer(
         &self,
         response: reqwest::Response,
-        mut rx: oneshot::Receiver<Outcome>,
+        mut rx: oneshot::Receiver<Reply>,
         resumable: bool,
     ) -> Result<Outcome, Error> {
         let correlator = &self.correlator;
@@ -525,11 +525,11 @@ impl Link {
         loop {
             tokio::select! {
                 biased;
-                outcome = &mut rx => return outcome.map_err(|_| correlator.closed_error()),
+                answer = &mut rx => return answer.unwrap_or_else(|_| Err(correlator.closed_error())),
                 _ = pump(correlator, &mut body) => {}
             }
-            if let Ok(outcome) = rx.try_recv() {
-                return Ok(outcome);
+            if let Ok(answer) = rx.try_recv() {
+                return answer;
             }
             let progressed = body
                 .last_event_id()
@@ -548,7 +548,7 @@ impl Link {
             tracing::debug!(server = %self.server(), "Response stream ended early; resuming");
             tokio::select! {
                 biased;
-                outcome = &mut rx => return outcome.map_err(|_| correlator.closed_error()),
+                answer = &mut rx => return answer.unwrap_or_else(|_| Err(correlator.closed_error())),
                 () = tokio::time::sleep(retry) => {}
             }
             match self.open_stream(Some(resume_from)).await {

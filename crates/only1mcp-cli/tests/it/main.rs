@@ -11,6 +11,7 @@
 
 mod admin;
 mod admin_security;
+mod backend_faults;
 mod benchmark;
 mod cli;
 mod context;

@@ -7,6 +7,10 @@
 //! gateway logs about them (ready, failed, restarting). It has its own
 //! filter, so `RUST_LOG` quieting the log output does not empty the rings.
 //! Followers get new lines through a broadcast channel.
+//!
+//! A ring keeps at most [`LINES_PER_SERVER`] lines and
+//! [`BYTES_PER_SERVER`] bytes, the oldest lines going first; a message
+//! longer than [`MAX_MESSAGE`] is kept cut.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -25,6 +29,13 @@ use super::dto::LogLineDto;
 
 /// Lines kept per server.
 pub const LINES_PER_SERVER: usize = 1000;
+/// Bytes kept per server (messages plus [`LINE_OVERHEAD`] each).
+pub const BYTES_PER_SERVER: usize = 1024 * 1024;
+/// The longest message kept; a longer one is cut, with a marker.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// What a kept line costs beside its message (the other fields, the
+/// allocation), counted against [`BYTES_PER_SERVER`].
+const LINE_OVERHEAD: usize = 128;
 /// Servers with a ring; lines about further servers are not kept.
 const MAX_SERVERS: usize = 1024;
 /// The target of backends' own output (stderr, `notifications/message`).
@@ -33,7 +44,7 @@ const BACKEND_TARGET: &str = "only1mcp::backend";
 /// The per-server rings and the channel to followers.
 #[derive(Debug)]
 pub struct LogBook {
-    rings: Mutex<HashMap<Arc<str>, VecDeque<Arc<LogLineDto>>>>,
+    rings: Mutex<HashMap<Arc<str>, Ring>>,
     next_seq: AtomicU64,
     live: broadcast::Sender<Arc<LogLineDto>>,
 }
@@ -49,9 +60,25 @@ pub fn book() -> &'static LogBook {
     })
 }
 
+/// The lines kept for one server, and their cost in bytes.
+#[derive(Debug, Default)]
+struct Ring {
+    lines: VecDeque<Arc<LogLineDto>>,
+    bytes: usize,
+}
+
+/// What a kept line counts against [`BYTES_PER_SERVER`].
+fn cost(line: &LogLineDto) -> usize {
+    line.message.len() + LINE_OVERHEAD
+}
+
 impl LogBook {
     /// Keeps one line and hands it to followers.
-    pub fn push(&self, server: &str, level: &Level, source: &str, message: String) {
+    pub fn push(&self, server: &str, level: &Level, source: &str, mut message: String) {
+        if message.len() > MAX_MESSAGE {
+            message.truncate(message.floor_char_boundary(MAX_MESSAGE));
+            message.push_str("… [cut]");
+        }
         let line = Arc::new(LogLineDto {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
             server: server.to_owned(),
@@ -66,10 +93,15 @@ impl LogBook {
                 return;
             }
             let ring = rings.entry(server.into()).or_default();
-            if ring.len() == LINES_PER_SERVER {
-                ring.pop_front();
+            let added = cost(&line);
+            while ring.lines.len() >= LINES_PER_SERVER || ring.bytes + added > BYTES_PER_SERVER {
+                let Some(oldest) = ring.lines.pop_front() else {
+                    break;
+                };
+                ring.bytes -= cost(&oldest);
             }
-            ring.push_back(line.clone());
+            ring.bytes += added;
+            ring.lines.push_back(line.clone());
         }
         // Nobody following is not an error.
         let _ = self.live.send(line);
@@ -82,9 +114,12 @@ impl LogBook {
         let mut lines: Vec<Arc<LogLineDto>> = match server {
             Some(server) => rings
                 .get(server)
-                .map(|ring| ring.iter().cloned().collect())
+                .map(|ring| ring.lines.iter().cloned().collect())
                 .unwrap_or_default(),
-            None => rings.values().flatten().cloned().collect(),
+            None => rings
+                .values()
+                .flat_map(|ring| ring.lines.iter().cloned())
+                .collect(),
         };
         drop(rings);
         lines.sort_unstable_by_key(|line| line.seq);
@@ -206,5 +241,39 @@ mod tests {
         let kept = book().recent(Some("ring-test"), usize::MAX);
         assert_eq!(kept.len(), LINES_PER_SERVER);
         assert_eq!(kept[0].message, "5");
+    }
+
+    /// Long lines are bounded by bytes before the line count is reached:
+    /// the ring holds what fits in [`BYTES_PER_SERVER`], newest kept, and
+    /// one line over [`MAX_MESSAGE`] is cut.
+    #[test]
+    fn a_ring_is_bounded_in_bytes_and_long_messages_are_cut() {
+        let line = "x".repeat(MAX_MESSAGE);
+        for n in 0..100 {
+            book().push("bytes-test", &Level::INFO, "backend", format!("{n} {line}"));
+        }
+        let kept = book().recent(Some("bytes-test"), usize::MAX);
+        let bytes: usize = kept.iter().map(|l| l.message.len() + LINE_OVERHEAD).sum();
+        assert!(bytes <= BYTES_PER_SERVER, "{bytes} bytes kept");
+        assert!(
+            kept.len() >= BYTES_PER_SERVER / (MAX_MESSAGE + 100),
+            "{}",
+            kept.len()
+        );
+        assert!(kept.last().unwrap().message.starts_with("99 "));
+        assert!(kept.iter().all(|l| l.message.ends_with("… [cut]")));
+        assert!(kept.iter().all(|l| l.message.len() <= MAX_MESSAGE + 10));
+        book().push(
+            "bytes-test",
+            &Level::INFO,
+            "backend",
+            "é".repeat(MAX_MESSAGE),
+        );
+        let last = book().recent(Some("bytes-test"), 1).remove(0);
+        assert!(
+            last.message.len() <= MAX_MESSAGE + 10,
+            "{}",
+            last.message.len()
+        );
     }
 }

@@ -128,7 +128,7 @@ pub(crate) async fn probe(
     drop(connection);
     drop(events);
     if let Some(child) = child {
-        stdio::stop(child, STOP_GRACE).await;
+        child.stop(STOP_GRACE).await;
     }
     match &res {
         Ok(probe) => {

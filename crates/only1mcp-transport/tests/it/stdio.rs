@@ -25,6 +25,7 @@ async fn a_stdio_backend_works_as_any_connection() {
         args: vec!["stdio".to_owned()],
         env: BTreeMap::new(),
         cwd: None,
+        max_log_line: 16 * 1024,
     };
     let mut child = stdio::spawn(&spec).unwrap();
     let (connection, mut events) = stdio::Connection::start(&server, &mut child);
@@ -49,7 +50,12 @@ async fn a_stdio_backend_works_as_any_connection() {
     .await;
     assert_eq!(text(&echo), "Echo: hi");
 
-    stdio::stop(child, std::time::Duration::from_secs(2)).await;
+    let ended = child.stop(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        ended,
+        stdio::Ended::Exited,
+        "it exits when its stdin closes"
+    );
     next_event(&mut events, STEP, |e| matches!(e, UpstreamEvent::Closed)).await;
 }
 
@@ -65,6 +71,7 @@ async fn dropping_the_connection_closes_the_backends_stdin() {
         args: vec![],
         env: BTreeMap::new(),
         cwd: None,
+        max_log_line: 16 * 1024,
     };
     let mut child = stdio::spawn(&spec).unwrap();
     let (connection, _events) = stdio::Connection::start(&server, &mut child);
@@ -80,8 +87,9 @@ async fn dropping_the_connection_closes_the_backends_stdin() {
         .unwrap();
     drop(connection);
     let exited = tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await;
-    assert!(
-        exited.is_ok_and(|status| status.unwrap().success()),
+    assert_eq!(
+        exited.as_deref(),
+        Ok("exit status: 0"),
         "cat did not see EOF"
     );
 }
