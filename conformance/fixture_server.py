@@ -8,6 +8,7 @@ suite prints; it is our own code on the Python `mcp` 2.3.0 SDK.
 Run:
     python fixture_server.py              # stdio (how the gateway spawns it)
     python fixture_server.py --http PORT  # Streamable HTTP on 127.0.0.1:PORT/mcp
+    python fixture_server.py --half prefixed|bare   # one half of it (see `split`)
 
 Era handling: the SDK serves 2026-07-28 (stateless, `_meta` per request) and the
 legacy handshake era (2025-11-25 and older) on the same transport. Everything
@@ -556,6 +557,18 @@ async def test_streaming_elicitation(ctx: Context[Any, Any]) -> CallToolResult |
 _dynamic_tool_on = False
 _dynamic_prompt_on = False
 
+# The prefix `--half prefixed` takes off the names it serves (see `split`).
+PREFIX = "test_"
+# Which half this process serves: None (everything), "prefixed" or "bare".
+_half: str | None = None
+
+
+def own(name: str) -> str:
+    """The name this process serves the scenarios' tool or prompt `name` under."""
+    if _half == "prefixed" and name.startswith(PREFIX):
+        return name[len(PREFIX) :]
+    return name
+
 
 def test_dynamic_tool() -> CallToolResult:
     """A tool that test_trigger_tool_change adds and removes."""
@@ -582,9 +595,9 @@ async def test_trigger_tool_change(ctx: Context[Any, Any]) -> CallToolResult:
     """Adds or removes `test_dynamic_tool`, then announces that the tool list changed."""
     global _dynamic_tool_on
     if _dynamic_tool_on:
-        app.remove_tool("test_dynamic_tool")
+        app.remove_tool(own("test_dynamic_tool"))
     else:
-        app.add_tool(test_dynamic_tool, structured_output=False)
+        app.add_tool(test_dynamic_tool, name=own("test_dynamic_tool"), structured_output=False)
     _dynamic_tool_on = not _dynamic_tool_on
     await _notify_list_changed(ctx, "tools")
     return text_result(f"Tool list changed (test_dynamic_tool {'added' if _dynamic_tool_on else 'removed'})")
@@ -595,9 +608,9 @@ async def test_trigger_prompt_change(ctx: Context[Any, Any]) -> CallToolResult:
     """Adds or removes `test_dynamic_prompt`, then announces that the prompt list changed."""
     global _dynamic_prompt_on
     if _dynamic_prompt_on:
-        app.remove_prompt("test_dynamic_prompt")
+        app.remove_prompt(own("test_dynamic_prompt"))
     else:
-        app.prompt()(test_dynamic_prompt)
+        app.prompt(name=own("test_dynamic_prompt"))(test_dynamic_prompt)
     _dynamic_prompt_on = not _dynamic_prompt_on
     await _notify_list_changed(ctx, "prompts")
     return text_result(f"Prompt list changed (test_dynamic_prompt {'added' if _dynamic_prompt_on else 'removed'})")
@@ -859,11 +872,21 @@ _COMPLETIONS = {"arg1": ["paris", "park", "party"], "arg2": ["world", "word", "w
 
 @app.completion()
 async def complete(ref: Any, argument: Any, context: Any) -> Completion:
+    """Completes `test_prompt_with_arguments` and the template's `id`. A prompt or template this
+    process does not serve is an error (-32602), not an empty answer: a gateway that forwards
+    the reference under the wrong name must not pass for one that completes nothing."""
     values: list[str] = []
-    if isinstance(ref, PromptReference) and ref.name == "test_prompt_with_arguments":
-        values = [v for v in _COMPLETIONS.get(argument.name, []) if v.startswith(argument.value or "")]
-    elif getattr(ref, "uri", None) == "test://template/{id}/data" and argument.name == "id":
-        values = [v for v in ("1", "123", "42") if v.startswith(argument.value or "")]
+    if isinstance(ref, PromptReference):
+        if ref.name not in app._prompt_manager._prompts:  # noqa: SLF001
+            raise MCPError(code=-32602, message=f"Unknown prompt: {ref.name}")
+        if ref.name == own("test_prompt_with_arguments"):
+            values = [v for v in _COMPLETIONS.get(argument.name, []) if v.startswith(argument.value or "")]
+    else:
+        uri = getattr(ref, "uri", None)
+        if uri not in app._resource_manager._templates:  # noqa: SLF001
+            raise MCPError(code=-32602, message=f"Unknown resource template: {uri}")
+        if uri == "test://template/{id}/data" and argument.name == "id":
+            values = [v for v in ("1", "123", "42") if v.startswith(argument.value or "")]
     return Completion(values=values, total=len(values), has_more=False)
 
 
@@ -894,10 +917,42 @@ class MemoryEventStore(EventStore):
         return stream_id
 
 
+def split(half: str) -> None:
+    """Keeps one half of the fixture, for a gateway that puts the two halves behind one face.
+
+    - `prefixed`: the tools and prompts whose names start with `test_`, served without it
+      (`simple_text`). Behind a gateway with separator `_` and this backend named `test`, the
+      gateway's default prefixing (`always`) gives the scenarios their names back, so every
+      call, prompt and completion of theirs goes through its renaming.
+    - `bare`: everything else (resources, templates, `json_schema_2020_12_tool`), for an
+      unprefixed backend.
+    """
+    global _half
+    _half = half
+    tools = app._tool_manager._tools  # noqa: SLF001 - the SDK has no rename
+    prompts = app._prompt_manager._prompts  # noqa: SLF001
+    for registry in (tools, prompts):
+        for name, item in list(registry.items()):
+            del registry[name]
+            if (half == "prefixed") == name.startswith(PREFIX):
+                renamed = own(name)
+                registry[renamed] = item.model_copy(update={"name": renamed})
+    if half == "prefixed":
+        app._resource_manager._resources.clear()  # noqa: SLF001
+        app._resource_manager._templates.clear()  # noqa: SLF001
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--http", type=int, metavar="PORT", help="serve Streamable HTTP on 127.0.0.1:PORT/mcp")
+    parser.add_argument(
+        "--half",
+        choices=["prefixed", "bare"],
+        help="serve one half: the test_* tools and prompts without test_, or everything else",
+    )
     args = parser.parse_args()
+    if args.half is not None:
+        split(args.half)
     if args.http is None:
         app.run()
         return

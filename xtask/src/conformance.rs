@@ -3,8 +3,10 @@
 //!
 //! - **Server mode** tests the gateway's HTTP face, which fronts our fixture server
 //!   (`conformance/fixture_server.py`):
-//!   - default: build `only1mcp`, write a config with one stdio backend `fixture` (no name
-//!     prefix) and an `http.listen` on a free loopback port, start `only1mcp start --config`,
+//!   - default: build `only1mcp`, write a config with the fixture in two halves as two stdio
+//!     backends (`test`, renamed by the default prefixing with the separator `_`, and
+//!     `fixture`, unprefixed; see [`gateway_config`]) and an `http.listen` on a free loopback
+//!     port, start `only1mcp start --config`,
 //!     wait until it lists the fixture's tools, then run the suite against `/mcp`;
 //!   - `--gateway-url URL`: a gateway that is already running (nothing is started);
 //!   - `--fixture-direct`: the fixture itself over Streamable HTTP (validates the fixture; its
@@ -45,8 +47,9 @@ const REQUIREMENTS: &[&str] = &["2026-07-28", "2025-11-25"];
 /// How long the target gets to accept connections and list the fixture's tools.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A tool only the fixture has; the target is ready when `tools/list` names it.
-const READY_TOOL: &str = "test_simple_text";
+/// Tools only the fixture has, one from each half (`--half prefixed`, `--half bare`); the
+/// target is ready when `tools/list` names them all.
+const READY_TOOLS: [&str; 2] = ["test_simple_text", "json_schema_2020_12_tool"];
 
 /// The suite's per-scenario client timeout in client mode (`--timeout`, ms). The suite starts all
 /// scenarios of a set at once and the adapter queues them (`take_slot` in
@@ -66,8 +69,9 @@ Output: target/conformance/.
   --client            client mode only: the gateway's backend connector, driven by
                       conformance/client_adapter.py against the suite's mock servers
 
-Server mode's target (by default: build only1mcp, start it with one stdio backend, the fixture,
-unprefixed, and an HTTP face on a free 127.0.0.1 port, and test http://127.0.0.1:PORT/mcp):
+Server mode's target (by default: build only1mcp, start it with the fixture in two halves as two
+stdio backends, one renamed by the default prefixing, and an HTTP face on a free 127.0.0.1 port,
+and test http://127.0.0.1:PORT/mcp):
   --gateway-url URL   test an already running gateway at URL (e.g. http://127.0.0.1:7331/mcp);
                       implies --server
   --fixture-direct    test conformance/fixture_server.py itself over Streamable HTTP (after a
@@ -798,16 +802,26 @@ fn start_gateway(
     Ok((format!("http://127.0.0.1:{port}/mcp"), server))
 }
 
-/// The gateway config: one unprefixed stdio backend (the fixture) and the HTTP face.
+/// The gateway config: the fixture in two halves, two stdio backends, and the HTTP face.
+///
+/// - `test`, with the default prefixing (`always`) and the separator `_`: the fixture's
+///   `test_*` tools and prompts, which it serves without `test_` (`--half prefixed`), so the
+///   gateway's renaming gives the scenarios their names back (`simple_text` ->
+///   `test_simple_text`) and every call, prompt and completion goes through it;
+/// - `fixture`, unprefixed: the rest, the resources and templates above all, whose URIs are
+///   never renamed (`--half bare`).
 fn gateway_config(peers_dir: &Path, fixture: &Path, port: u16) -> String {
-    let python = peers_dir.join("venv/bin/python");
+    let python = yaml_string(&peers_dir.join("venv/bin/python").to_string_lossy());
+    let fixture = yaml_string(&fixture.to_string_lossy());
     format!(
-        "# Written by `cargo xtask conformance`: the gateway in front of the conformance fixture.\n\
+        "# Written by `cargo xtask conformance`: the gateway in front of the conformance fixture,\n\
+         # in two halves: `test` renamed by the default prefixing, `fixture` unprefixed.\n\
          logging:\n  level: info\n\
          http:\n  listen: \"127.0.0.1:{port}\"\n\
-         servers:\n  fixture:\n    command: {}\n    args: [{}]\n    prefix: false\n",
-        yaml_string(&python.to_string_lossy()),
-        yaml_string(&fixture.to_string_lossy()),
+         naming:\n  separator: \"_\"\n\
+         servers:\n  \
+           test:\n    command: {python}\n    args: [{fixture}, \"--half\", \"prefixed\"]\n  \
+           fixture:\n    command: {python}\n    args: [{fixture}, \"--half\", \"bare\"]\n    prefix: false\n",
     )
 }
 
@@ -816,7 +830,7 @@ fn yaml_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Waits until `url` accepts connections and a 2026-07-28 `tools/list` names [`READY_TOOL`]
+/// Waits until `url` accepts connections and a 2026-07-28 `tools/list` names [`READY_TOOLS`]
 /// (the backend is up). If the port opens but the tool never shows up, warns and goes on:
 /// the suite then reports what is wrong.
 fn wait_ready(url: &str, server: &mut Server) -> Result<()> {
@@ -836,9 +850,9 @@ fn wait_ready(url: &str, server: &mut Server) -> Result<()> {
                 port_open = true;
             }
             match probe_tools_list(url, &addr) {
-                Ok(body) if body.contains(READY_TOOL) => {
+                Ok(body) if READY_TOOLS.iter().all(|tool| body.contains(tool)) => {
                     eprintln!(
-                        "xtask: {url} lists {READY_TOOL} after {}",
+                        "xtask: {url} lists {READY_TOOLS:?} after {}",
                         secs(started.elapsed())
                     );
                     return Ok(());
@@ -852,7 +866,7 @@ fn wait_ready(url: &str, server: &mut Server) -> Result<()> {
     if port_open {
         let last: String = last.chars().take(600).collect();
         eprintln!(
-            "xtask: warning: {url} never listed {READY_TOOL} within {} (last answer: {last}); \
+            "xtask: warning: {url} never listed {READY_TOOLS:?} within {} (last answer: {last}); \
              running the suite anyway",
             secs(READY_TIMEOUT)
         );
