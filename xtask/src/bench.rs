@@ -20,9 +20,17 @@
 //! 6. `target/bench-report.md`: machine, commands, the table, and the
 //!    ratios (gateway/direct throughput, added p50/p99 latency).
 //!
-//! Options: `--duration D` (per run, default 5s), `--warmup D` (default 1s),
-//! `--no-build`, `--soak D` (adds a long HTTP→stdio run at concurrency 32,
-//! sampling the gateway's RSS every 10 s; off by default).
+//! Options (`cargo xtask bench --help` lists them all): `--duration D` (per
+//! run, default 5s), `--warmup D` (default 1s), `--no-build`, `--profile NAME`
+//! (default release), `--rounds N`, `--soak D` with `--soak-backend
+//! stdio|http` and `--soak-every D` (a long run at concurrency 32 sampling the
+//! gateway's RSS; off by default).
+//!
+//! Runs of their own, for the figures docs/performance.md publishes beside
+//! the whole run: `--pairs N` (interleaved HTTP→HTTP pairs of `--requests`
+//! calls with each process's CPU), `--callgrind` (instructions per call under
+//! valgrind, HTTP→HTTP and the stdio face), `--reload N` (hot reload under
+//! load).
 //!
 //! Every process it starts is a child it stops itself (SIGTERM, then kill),
 //! and every request goes to 127.0.0.1.
@@ -36,55 +44,187 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+/// `cargo xtask bench --help`: every option.
+const USAGE: &str = "\
+Usage: cargo xtask bench [OPTIONS]
+
+The gateway measured against its own echo backend on this machine (docs/performance.md). By
+default: the whole run (about three minutes after the build), written to target/bench-report.md.
+Every figure in docs/performance.md comes from one of the runs below.
+
+Build and binaries:
+  --no-build             use the binaries already built for the profile (no cargo build)
+  --profile NAME         the cargo profile to build and measure (default: release; `dev`
+                         measures target/debug, for trying a recipe out, not for figures)
+
+The whole run:
+  --duration D           each load run's length (default 5s)
+  --warmup D             each load run's unmeasured warm-up (default 1s)
+  --rounds N             extra interleaved pairs of the backend directly and through the gateway
+                         at c=32, HTTP->HTTP and stdio->stdio, with each ratio and their median
+                         (default 3; 0: none)
+  --soak D               add a long run at c=32 after the main ones, sampling the gateway's RSS
+  --soak-backend B       the soak's backend: stdio (HTTP->stdio, the default) or http (HTTP->HTTP)
+  --soak-every D         how often the soak samples the RSS (default 10s)
+
+Runs of their own (one at a time; each writes target/bench/<name>-report.md):
+  --pairs N              N interleaved pairs at c=32, HTTP->HTTP: the echo backend directly, then
+                         through the gateway, each a fixed number of calls (--requests), with each
+                         process's CPU per call from /proc (the `ab.sh` pair tables)
+  --callgrind            instructions per call under valgrind's callgrind: the gateway's HTTP face
+                         in front of the HTTP echo backend at c=32 (--unmeasured calls, then the
+                         counters zeroed, --requests calls measured: the `cg.sh` figures), and the
+                         stdio face under `only1mcp benchmark --stdio -c 32` (start-up included)
+  --requests N           calls per run of --pairs (default 150000) or --callgrind (default 20000)
+  --unmeasured N         --callgrind: calls before the counters are zeroed (default 2000)
+  --reload N             hot reload: N config changes under load, the time each took to apply
+
+  -h, --help             this message
+
+Recipes for the published figures (docs/performance.md):
+  cargo xtask bench                                     main table, rounds, start-up, memory
+  cargo xtask bench --pairs 3                           interleaved pairs, 150 000 calls each
+  cargo xtask bench --callgrind                         instructions per call (HTTP->HTTP, stdio)
+  cargo xtask bench --soak 300s --soak-backend http --soak-every 15s
+                                                        the HTTP->HTTP soak (`soak.sh`)
+  cargo xtask bench --soak 5m                           the HTTP->stdio soak
+";
+
+/// The soak's backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SoakBackend {
+    /// HTTP face, stdio echo backend.
+    Stdio,
+    /// HTTP face, HTTP echo backend (`url:`).
+    Http,
+}
+
 /// What one `cargo xtask bench` run is asked to do.
 #[derive(Debug)]
 struct Options {
     duration: String,
     warmup: String,
     build: bool,
+    /// The cargo profile built and measured.
+    profile: String,
     soak: Option<String>,
-    /// Measure only hot reload: this many config changes under load.
-    reload: Option<u32>,
+    soak_backend: SoakBackend,
+    soak_every: Duration,
     /// Extra interleaved direct/gateway pairs at c=32 for the headline
     /// ratios (HTTP→HTTP, stdio→stdio), to see how much one pair varies.
     rounds: u32,
+    /// A run of its own instead of the whole run.
+    only: Option<Only>,
+    /// Calls per run of `--pairs` or `--callgrind` (their own defaults if unset).
+    requests: Option<u64>,
+    /// `--callgrind`: calls before the counters are zeroed.
+    unmeasured: u64,
 }
 
-fn parse_options(args: &[OsString]) -> Result<Options> {
+/// The runs of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Only {
+    /// Hot reload: this many config changes under load.
+    Reload(u32),
+    /// This many interleaved HTTP→HTTP pairs.
+    Pairs(u32),
+    /// Instructions per call under callgrind.
+    Callgrind,
+}
+
+fn parse_options(args: &[OsString]) -> Result<Option<Options>> {
     let mut options = Options {
         duration: "5s".to_owned(),
         warmup: "1s".to_owned(),
         build: true,
+        profile: "release".to_owned(),
         soak: None,
-        reload: None,
+        soak_backend: SoakBackend::Stdio,
+        soak_every: Duration::from_secs(10),
         rounds: 3,
+        only: None,
+        requests: None,
+        unmeasured: 2000,
     };
     let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
+    let number = |value: String, name: &str| -> Result<u64> {
+        value
+            .parse()
+            .with_context(|| format!("{name} needs a whole number, not {value:?}\n\n{USAGE}"))
+    };
+    let set_only = |only: Only, options: &mut Options| {
+        if let Some(earlier) = options.only.replace(only) {
+            bail!("{earlier:?} and {only:?} are runs of their own: give one\n\n{USAGE}");
+        }
+        Ok(())
+    };
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            args.next()
+                .with_context(|| format!("{name} needs a value\n\n{USAGE}"))
+        };
         match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(None);
+            }
             "--duration" => options.duration = value("--duration")?,
             "--warmup" => options.warmup = value("--warmup")?,
-            "--soak" => options.soak = Some(value("--soak")?),
             "--no-build" => options.build = false,
+            "--profile" => options.profile = value("--profile")?,
+            "--soak" => options.soak = Some(value("--soak")?),
+            "--soak-backend" => {
+                options.soak_backend = match value("--soak-backend")?.as_str() {
+                    "stdio" => SoakBackend::Stdio,
+                    "http" => SoakBackend::Http,
+                    other => bail!("--soak-backend is stdio or http, not {other:?}"),
+                };
+            }
+            "--soak-every" => options.soak_every = parse_duration(&value("--soak-every")?)?,
             "--rounds" => {
-                options.rounds = value("--rounds")?
-                    .parse()
-                    .context("--rounds needs a number (0: none)")?;
+                options.rounds = u32::try_from(number(value("--rounds")?, "--rounds")?)
+                    .context("--rounds is too large")?;
             }
             "--reload" => {
-                options.reload = Some(
-                    value("--reload")?
-                        .parse()
-                        .context("--reload needs a number of changes")?,
-                );
+                let changes = u32::try_from(number(value("--reload")?, "--reload")?)
+                    .context("--reload is too large")?;
+                set_only(Only::Reload(changes), &mut options)?;
             }
-            other => bail!(
-                "unknown option {other:?} (cargo xtask bench [--duration 5s] [--warmup 1s] [--no-build] [--soak 5m] [--rounds 3] [--reload 100])"
-            ),
+            "--pairs" => {
+                let pairs = u32::try_from(number(value("--pairs")?, "--pairs")?)
+                    .context("--pairs is too large")?;
+                if pairs == 0 {
+                    bail!("--pairs needs at least 1");
+                }
+                set_only(Only::Pairs(pairs), &mut options)?;
+            }
+            "--callgrind" => set_only(Only::Callgrind, &mut options)?,
+            "--requests" => options.requests = Some(number(value("--requests")?, "--requests")?),
+            "--unmeasured" => options.unmeasured = number(value("--unmeasured")?, "--unmeasured")?,
+            other => bail!("unknown option {other:?}\n\n{USAGE}"),
         }
     }
-    Ok(options)
+    if options.requests == Some(0) {
+        bail!("--requests needs at least 1");
+    }
+    Ok(Some(options))
+}
+
+/// `500ms`, `15s`, `5m`: a duration as the options take it.
+fn parse_duration(text: &str) -> Result<Duration> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let amount: u64 = digits
+        .parse()
+        .with_context(|| format!("{text:?} is not a duration like 500ms, 15s or 5m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(amount)),
+        "s" => Ok(Duration::from_secs(amount)),
+        "m" => Ok(Duration::from_secs(amount * 60)),
+        _ => bail!("{text:?} is not a duration like 500ms, 15s or 5m"),
+    }
 }
 
 /// The binaries under test.
@@ -98,16 +238,27 @@ struct Bins {
 
 /// `cargo xtask bench [OPTIONS]`.
 pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
-    let options = parse_options(args)?;
+    let Some(options) = parse_options(args)? else {
+        return Ok(());
+    };
     let started = Instant::now();
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace.join("target"), PathBuf::from);
     if options.build {
         let mut cmd = super::cargo_in(workspace);
-        cmd.args(["build", "--release", "--workspace"]);
-        super::run_step("cargo build --release", &mut cmd)?;
+        cmd.args(["build", "--profile", &options.profile, "--workspace"]);
+        super::run_step(
+            &format!("cargo build --profile {}", options.profile),
+            &mut cmd,
+        )?;
     }
-    let release = target_dir.join("release");
+    // Cargo's own profiles keep their historical directory names.
+    let profile_dir = match options.profile.as_str() {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        other => other,
+    };
+    let release = target_dir.join(profile_dir);
     let bins = Bins {
         gateway: release.join("only1mcp"),
         echo: release.join("only1mcp-echo-server"),
@@ -116,15 +267,19 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     for bin in [&bins.gateway, &bins.echo, &bins.churn] {
         if !bin.exists() {
             bail!(
-                "{} is missing: build with `cargo build --release --workspace`",
-                bin.display()
+                "{} is missing: build with `cargo build --profile {} --workspace`",
+                bin.display(),
+                options.profile
             );
         }
     }
     let dir = target_dir.join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    if let Some(changes) = options.reload {
-        return reload_run(&bins, &dir, changes);
+    match options.only {
+        Some(Only::Reload(changes)) => return reload_run(&bins, &dir, changes, &options.profile),
+        Some(Only::Pairs(pairs)) => return pairs_run(&bins, &dir, &options, pairs),
+        Some(Only::Callgrind) => return callgrind_run(&bins, &dir, &options),
+        None => {}
     }
 
     let mut backend = Proc::start(
@@ -203,6 +358,7 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     let load = Load {
         bin: &bins.gateway,
         options: &options,
+        requests: None,
     };
     // The rows measured more than once (the main table, then the rounds).
     let direct_stdio = |concurrency| {
@@ -285,8 +441,10 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
         )?);
     }
     report.rss_load = Some((rss_before, rss_kib(gateway.proc.id())));
-    if let Some(soak) = &options.soak {
-        report.soak = soak_run(&load, &gateway, soak)?;
+    if let Some(soak) = &options.soak
+        && options.soak_backend == SoakBackend::Stdio
+    {
+        report.soak = Some(soak_run(&load, &gateway, "HTTP→stdio", soak)?);
     }
     gateway.proc.stop();
 
@@ -361,6 +519,12 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
                         concurrency,
                         &["--url", &gateway.url],
                     )?);
+                }
+                if workers.is_none()
+                    && let Some(soak) = &options.soak
+                    && options.soak_backend == SoakBackend::Http
+                {
+                    report.soak = Some(soak_run(&load, &gateway, "HTTP→HTTP", soak)?);
                 }
                 if workers.is_none() {
                     for _ in 0..options.rounds {
@@ -522,22 +686,28 @@ impl Gateway {
             log,
             false,
         )?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = proc.log_text();
-            if let Some(idx) = text.find("Listening url=") {
-                let url = text[idx + "Listening url=".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                return Ok(Self { proc, url });
-            }
-            if Instant::now() > deadline {
-                bail!("the gateway never listened:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let url = listening_url(&proc, Duration::from_secs(30))?;
+        Ok(Self { proc, url })
+    }
+}
+
+/// The URL a gateway started with `RUST_LOG=...only1mcp_proxy::http=info`
+/// logs once it listens, waiting at most `within`.
+fn listening_url(proc: &Proc, within: Duration) -> Result<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = proc.log_text();
+        if let Some(idx) = text.find("Listening url=") {
+            return Ok(text[idx + "Listening url=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned());
         }
+        if Instant::now() > deadline {
+            bail!("the {} never listened:\n{text}", proc.name);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -612,10 +782,13 @@ struct Round {
     cpu: Option<([f64; 2], [f64; 3])>,
 }
 
-/// Runs `only1mcp benchmark` with the run's duration and warm-up.
+/// Runs `only1mcp benchmark` with the run's duration and warm-up, or a
+/// fixed number of requests.
 struct Load<'a> {
     bin: &'a Path,
     options: &'a Options,
+    /// Measure this many requests instead of `--duration`.
+    requests: Option<u64>,
 }
 
 /// One measured row.
@@ -660,13 +833,13 @@ impl Load<'_> {
         let c = concurrency.to_string();
         let mut cmd = Command::new(self.bin);
         cmd.args(["benchmark", "--json", "-q", "-c", &c])
-            .args([
-                "--duration",
-                &self.options.duration,
-                "--warmup",
-                &self.options.warmup,
-            ])
-            .args(args)
+            .args(["--warmup", &self.options.warmup]);
+        match self.requests {
+            // The run stops at the count (or at the generator's 10-minute cap).
+            Some(requests) => cmd.args(["--requests", &requests.to_string()]),
+            None => cmd.args(["--duration", &self.options.duration]),
+        };
+        cmd.args(args)
             .args(command)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -683,16 +856,7 @@ impl Load<'_> {
                 String::from_utf8_lossy(&out.stderr)
             );
         };
-        let failures = [
-            "tool_errors",
-            "rpc_errors",
-            "http_errors",
-            "transport_errors",
-            "timeouts",
-        ]
-        .iter()
-        .filter_map(|key| field(key))
-        .sum();
+        let failures = failures(&json);
         Ok(Row {
             via,
             path,
@@ -764,8 +928,29 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
-/// A long HTTP→stdio run at concurrency 32, sampling the gateway's RSS.
-fn soak_run(load: &Load<'_>, gateway: &Gateway, duration: &str) -> Result<Vec<(u64, Option<u64>)>> {
+/// A long run at concurrency 32 through `gateway`, sampling its RSS.
+#[derive(Debug)]
+struct Soak {
+    path: &'static str,
+    duration: String,
+    every: Duration,
+    /// Seconds since the start, and the RSS then.
+    samples: Vec<(u64, Option<u64>)>,
+    requests: f64,
+    rps: f64,
+    failures: f64,
+}
+
+/// A long run at concurrency 32 through `gateway` (its path named by
+/// `path`), sampling the gateway's RSS every `--soak-every`.
+fn soak_run(
+    load: &Load<'_>,
+    gateway: &Gateway,
+    path: &'static str,
+    duration: &str,
+) -> Result<Soak> {
+    let every = load.options.soak_every;
+    eprintln!("xtask: soak, {path} at c=32 for {duration}, RSS every {every:?}");
     let mut child = Command::new(load.bin)
         .args([
             "benchmark",
@@ -779,24 +964,58 @@ fn soak_run(load: &Load<'_>, gateway: &Gateway, duration: &str) -> Result<Vec<(u
             duration,
         ])
         .args(["--url", &gateway.url])
-        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .context("starting the soak run")?;
     let started = Instant::now();
     let mut samples = vec![(0, rss_kib(gateway.proc.id()))];
-    loop {
-        std::thread::sleep(Duration::from_secs(10));
-        samples.push((started.elapsed().as_secs(), rss_kib(gateway.proc.id())));
-        if child.try_wait()?.is_some() {
-            return Ok(samples);
-        }
-        if started.elapsed() > Duration::from_secs(900) {
+    // The load generator stops itself at --duration (and at 10 minutes).
+    let limit = Duration::from_secs(900);
+    let mut next = every;
+    while child.try_wait()?.is_none() {
+        if started.elapsed() > limit {
             let _ = child.kill();
-            let _ = child.wait();
-            return Ok(samples);
+            break;
         }
+        if started.elapsed() >= next {
+            samples.push((started.elapsed().as_secs(), rss_kib(gateway.proc.id())));
+            next += every;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(every));
     }
+    let end = started.elapsed().as_secs();
+    if samples.last().is_none_or(|(secs, _)| *secs != end) {
+        samples.push((end, rss_kib(gateway.proc.id())));
+    }
+    let out = child
+        .wait_with_output()
+        .context("waiting for the soak run")?;
+    let json = String::from_utf8_lossy(&out.stdout);
+    Ok(Soak {
+        path,
+        duration: duration.to_owned(),
+        every,
+        samples,
+        requests: number(&json, "requests").unwrap_or_default(),
+        rps: number(&json, "throughput_rps").unwrap_or_default(),
+        failures: failures(&json),
+    })
+}
+
+/// The failed requests of a benchmark report, of every kind.
+fn failures(json: &str) -> f64 {
+    [
+        "tool_errors",
+        "rpc_errors",
+        "http_errors",
+        "transport_errors",
+        "timeouts",
+    ]
+    .iter()
+    .filter_map(|key| number(json, key))
+    .sum()
 }
 
 /// How many start-ups are timed for each start-up row (the median is
@@ -903,11 +1122,13 @@ fn text_field(json: &str, key: &str) -> Option<String> {
 struct Report {
     duration: String,
     warmup: String,
+    /// The measured binaries' cargo profile.
+    profile: String,
     rows: Vec<Row>,
     startup: Vec<(String, Duration)>,
     idle_rss_ten: Option<u64>,
     rss_load: Option<(Option<u64>, Option<u64>)>,
-    soak: Vec<(u64, Option<u64>)>,
+    soak: Option<Soak>,
     /// Interleaved pairs at c=32.
     rounds: Vec<Round>,
     /// Calls beside the churning backend: quiet, then changing.
@@ -925,11 +1146,12 @@ impl Report {
         Self {
             duration: options.duration.clone(),
             warmup: options.warmup.clone(),
+            profile: options.profile.clone(),
             rows: Vec::new(),
             startup: Vec::new(),
             idle_rss_ten: None,
             rss_load: None,
-            soak: Vec::new(),
+            soak: None,
             rounds: Vec::new(),
             churn: Vec::new(),
             skipped: Vec::new(),
@@ -962,7 +1184,7 @@ impl Report {
     fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# Only1MCP bench report\n");
-        let _ = writeln!(out, "{}\n", machine());
+        let _ = writeln!(out, "{}\n", machine(&self.profile));
         let _ = writeln!(
             out,
             "Load average (1, 5, 15 min) at the start: {}; at the end: {}. Anything above 0 \
@@ -1076,12 +1298,19 @@ impl Report {
                 mib(after)
             );
         }
-        if !self.soak.is_empty() {
+        if let Some(soak) = &self.soak {
             let _ = writeln!(
                 out,
-                "\n### Soak (HTTP→stdio, c=32)\n\n| s | RSS |\n|---:|---:|"
+                "\n### Soak ({}, c=32, {}, RSS every {} s)\n\n{:.0} requests, {:.0} a second, {:.0} \
+                 failed.\n\n| s | RSS |\n|---:|---:|",
+                soak.path,
+                soak.duration,
+                soak.every.as_secs_f64(),
+                soak.requests,
+                soak.rps,
+                soak.failures
             );
-            for (secs, kib) in &self.soak {
+            for (secs, kib) in &soak.samples {
                 let _ = writeln!(out, "| {secs} | {} |", mib(*kib));
             }
         }
@@ -1225,8 +1454,8 @@ fn loadavg() -> String {
         .join(" ")
 }
 
-/// The machine, for the report's header.
-fn machine() -> String {
+/// The machine and the measured binaries' cargo profile, for a report's header.
+fn machine(profile: &str) -> String {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let cpuinfo = read("/proc/cpuinfo");
     let model = cpuinfo
@@ -1250,7 +1479,7 @@ fn machine() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     format!(
-        "Machine: {model}, {cores} cores, {mem} RAM, Linux {}, {rustc}, release profile.",
+        "Machine: {model}, {cores} cores, {mem} RAM, Linux {}, {rustc}, {profile} profile.",
         kernel.trim()
     )
 }
@@ -1261,7 +1490,7 @@ fn machine() -> String {
 /// how long each reload took to apply (from the gateway's own log: the new
 /// backend set and catalog in place, new processes' start-up excluded) and
 /// whether any request failed. Writes `target/bench/reload-report.md`.
-fn reload_run(bins: &Bins, dir: &Path, changes: u32) -> Result<()> {
+fn reload_run(bins: &Bins, dir: &Path, changes: u32, profile: &str) -> Result<()> {
     let arith = bins.echo.with_file_name("only1mcp-arith-server");
     let quote = |p: &Path| format!("{:?}", p.display().to_string());
     let config = dir.join("reload.yaml");
@@ -1375,7 +1604,7 @@ fn reload_run(bins: &Bins, dir: &Path, changes: u32) -> Result<()> {
         applied[applied.len() - 1] as f64 / 1000.0,
         requests,
         failures,
-        machine(),
+        machine(profile),
         loadavg(),
     );
     write(&dir.join("reload-report.md"), &report)?;
@@ -1386,13 +1615,521 @@ fn reload_run(bins: &Bins, dir: &Path, changes: u32) -> Result<()> {
     Ok(())
 }
 
+/// The HTTP echo backend for a run of its own, and a config putting the
+/// gateway in front of it (`url:`).
+fn http_echo(bins: &Bins, dir: &Path, name: &str) -> Result<(Proc, String, PathBuf)> {
+    let mut backend = Proc::start(
+        "echo backend (HTTP)",
+        Command::new(&bins.echo).args(["--http", "127.0.0.1:0"]),
+        &dir.join(format!("{name}-echo.log")),
+        true,
+    )?;
+    let url = backend.first_stdout_line(Duration::from_secs(10))?;
+    let config = dir.join(format!("{name}-http.yaml"));
+    write(
+        &config,
+        &format!("logging:\n  level: warn\nservers:\n  echo:\n    url: {url:?}\n"),
+    )?;
+    Ok((backend, url, config))
+}
+
+/// `--pairs N`: N interleaved pairs at c=32, HTTP→HTTP: `--requests` calls
+/// (default 150 000) to the HTTP echo backend directly, then the same
+/// through one gateway in front of it, each process's CPU per call from
+/// `/proc`. Writes `target/bench/pairs-report.md`.
+fn pairs_run(bins: &Bins, dir: &Path, options: &Options, pairs: u32) -> Result<()> {
+    let requests = options.requests.unwrap_or(150_000);
+    let (mut backend, echo_url, config) = http_echo(bins, dir, "pairs")?;
+    let mut gateway = Gateway::start(&bins.gateway, &config, &dir.join("pairs-gateway.log"), &[])?;
+    let load = Load {
+        bin: &bins.gateway,
+        options,
+        requests: Some(requests),
+    };
+    let load_before = loadavg();
+    let started = Instant::now();
+    let mut rounds = Vec::new();
+    for _ in 0..pairs {
+        let (direct, direct_cpu) = cpu_per_request(&[backend.id()], || {
+            load.run(
+                "direct",
+                "HTTP",
+                32,
+                &["--url", &echo_url, "--tool", "echo"],
+                &[],
+            )
+        })?;
+        let (through, through_cpu) = cpu_per_request(&[backend.id(), gateway.proc.id()], || {
+            load.run("gateway", "HTTP→HTTP", 32, &["--url", &gateway.url], &[])
+        })?;
+        for row in [&direct, &through] {
+            if row.failures > 0.0 {
+                bail!(
+                    "{} {}: {} requests failed ({})",
+                    row.via,
+                    row.path,
+                    row.failures,
+                    row.first_error.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        let cpu = match (direct.load_cpu_us, direct_cpu[0], through.load_cpu_us) {
+            (Some(g), Some(e), Some(g2)) => through_cpu[0]
+                .zip(through_cpu[1])
+                .map(|(e2, gw)| ([g, e], [g2, e2, gw])),
+            _ => None,
+        };
+        rounds.push(Round {
+            path: "HTTP→HTTP",
+            direct_rps: direct.rps,
+            through_rps: through.rps,
+            cpu,
+        });
+    }
+    gateway.proc.stop();
+    backend.stop();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut report = format!(
+        "# Interleaved pairs, HTTP→HTTP at c=32\n\n{}\n\nLoad average at the start: {load_before}; \
+         at the end: {}. Each pair: {requests} calls (after a {} warm-up) to the HTTP echo backend \
+         directly, then the same through the gateway (`url:` backend), back to back; CPU from \
+         /proc and the load generator's own report, warm-up included. \"busy\" is the three \
+         processes' CPU over {cores} cores' time. Whole run: {:.0} s (`cargo xtask bench --pairs \
+         {pairs} --requests {requests}`).\n\n",
+        machine(&options.profile),
+        loadavg(),
+        options.warmup,
+        started.elapsed().as_secs_f64(),
+    );
+    render_pairs(&rounds, cores, &mut report);
+    let path = dir.join("pairs-report.md");
+    write(&path, &report)?;
+    println!("{report}");
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
+/// The pairs' table: throughput, CPU a call, how busy the machine was, and
+/// the median ratio.
+fn render_pairs(rounds: &[Round], cores: usize, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "| pair | direct req/s | gateway req/s | ratio | CPU µs a call, direct: generator + \
+         backend | through: generator + backend + gateway | CPU ratio | busy direct | busy \
+         through |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut ratios = Vec::new();
+    #[allow(clippy::cast_precision_loss, reason = "a core count")]
+    let cores = cores as f64;
+    for (idx, round) in rounds.iter().enumerate() {
+        let ratio = if round.direct_rps > 0.0 {
+            round.through_rps / round.direct_rps
+        } else {
+            0.0
+        };
+        ratios.push(ratio);
+        let cpu = round.cpu.map_or_else(
+            || "| — | — | — | — | —".to_owned(),
+            |([g, e], [g2, e2, gw])| {
+                let (direct, through) = (g + e, g2 + e2 + gw);
+                let busy = |us: f64, rps: f64| us * rps / 1e6 / cores * 100.0;
+                format!(
+                    "| {g:.1} + {e:.1} = {direct:.1} | {g2:.1} + {e2:.1} + {gw:.1} = {through:.1} \
+                     | {:.0} % | {:.0} % | {:.0} %",
+                    if through > 0.0 {
+                        direct / through * 100.0
+                    } else {
+                        0.0
+                    },
+                    busy(direct, round.direct_rps),
+                    busy(through, round.through_rps),
+                )
+            },
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.0} | {:.0} % {cpu} |",
+            idx + 1,
+            round.direct_rps,
+            round.through_rps,
+            ratio * 100.0
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    if let Some(median) = ratios.get(ratios.len() / 2) {
+        let _ = writeln!(
+            out,
+            "\nMedian ratio of {} pairs: **{:.0} %**.",
+            ratios.len(),
+            median * 100.0
+        );
+    }
+}
+
+/// `--callgrind`: user-space instructions per call under valgrind's
+/// callgrind (`valgrind`, `callgrind_control` and `callgrind_annotate` must
+/// be on `PATH`). Two figures:
+/// - HTTP→HTTP: the gateway's HTTP face in front of the HTTP echo backend,
+///   under callgrind; `--unmeasured` calls at c=32, the counters zeroed
+///   (`callgrind_control -z`), `--requests` calls (default 20 000), a dump
+///   (`callgrind_control -d`): its total over the calls;
+/// - the stdio face: `only1mcp benchmark --stdio -c 32 --requests N --
+///   valgrind --tool=callgrind only1mcp start --stdio`, the whole run's
+///   total (start-up included) over the calls answered.
+///
+/// Writes `target/bench/callgrind-report.md`; the raw profiles stay in
+/// `target/bench/` for `callgrind_annotate`.
+fn callgrind_run(bins: &Bins, dir: &Path, options: &Options) -> Result<()> {
+    let requests = options.requests.unwrap_or(20_000);
+    for tool in ["valgrind", "callgrind_control", "callgrind_annotate"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            bail!("{tool} is not on PATH (install valgrind)");
+        }
+    }
+    // Profiles of an earlier run would be summed in.
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with("callgrind."))
+        {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    let started = Instant::now();
+    let load_before = loadavg();
+
+    // HTTP→HTTP, the counters zeroed after the unmeasured calls.
+    let (mut backend, _echo_url, config) = http_echo(bins, dir, "callgrind")?;
+    let out_file = dir.join("callgrind.http.out");
+    let mut gateway = Proc::start(
+        "gateway under callgrind",
+        Command::new("valgrind")
+            .arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out_file.display()))
+            .arg(&bins.gateway)
+            .args(["start", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn,only1mcp_proxy::http=info"),
+        &dir.join("callgrind-gateway.log"),
+        false,
+    )?;
+    let url = listening_url(&gateway, Duration::from_secs(120))?;
+    let generate = |calls: u64| -> Result<f64> {
+        let out = Command::new(&bins.gateway)
+            .args(["benchmark", "--json", "-q", "-c", "32", "--warmup", "0s"])
+            .args(["--requests", &calls.to_string(), "--url", &url])
+            .stdin(Stdio::null())
+            .output()
+            .context("running only1mcp benchmark")?;
+        let json = String::from_utf8_lossy(&out.stdout);
+        if failures(&json) > 0.0 || number(&json, "requests").is_none() {
+            bail!(
+                "the load run against the gateway under callgrind failed: {}{}",
+                json.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(number(&json, "requests").unwrap_or_default()
+            + number(&json, "warmup_requests").unwrap_or_default())
+    };
+    eprintln!(
+        "xtask: callgrind, HTTP→HTTP: {} unmeasured calls",
+        options.unmeasured
+    );
+    if options.unmeasured > 0 {
+        generate(options.unmeasured)?;
+    }
+    let pid = gateway.id().to_string();
+    callgrind_control(&["-z", &pid])?;
+    eprintln!("xtask: callgrind, HTTP→HTTP: {requests} measured calls");
+    let http_calls = generate(requests)?;
+    callgrind_control(&["-d", &pid])?;
+    // The dump is `<out file>.<n>`, beside the final profile written at exit.
+    let dump = newest_with_prefix(dir, "callgrind.http.out.")?;
+    let http_total = program_totals(&dump)?;
+    gateway.stop();
+    backend.stop();
+
+    // The stdio face: the whole process, start-up included.
+    let stdio_config = dir.join("callgrind-stdio.yaml");
+    write(
+        &stdio_config,
+        &format!(
+            "logging:\n  level: warn\nservers:\n  echo:\n    command: {:?}\n",
+            bins.echo.display().to_string()
+        ),
+    )?;
+    eprintln!("xtask: callgrind, stdio face: {requests} calls, start-up included");
+    let out = Command::new(&bins.gateway)
+        .args(["benchmark", "--json", "-q", "-c", "32", "--warmup", "0s"])
+        .args(["--requests", &requests.to_string(), "--stdio", "--"])
+        .arg("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!(
+            "--callgrind-out-file={}",
+            dir.join("callgrind.stdio.out.%p").display()
+        ))
+        .arg(&bins.gateway)
+        .args(["start", "--stdio", "--config"])
+        .arg(&stdio_config)
+        .stdin(Stdio::null())
+        .output()
+        .context("running only1mcp benchmark --stdio under callgrind")?;
+    let json = String::from_utf8_lossy(&out.stdout);
+    let stdio_calls = number(&json, "requests").unwrap_or_default()
+        + number(&json, "warmup_requests").unwrap_or_default();
+    if failures(&json) > 0.0 || stdio_calls == 0.0 {
+        bail!(
+            "the stdio run under callgrind failed: {}{}",
+            json.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let mut stdio_total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with("callgrind.stdio.out."))
+        {
+            stdio_total += program_totals(&path)?;
+        }
+    }
+
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "instruction counts fit f64's 53 bits here"
+    )]
+    let per_call = |total: u64, calls: f64| total as f64 / calls;
+    let report = format!(
+        "# Instructions per call (callgrind)\n\n{}\n\nLoad average at the start: {load_before}; \
+         at the end: {} (callgrind counts instructions, so the load only stretches the time). \
+         Whole run: {:.0} s (`cargo xtask bench --callgrind --requests {requests} --unmeasured \
+         {}`).\n\n\
+         | what | calls | instructions | a call |\n|---|---:|---:|---:|\n\
+         | HTTP→HTTP at c=32: the gateway's HTTP face, counters zeroed after {} calls | {http_calls:.0} \
+         | {http_total} | **{:.2}k** |\n\
+         | stdio face at c=32 (`benchmark --stdio`), start-up included | {stdio_calls:.0} | \
+         {stdio_total} | **{:.2}k** |\n\n\
+         The profiles: `{}` (HTTP→HTTP, the measured calls) and `callgrind.stdio.out.<pid>`; \
+         `callgrind_annotate --inclusive=yes <file>` shows where the instructions go.\n",
+        machine(&options.profile),
+        loadavg(),
+        started.elapsed().as_secs_f64(),
+        options.unmeasured,
+        options.unmeasured,
+        per_call(http_total, http_calls) / 1000.0,
+        per_call(stdio_total, stdio_calls) / 1000.0,
+        dump.display(),
+    );
+    let path = dir.join("callgrind-report.md");
+    write(&path, &report)?;
+    println!("{report}");
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
+/// Runs `callgrind_control ARGS`; fails unless it succeeds.
+fn callgrind_control(args: &[&str]) -> Result<()> {
+    let out = Command::new("callgrind_control")
+        .args(args)
+        .output()
+        .context("running callgrind_control")?;
+    if !out.status.success() {
+        bail!(
+            "callgrind_control {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// The most recently modified file in `dir` whose name starts with `prefix`.
+fn newest_with_prefix(dir: &Path, prefix: &str) -> Result<PathBuf> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let modified = entry.metadata()?.modified()?;
+        if newest.as_ref().is_none_or(|(at, _)| modified > *at) {
+            newest = Some((modified, entry.path()));
+        }
+    }
+    newest
+        .map(|(_, path)| path)
+        .with_context(|| format!("no {prefix}* file in {}", dir.display()))
+}
+
+/// The `PROGRAM TOTALS` of a callgrind profile, from `callgrind_annotate`.
+fn program_totals(profile: &Path) -> Result<u64> {
+    let out = Command::new("callgrind_annotate")
+        .arg(profile)
+        .output()
+        .context("running callgrind_annotate")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_program_totals(&text).with_context(|| {
+        format!(
+            "no PROGRAM TOTALS in `callgrind_annotate {}`: {}",
+            profile.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    })
+}
+
+/// The instruction count of the `PROGRAM TOTALS` line: `12,345,678 (100.0%)
+/// PROGRAM TOTALS` (older versions: `12,345,678  PROGRAM TOTALS`).
+fn parse_program_totals(annotate: &str) -> Option<u64> {
+    let line = annotate
+        .lines()
+        .find(|line| line.contains("PROGRAM TOTALS"))?;
+    line.split_whitespace()
+        .next()?
+        .replace(',', "")
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn options(args: &[&str]) -> Result<Option<Options>> {
+        parse_options(&args.iter().map(OsString::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_select_one_run_of_their_own() {
+        let all = options(&[]).unwrap().unwrap();
+        assert_eq!(all.only, None);
+        assert_eq!(all.profile, "release");
+        assert_eq!(all.soak_backend, SoakBackend::Stdio);
+        let pairs = options(&["--pairs", "3", "--requests", "1000"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(pairs.only, Some(Only::Pairs(3)));
+        assert_eq!(pairs.requests, Some(1000));
+        let soak = options(&[
+            "--soak",
+            "300s",
+            "--soak-backend",
+            "http",
+            "--soak-every",
+            "15s",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(soak.soak_backend, SoakBackend::Http);
+        assert_eq!(soak.soak_every, Duration::from_secs(15));
+        assert!(options(&["--help"]).unwrap().is_none());
+        for bad in [
+            &["--pairs", "2", "--callgrind"][..],
+            &["--pairs", "0"],
+            &["--requests", "0"],
+            &["--soak-backend", "ws"],
+            &["--soak-every", "15"],
+            &["--rounds"],
+            &["--bogus"],
+        ] {
+            assert!(options(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn durations_are_read() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("15s").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn help_lists_every_option() {
+        for option in [
+            "--no-build",
+            "--profile",
+            "--duration",
+            "--warmup",
+            "--rounds",
+            "--soak",
+            "--soak-backend",
+            "--soak-every",
+            "--pairs",
+            "--callgrind",
+            "--requests",
+            "--unmeasured",
+            "--reload",
+            "--help",
+        ] {
+            let described = USAGE.lines().any(|line| {
+                let line = line.trim_start();
+                line.starts_with(&format!("{option} "))
+                    || line.starts_with(&format!("-h, {option} "))
+            });
+            assert!(described, "{option} is not described in the help");
+        }
+    }
+
+    #[test]
+    fn program_totals_are_read_from_callgrind_annotate() {
+        let annotate = "\
+--------------------------------------------------------------------------------
+Ir
+--------------------------------------------------------------------------------
+641,023,407 (100.0%)  PROGRAM TOTALS
+
+--------------------------------------------------------------------------------
+Ir                    file:function
+";
+        assert_eq!(parse_program_totals(annotate), Some(641_023_407));
+        assert_eq!(
+            parse_program_totals("12,345  PROGRAM TOTALS\n"),
+            Some(12_345)
+        );
+        assert_eq!(parse_program_totals("nothing here"), None);
+    }
+
+    #[test]
+    fn pairs_are_rendered_with_cpu_busy_and_median() {
+        let rounds = [
+            Round {
+                path: "HTTP→HTTP",
+                direct_rps: 60_000.0,
+                through_rps: 30_000.0,
+                cpu: Some(([14.0, 13.0], [14.0, 13.0, 27.0])),
+            },
+            Round {
+                path: "HTTP→HTTP",
+                direct_rps: 50_000.0,
+                through_rps: 30_000.0,
+                cpu: None,
+            },
+        ];
+        let mut out = String::new();
+        render_pairs(&rounds, 2, &mut out);
+        // 27 µs a call at 60k/s is 1.62 of 2 cores; 54 µs at 30k/s the same.
+        assert!(
+            out.contains("| 1 | 60000 | 30000 | 50 % | 14.0 + 13.0 = 27.0 | 14.0 + 13.0 + 27.0 = 54.0 | 50 % | 81 % | 81 % |"),
+            "{out}"
+        );
+        assert!(out.contains("| 2 | 50000 | 30000 | 60 % | — |"), "{out}");
+        assert!(out.contains("Median ratio of 2 pairs: **60 %**."), "{out}");
+    }
+
     #[test]
     fn round_cpu_is_rendered_with_its_ratio() {
-        let mut report = Report::new(&parse_options(&[]).unwrap());
+        let mut report = Report::new(&parse_options(&[]).unwrap().unwrap());
         report.rounds.push(Round {
             path: "stdio→stdio",
             direct_rps: 100.0,

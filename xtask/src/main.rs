@@ -12,7 +12,8 @@
 //!   (the gateway's backend connector, via `conformance/client_adapter.py`); see
 //!   `conformance.rs` and docs/conformance.md.
 //! - `bench [OPTIONS]`: release build, then the echo backend measured directly and through the
-//!   gateway; writes `target/bench-report.md` (see `bench.rs`).
+//!   gateway; writes `target/bench-report.md`; `--pairs`, `--callgrind`, `--soak` and `--reload`
+//!   rerun docs/performance.md's other figures (see `bench.rs`, `cargo xtask bench --help`).
 //! - `corpus [--check]`: `peers`, then `docs/corpus/capture.py`, which writes the tool catalogs
 //!   of six real MCP servers to `docs/corpus/<id>.json`; with `--check`, captures into
 //!   `target/corpus/` and fails unless the files are byte-identical (see `corpus.rs`).
@@ -69,9 +70,10 @@ Commands:
                  Run the MCP conformance suite against the gateway: server mode (its HTTP face
                  in front of conformance/fixture_server.py) and client mode (its backend
                  connector, via conformance/client_adapter.py); both by default
-  bench [--duration 5s] [--warmup 1s] [--no-build] [--soak 5m]
+  bench [OPTIONS]
                  Release build, then the echo backend measured directly and through the gateway;
-                 writes target/bench-report.md (see bench.rs)
+                 writes target/bench-report.md; --pairs N, --callgrind, --soak D and --reload N
+                 rerun the other published figures (`cargo xtask bench --help` lists every option)
   corpus [--check]
                  Run `peers`, then capture the tool catalogs of six real MCP servers into
                  docs/corpus/<id>.json; --check captures into target/corpus/ and fails unless
