@@ -328,9 +328,9 @@ fn secrets_expanded_from_the_environment_never_reach_the_log() {
     gateway.wait_for_log("server=broken");
     gateway.wait_for_log("server=remote");
     let (_, log) = gateway.finish();
+    assert!(!log.contains(SECRET), "a secret reached the log:\n{log}");
     assert!(
         log.contains(r#"--token=${ONLY1MCP_IT_SECRET}"#),
         "the spawn line is logged as configured:\n{log}"
     );
-    assert!(!log.contains(SECRET), "a secret reached the log:\n{log}");
 }
