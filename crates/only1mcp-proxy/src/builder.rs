@@ -40,8 +40,24 @@ pub struct GatewayBuilder<L = Identity, S = Identity> {
     server_layers: S,
 }
 
+impl Gateway {
+    /// Starts every enabled backend and waits until each has finished its
+    /// first start attempt (ready or failed) or its start-up timeout passed.
+    /// A backend that fails is reported and left out; the rest are served.
+    /// The same as `Gateway::builder(config).start()`: no layers of the
+    /// embedder's in the call stack.
+    pub async fn start(config: &Config) -> Self {
+        Self::builder(config).start().await
+    }
+
+    /// A gateway for `config`, to be given layers before it starts.
+    pub fn builder(config: &Config) -> GatewayBuilder {
+        GatewayBuilder::new(config)
+    }
+}
+
 impl GatewayBuilder {
-    pub(crate) fn new(config: &Config) -> Self {
+    fn new(config: &Config) -> Self {
         Self {
             config: config.clone(),
             layers: Identity::new(),

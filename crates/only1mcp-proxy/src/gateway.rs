@@ -28,10 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, Hub, LARGE_CATALOG, Launch, Settings, Status, catalog_work};
 use crate::context::{self, Views};
-use crate::session::ClientSession;
-use crate::session::hold::Holds;
+use crate::holds::Holds;
 use crate::stack::{CallStack, Endpoint, Member};
-use crate::subscriptions::{Added, Subscriptions};
+use crate::subscriptions::{Added, Subscriber, Subscriptions};
 
 /// The gateway's name towards clients and backends.
 pub fn implementation() -> Implementation {
@@ -306,7 +305,7 @@ impl Drop for ProgressGuard {
 /// A legacy session's `resources/subscribe` or `unsubscribe` of `uri` on
 /// its way to `server`.
 fn resource_call(
-    session: &ClientSession,
+    session: &dyn Subscriber,
     method: &str,
     params: Option<Box<RawValue>>,
     server: &Arc<str>,
@@ -399,23 +398,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts every enabled backend and waits until each has finished its
-    /// first start attempt (ready or failed) or its start-up timeout passed.
-    /// A backend that fails is reported and left out; the rest are served.
-    /// The same as `Gateway::builder(config).start()`: no layers of the
-    /// embedder's in the call stack.
-    pub async fn start(config: &Config) -> Self {
-        Self::builder(config).start().await
-    }
-
-    /// A gateway for `config`, to be given layers before it starts
-    /// ([`GatewayBuilder`](crate::builder::GatewayBuilder)).
-    pub fn builder(config: &Config) -> crate::builder::GatewayBuilder {
-        crate::builder::GatewayBuilder::new(config)
-    }
-
-    /// [`Gateway::start`] with the call stack made by `stack` (over the
-    /// router of `backends`) and each backend's stack by `server_stacks`.
+    /// Starts the gateway with the call stack made by `stack` (over the
+    /// router of `backends`) and each backend's stack by `server_stacks`
+    /// (see `Gateway::start` and `Gateway::builder`).
     pub(crate) async fn start_with(
         config: &Config,
         stack: impl FnOnce(crate::stack::Backends) -> CallStack,
@@ -689,9 +674,9 @@ impl Gateway {
     /// Subscribes `session` to `uri` (owned by `server`), subscribing
     /// upstream if it is the first subscriber. A legacy owner gets
     /// `resources/subscribe`; a modern one a `subscriptions/listen` stream.
-    pub async fn subscribe_resource(
+    pub(crate) async fn subscribe_resource(
         &self,
-        session: &Arc<ClientSession>,
+        session: &Arc<dyn Subscriber>,
         server: &Arc<str>,
         uri: &str,
     ) -> Result<(), only1mcp_core::jsonrpc::ErrorObject> {
@@ -705,7 +690,7 @@ impl Gateway {
                 let params =
                     serde_json::value::to_raw_value(&serde_json::json!({ "uri": uri })).ok();
                 let routed = resource_call(
-                    session,
+                    &**session,
                     mcp::method::RESOURCES_SUBSCRIBE,
                     params,
                     server,
@@ -715,11 +700,11 @@ impl Gateway {
                 match res.map(|reply| reply.outcome) {
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err(error)) => {
-                        self.shared.subscriptions.remove(uri, session);
+                        self.shared.subscriptions.remove(uri, &**session);
                         Err(error)
                     }
                     Err(error) => {
-                        self.shared.subscriptions.remove(uri, session);
+                        self.shared.subscriptions.remove(uri, &**session);
                         Err(error.to_error_object())
                     }
                 }
@@ -734,7 +719,7 @@ impl Gateway {
 
     /// Unsubscribes `session` from `uri`; the last one out ends the upstream
     /// subscription.
-    pub async fn unsubscribe_resource(&self, session: &ClientSession, uri: &str) {
+    pub(crate) async fn unsubscribe_resource(&self, session: &dyn Subscriber, uri: &str) {
         if let Some(routed) = self.leave_resource(session, uri) {
             let _ = self.stack().dispatch(routed).await;
         }
@@ -745,7 +730,7 @@ impl Gateway {
     /// a legacy owner's with the returned `resources/unsubscribe` call.
     fn leave_resource(
         &self,
-        session: &ClientSession,
+        session: &dyn Subscriber,
         uri: &str,
     ) -> Option<only1mcp_core::pipeline::Routed> {
         let server = self.shared.subscriptions.remove(uri, session)?;
@@ -766,7 +751,7 @@ impl Gateway {
     /// Releases the subscriptions of `session`, which is ending, to `uris`:
     /// each one no other live session wants is ended upstream (in a task
     /// of its own, as this runs where the session is dropped).
-    pub(crate) fn release_resources(&self, session: &ClientSession, uris: &[String]) {
+    pub(crate) fn release_resources(&self, session: &dyn Subscriber, uris: &[String]) {
         let calls: Vec<_> = uris
             .iter()
             .filter_map(|uri| self.leave_resource(session, uri))

@@ -8,6 +8,8 @@
 //!   catalog (full, compact, discover, auto), the meta tools, token counts.
 //! - [`gateway`]: all backends, the catalog snapshot, progress routing.
 //! - [`session`]: one client's session: era handling and routing.
+//! - `holds`: calls held for a modern client's retry (signed
+//!   `requestState`s).
 //! - [`stack`]: the call pipeline every backend call goes through, and the
 //!   function that builds it.
 //! - [`serve`]: the stdio face.
@@ -85,6 +87,7 @@ pub mod backend;
 pub mod builder;
 pub mod context;
 pub mod gateway;
+mod holds;
 pub mod http;
 pub mod load;
 pub mod logging;

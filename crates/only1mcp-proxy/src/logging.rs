@@ -4,6 +4,8 @@
 //! This moves to `only1mcp-observability` when metrics and OpenTelemetry
 //! exporters arrive; it is the only place that installs a subscriber.
 
+pub mod capture;
+
 use only1mcp_core::config::{LogFormat, LoggingConfig};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -12,7 +14,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// Installs the global subscriber. `RUST_LOG` wins over the config's level;
 /// the default is `info`. Returns an error if a log file cannot be opened.
 ///
-/// Beside the log output it installs [`crate::admin::logs::layer`], which
+/// Beside the log output it installs [`capture::layer`], which
 /// keeps recent lines per server for the admin API whatever the level is.
 pub fn init(config: &LoggingConfig) -> std::io::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -38,7 +40,7 @@ pub fn init(config: &LoggingConfig) -> std::io::Result<()> {
     };
     let res = tracing_subscriber::registry()
         .with(output.with_filter(filter))
-        .with(crate::admin::logs::layer())
+        .with(capture::layer())
         .try_init();
     // A subscriber already installed (tests, embedders) is not an error.
     drop(res);

@@ -44,6 +44,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::gateway::{Gateway, implementation};
+use crate::subscriptions::Subscriber;
 
 mod forward;
 pub(crate) mod hold;
@@ -829,7 +830,10 @@ impl ClientSession {
                 .to_error_object());
             }
         }
-        self.gateway.subscribe_resource(self, &server, &uri).await?;
+        let subscriber: Arc<dyn Subscriber> = self.clone();
+        self.gateway
+            .subscribe_resource(&subscriber, &server, &uri)
+            .await?;
         let mut state = self.state();
         if !state.subscribed.contains(&uri) {
             state.subscribed.push(uri);
@@ -844,7 +848,7 @@ impl ClientSession {
             return Err(Error::InvalidParams("params.uri is required".to_owned()).to_error_object());
         };
         self.state().subscribed.retain(|u| *u != uri);
-        self.gateway.unsubscribe_resource(self, &uri).await;
+        self.gateway.unsubscribe_resource(&**self, &uri).await;
         Ok(empty())
     }
 
@@ -954,6 +958,16 @@ impl Drop for ClientSession {
         if !uris.is_empty() {
             self.gateway.release_resources(self, &uris);
         }
+    }
+}
+
+impl Subscriber for ClientSession {
+    fn notify(&self, message: &Message) -> bool {
+        Self::notify(self, message)
+    }
+
+    fn routed(&self, call: Call, route: Route, exposed: Option<Arc<str>>, era: Era) -> Routed {
+        Self::routed(self, call, route, exposed, era)
     }
 }
 

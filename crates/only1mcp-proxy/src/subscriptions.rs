@@ -11,13 +11,35 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use crate::session::ClientSession;
+use only1mcp_core::catalog::Route;
+use only1mcp_core::jsonrpc::Message;
+use only1mcp_core::mcp::Era;
+use only1mcp_core::pipeline::Routed;
+use only1mcp_core::upstream::Call;
+
+/// What a subscription needs of a client session: somewhere to send the
+/// updates, and its identity on the calls made for it. The client session
+/// implements it; the registry and the gateway know nothing else of
+/// sessions.
+pub(crate) trait Subscriber: Send + Sync {
+    /// Sends `message` to the client now, if there is room; whether it was
+    /// queued.
+    fn notify(&self, message: &Message) -> bool;
+    /// `call` on its way to `route` as this subscriber's own (its principal
+    /// and affinity), for a request of `era`.
+    fn routed(&self, call: Call, route: Route, exposed: Option<Arc<str>>, era: Era) -> Routed;
+}
+
+/// The address of a subscriber, for telling subscribers apart.
+fn address(subscriber: &dyn Subscriber) -> *const () {
+    std::ptr::from_ref(subscriber).cast::<()>()
+}
 
 /// One URI's subscribers and its upstream subscription.
 #[derive(Debug)]
 struct Entry {
     server: Arc<str>,
-    sessions: Vec<Weak<ClientSession>>,
+    sessions: Vec<Weak<dyn Subscriber>>,
     /// A modern owner's `subscriptions/listen` call; aborted when the entry
     /// goes away.
     upstream: Option<tokio::task::JoinHandle<()>>,
@@ -53,7 +75,7 @@ impl Subscriptions {
     }
 
     /// Adds `session` as a subscriber of `uri`, owned by `server`.
-    pub(crate) fn add(&self, uri: &str, server: &Arc<str>, session: &Arc<ClientSession>) -> Added {
+    pub(crate) fn add(&self, uri: &str, server: &Arc<str>, session: &Arc<dyn Subscriber>) -> Added {
         let mut map = self.map();
         let entry = map.entry(uri.to_owned()).or_insert_with(|| Entry {
             server: server.clone(),
@@ -65,7 +87,7 @@ impl Subscriptions {
         if !entry
             .sessions
             .iter()
-            .any(|s| s.as_ptr() == Arc::as_ptr(session))
+            .any(|s| s.as_ptr().cast::<()>() == address(&**session))
         {
             entry.sessions.push(Arc::downgrade(session));
         }
@@ -82,12 +104,13 @@ impl Subscriptions {
 
     /// Removes `session` from `uri`'s subscribers. Returns the owner if that
     /// was the last one (the entry is gone; a listen task is aborted).
-    pub(crate) fn remove(&self, uri: &str, session: &ClientSession) -> Option<Arc<str>> {
+    pub(crate) fn remove(&self, uri: &str, session: &dyn Subscriber) -> Option<Arc<str>> {
         let mut map = self.map();
         let entry = map.get_mut(uri)?;
+        let gone = address(session);
         entry
             .sessions
-            .retain(|s| s.strong_count() > 0 && s.as_ptr() != std::ptr::from_ref(session));
+            .retain(|s| s.strong_count() > 0 && s.as_ptr().cast::<()>() != gone);
         if entry.sessions.is_empty() {
             return map.remove(uri).map(|e| e.server.clone());
         }
@@ -95,7 +118,7 @@ impl Subscriptions {
     }
 
     /// The live sessions subscribed to `uri` on `server`.
-    pub(crate) fn subscribers(&self, server: &str, uri: &str) -> Vec<Arc<ClientSession>> {
+    pub(crate) fn subscribers(&self, server: &str, uri: &str) -> Vec<Arc<dyn Subscriber>> {
         let mut map = self.map();
         let Some(entry) = map.get_mut(uri).filter(|e| &*e.server == server) else {
             return Vec::new();

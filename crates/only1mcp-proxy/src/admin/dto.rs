@@ -120,23 +120,8 @@ pub struct ErrorDto {
     pub problems: Vec<String>,
 }
 
-/// One captured log line.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LogLineDto {
-    /// Increases with every captured line (across servers).
-    pub seq: u64,
-    /// The server it is about.
-    pub server: String,
-    /// When (RFC 3339, UTC, milliseconds).
-    pub at: String,
-    /// `ERROR`, `WARN` or `INFO`.
-    pub level: String,
-    /// `backend` (its stderr and log messages) or `gateway` (what the
-    /// gateway logged about it).
-    pub source: String,
-    /// The line.
-    pub message: String,
-}
+/// One captured log line (kept by `crate::logging::capture`).
+pub use crate::logging::capture::LogLine as LogLineDto;
 
 /// `GET /logs` and `GET /servers/{id}/logs`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -25,9 +25,10 @@ use super::dto::{
     TestDto,
 };
 use super::persist::{self, Edit};
-use super::{AdminState, logs, transport_name};
+use super::{AdminState, transport_name};
 use crate::backend::{Backend, Status};
 use crate::load::LoadError;
+use crate::logging::capture as logs;
 
 /// An error answer: a status and a JSON body.
 #[derive(Debug)]

@@ -30,7 +30,6 @@
 mod auth;
 pub mod dto;
 mod handlers;
-pub mod logs;
 pub mod persist;
 pub mod secret;
 

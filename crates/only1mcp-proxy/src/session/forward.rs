@@ -14,10 +14,10 @@ use serde_json::value::RawValue;
 
 use tokio::sync::mpsc;
 
-use super::hold::{Held, Holds};
 use super::{ClientSession, Ctx, Target};
 use crate::backend::relay::{Caller, ClientLink, Reach};
 use crate::gateway::with_progress_token;
+use crate::holds::{Held, Holds};
 
 /// How many input rounds one request may take (a backend that keeps
 /// asking is cut off).

@@ -25,7 +25,25 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::Context;
 
-use super::dto::LogLineDto;
+use serde::{Deserialize, Serialize};
+
+/// One captured log line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogLine {
+    /// Increases with every captured line (across servers).
+    pub seq: u64,
+    /// The server it is about.
+    pub server: String,
+    /// When (RFC 3339, UTC, milliseconds).
+    pub at: String,
+    /// `ERROR`, `WARN` or `INFO`.
+    pub level: String,
+    /// `backend` (its stderr and log messages) or `gateway` (what the
+    /// gateway logged about it).
+    pub source: String,
+    /// The line.
+    pub message: String,
+}
 
 /// Lines kept per server.
 pub const LINES_PER_SERVER: usize = 1000;
@@ -46,7 +64,7 @@ const BACKEND_TARGET: &str = "only1mcp::backend";
 pub struct LogBook {
     rings: Mutex<HashMap<Arc<str>, Ring>>,
     next_seq: AtomicU64,
-    live: broadcast::Sender<Arc<LogLineDto>>,
+    live: broadcast::Sender<Arc<LogLine>>,
 }
 
 /// The process-wide book the layer writes to (the tracing subscriber is
@@ -63,12 +81,12 @@ pub fn book() -> &'static LogBook {
 /// The lines kept for one server, and their cost in bytes.
 #[derive(Debug, Default)]
 struct Ring {
-    lines: VecDeque<Arc<LogLineDto>>,
+    lines: VecDeque<Arc<LogLine>>,
     bytes: usize,
 }
 
 /// What a kept line counts against [`BYTES_PER_SERVER`].
-fn cost(line: &LogLineDto) -> usize {
+fn cost(line: &LogLine) -> usize {
     line.message.len() + LINE_OVERHEAD
 }
 
@@ -79,7 +97,7 @@ impl LogBook {
             message.truncate(message.floor_char_boundary(MAX_MESSAGE));
             message.push_str("… [cut]");
         }
-        let line = Arc::new(LogLineDto {
+        let line = Arc::new(LogLine {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
             server: server.to_owned(),
             at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
@@ -109,9 +127,9 @@ impl LogBook {
 
     /// The last `n` lines of `server`, or of every server when `None`
     /// (merged in the order they were logged); oldest first.
-    pub fn recent(&self, server: Option<&str>, n: usize) -> Vec<LogLineDto> {
+    pub fn recent(&self, server: Option<&str>, n: usize) -> Vec<LogLine> {
         let rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut lines: Vec<Arc<LogLineDto>> = match server {
+        let mut lines: Vec<Arc<LogLine>> = match server {
             Some(server) => rings
                 .get(server)
                 .map(|ring| ring.lines.iter().cloned().collect())
@@ -136,7 +154,7 @@ impl LogBook {
     }
 
     /// New lines as they are logged.
-    pub fn follow(&self) -> broadcast::Receiver<Arc<LogLineDto>> {
+    pub fn follow(&self) -> broadcast::Receiver<Arc<LogLine>> {
         self.live.subscribe()
     }
 }
