@@ -454,6 +454,13 @@ impl Gateway {
         out
     }
 
+    /// Sends SIGHUP (the gateway reloads its config file).
+    pub fn hangup(&self) {
+        let _ = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status();
+    }
+
     /// Sends SIGTERM (stdin stays open).
     pub fn terminate(&self) {
         let _ = Command::new("kill")

@@ -53,6 +53,27 @@ pub const STARTUP_FAIL_ENV: &str = "ONLY1MCP_EXAMPLE_STARTUP_FAIL";
 /// backend really got (which ids a `notifications/cancelled` named, ...).
 pub const RECORD_ENV: &str = "ONLY1MCP_EXAMPLE_RECORD";
 
+/// Environment variable naming a file the server waits for (at most a
+/// minute) before it serves anything: a test holds a backend's start, and so
+/// the gateway's, until it has done something first.
+pub const START_AFTER_ENV: &str = "ONLY1MCP_EXAMPLE_START_AFTER";
+
+/// Waits until the file [`START_AFTER_ENV`] names exists, if it names one.
+fn wait_for_start_file(name: &str) {
+    let Some(path) = std::env::var_os(START_AFTER_ENV).filter(|path| !path.is_empty()) else {
+        return;
+    };
+    let path = std::path::PathBuf::from(path);
+    log(
+        name,
+        &format!("waiting for {} before serving", path.display()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The file of [`RECORD_ENV`], opened for appending.
 #[derive(Debug)]
 struct Recorder(Mutex<std::fs::File>);
@@ -795,7 +816,8 @@ pub fn main_for(catalog: impl Catalog + Clone + 'static) -> ExitCode {
                  --http ADDR  serve Streamable HTTP at http://ADDR/mcp instead of stdio\n               \
                  (port 0 picks a free port; the URL is printed on stdout)\n\n\
                  env: {STARTUP_FAIL_ENV}=1 exits with code 2 at startup\n     \
-                 {RECORD_ENV}=FILE appends every message received to FILE, one JSON line each\n"
+                 {RECORD_ENV}=FILE appends every message received to FILE, one JSON line each\n     \
+                 {START_AFTER_ENV}=FILE waits (at most a minute) until FILE exists before serving\n"
             );
             let _ = std::io::stdout().lock().write_all(usage.as_bytes());
             return ExitCode::SUCCESS;
@@ -806,6 +828,7 @@ pub fn main_for(catalog: impl Catalog + Clone + 'static) -> ExitCode {
         }
     };
     let server = Server::new(catalog, name, Outbox::stdout());
+    wait_for_start_file(server.name());
     log(server.name(), "ready on stdio");
     server.serve(std::io::stdin().lock());
     ExitCode::SUCCESS

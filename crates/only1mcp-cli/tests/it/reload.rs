@@ -211,3 +211,53 @@ fn a_server_file_dropped_into_the_include_folder_is_picked_up() {
     let gone = gateway.call_tool("arith__add", json!({"a": 1, "b": 2}));
     assert_eq!(gone["error"]["code"], -32602, "{gone}");
 }
+
+/// SIGHUP makes the gateway read its config file again and apply it. The
+/// file is changed before the watcher starts, so only the signal can bring
+/// the change in: the echo backend waits for a file before it serves
+/// (`ONLY1MCP_EXAMPLE_START_AFTER`), the gateway waits for its backends
+/// before it watches, and the config is rewritten in between.
+#[test]
+fn sighup_applies_a_change_the_file_watcher_did_not_see() {
+    init();
+    let gate = tempfile::tempdir().unwrap();
+    let go = gate.path().join("go");
+    let gated_echo = format!(
+        "servers:\n  echo:\n    command: {}\n    env:\n      ONLY1MCP_EXAMPLE_START_AFTER: {}\n",
+        support::quote(&support::example_server("only1mcp-echo-server")),
+        support::quote(&go),
+    );
+    let cfg = config(&gated_echo);
+    let mut gateway = Gateway::start(&cfg.path, &[]);
+    // The config is loaded (the backend spawns); the watcher has not started.
+    gateway.wait_for_log("Spawning backend server=echo");
+    let with_arith = format!(
+        "{gated_echo}  arith:\n    command: {}\n",
+        support::quote(&support::example_server("only1mcp-arith-server"))
+    );
+    std::fs::write(&cfg.path, &with_arith).unwrap();
+    std::fs::write(&go, "").unwrap();
+    gateway.initialize();
+    gateway.wait_for_log("Watching the config file");
+    let before = crate::tool_names(&mut gateway);
+    assert!(
+        !before.iter().any(|name| name.starts_with("arith__")),
+        "{before:?}"
+    );
+
+    gateway.hangup();
+    gateway.wait_for_notification("notifications/tools/list_changed");
+    assert_eq!(
+        support::text(&gateway.call_tool("arith__add", json!({"a": 2, "b": 3}))),
+        "5"
+    );
+    let log = gateway.log();
+    let signal = log
+        .find("SIGHUP: reloading the config")
+        .unwrap_or_else(|| panic!("{log}"));
+    let reloaded = log
+        .find("Config reloaded")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(signal < reloaded, "{log}");
+    assert_eq!(log.matches("Config reloaded").count(), 1, "{log}");
+}
