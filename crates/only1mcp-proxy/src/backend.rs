@@ -18,8 +18,8 @@ use only1mcp_core::catalog::{CacheHint, Lists, Prefix, ToolFilter};
 use only1mcp_core::jsonrpc::{ErrorObject, Notification, Outcome};
 use only1mcp_core::mcp::{self, Era, Implementation, ListKind, ListPage, method};
 use only1mcp_core::upstream::{Call, UpstreamEvent};
+use only1mcp_transport::handshake::{self, ClientIdentity, Established};
 use only1mcp_transport::network::{self, AnyConnection, NetworkSpec};
-use only1mcp_transport::session::{self, ClientIdentity, Established};
 use only1mcp_transport::stdio;
 
 use self::relay::Relay;
@@ -597,7 +597,7 @@ impl Backend {
             progress_hub.progress(&server, note) || progress_hub.log_message(&server, note)
         }));
         let startup = async {
-            let established = session::establish(
+            let established = handshake::establish(
                 &self.id,
                 &mut connection,
                 &self.identity,

@@ -1,4 +1,4 @@
-//! What the two HTTP clients ([`crate::streamable`], [`crate::sse_client`])
+//! What the two HTTP clients ([`crate::streamable_client`], [`crate::sse_client`])
 //! share: the pooled reqwest client, configured headers, error mapping, body
 //! reading with a cap, the SSE body reader, and the ordered outbox for
 //! fire-and-forget messages.
@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::correlate::Correlator;
-use crate::sse::{Decoder, Event};
+use crate::event_stream::{Decoder, Event};
 use crate::stdio::MAX_UPSTREAM_LINE;
 
 /// The largest body or event a backend may send (as on stdio).

@@ -9,21 +9,22 @@
 //! backend, and dropping a call's future cancels the call upstream.
 //!
 //! - [`stdio`]: backends as child processes; the one place that spawns.
-//! - [`streamable`]: Streamable HTTP backends, both eras (modern per-request
+//! - [`streamable_client`]: Streamable HTTP backends, both eras (modern per-request
 //!   headers; legacy sessions with `Mcp-Session-Id`, the GET stream and
 //!   resumption).
 //! - [`sse_client`]: the deprecated HTTP+SSE transport of 2024-11-05.
 //! - [`ws_client`]: WebSocket backends (subprotocol `mcp`, one message per
 //!   text frame).
-//! - [`network`]: [`network::NetworkSpec`] and [`network::connect`], and
+//! - [`spec`]: [`spec::NetworkSpec`], how to reach a network backend.
+//! - [`network`]: [`network::connect`], and
 //!   [`network::AnyConnection`], the one type the proxy holds for every
 //!   backend, stdio included.
-//! - [`session`]: opening a session with a backend in its era (the
+//! - [`handshake`]: opening a session with a backend in its era (the
 //!   `server/discover` probe, falling back to `initialize`); the same over
 //!   every transport.
 //!
 //! Shared pieces: [`framing`] (newline-delimited JSON-RPC with a size cap,
-//! stdio), [`sse`] (the `text/event-stream` decoder), and the crate-private
+//! stdio), [`event_stream`] (the `text/event-stream` decoder), and the crate-private
 //! request correlation (ids, waiters, cancel-on-drop) every connection uses.
 //!
 //! Downstream, [`downstream`] is the gateway's own stdio face.
@@ -46,14 +47,15 @@ mod direct;
 
 pub use correlate::NotificationHook;
 pub mod downstream;
+pub mod event_stream;
 pub mod framing;
+pub mod handshake;
 mod http_client;
 pub mod network;
-pub mod session;
-pub mod sse;
+pub mod spec;
 pub mod sse_client;
 pub mod stdio;
-pub mod streamable;
+pub mod streamable_client;
 mod tls;
 pub mod ws_client;
 

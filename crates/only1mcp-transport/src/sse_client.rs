@@ -24,7 +24,7 @@ use reqwest::{StatusCode, Url};
 use crate::ResponseFuture;
 use crate::correlate::{CallGuard, Cancel, Correlator};
 use crate::http_client::{self, EVENT_STREAM, Outbox, SEND_TIMEOUT, SseBody, media_type, pump};
-use crate::network::NetworkSpec;
+use crate::spec::NetworkSpec;
 
 /// A connection to an HTTP+SSE backend: a cheap-to-clone [`Upstream`].
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use crate::ResponseFuture;
 use crate::correlate::Correlator;
 use crate::http_client::{self, MAX_MESSAGE};
-use crate::network::NetworkSpec;
+use crate::spec::NetworkSpec;
 
 /// The subprotocol MCP clients ask for.
 pub const SUBPROTOCOL: &str = "mcp";

@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use only1mcp_core::mcp::{self, Era, ListKind};
+use only1mcp_transport::handshake::{self, ClientIdentity};
 use only1mcp_transport::network::{self, AnyConnection};
-use only1mcp_transport::session::{self, ClientIdentity};
 use only1mcp_transport::stdio;
 
 use super::{Launch, STOP_GRACE, Settings, expand_headers, fetch_list};
@@ -82,7 +82,7 @@ pub(crate) async fn probe(
     };
     let connected = begun.elapsed();
     let res = async {
-        let established = session::establish(
+        let established = handshake::establish(
             &server,
             &mut connection,
             identity,

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use only1mcp_core::config::UrlTransport;
 use only1mcp_core::mcp::Era;
+use only1mcp_transport::handshake;
 use only1mcp_transport::network::{self, NetworkSpec};
-use only1mcp_transport::session;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -124,9 +124,10 @@ async fn dropped_streams_are_resumed_after_the_retry_delay() {
     );
     let (connection, mut events) = network::connect(&spec).await.unwrap();
     let mut upstream = connection.clone();
-    let established = session::establish("resume", &mut upstream, &support::identity(), STEP, STEP)
-        .await
-        .unwrap();
+    let established =
+        handshake::establish("resume", &mut upstream, &support::identity(), STEP, STEP)
+            .await
+            .unwrap();
     assert_eq!(established.era, Era::Legacy);
 
     // The GET stream drops after its first message and is reopened from

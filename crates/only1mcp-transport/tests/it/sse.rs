@@ -8,8 +8,8 @@ use only1mcp_core::Error;
 use only1mcp_core::config::UrlTransport;
 use only1mcp_core::mcp::Era;
 use only1mcp_core::upstream::{Call, UpstreamEvent};
+use only1mcp_transport::handshake;
 use only1mcp_transport::network::{self, NetworkSpec};
-use only1mcp_transport::session;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -31,9 +31,10 @@ async fn legacy_session_over_http_sse() {
     let (connection, mut events) = network::connect(&spec(recorder.url("/sse"))).await.unwrap();
     let mut upstream = connection.clone();
 
-    let established = session::establish("ev-sse", &mut upstream, &support::identity(), STEP, STEP)
-        .await
-        .unwrap();
+    let established =
+        handshake::establish("ev-sse", &mut upstream, &support::identity(), STEP, STEP)
+            .await
+            .unwrap();
     assert_eq!(established.era, Era::Legacy);
     assert_eq!(established.protocol_version, "2025-11-25");
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use only1mcp_core::mcp::Era;
 use only1mcp_core::upstream::UpstreamEvent;
 use only1mcp_transport::network::AnyConnection;
-use only1mcp_transport::{session, stdio};
+use only1mcp_transport::{handshake, stdio};
 use serde_json::json;
 
 use crate::support::{self, STEP, next_event, result, text};
@@ -32,7 +32,7 @@ async fn a_stdio_backend_works_as_any_connection() {
     let mut connection = AnyConnection::from(connection);
     assert_eq!(connection.server().as_ref(), "ev-stdio");
 
-    let established = session::establish(
+    let established = handshake::establish(
         "ev-stdio",
         &mut connection,
         &support::identity(),

@@ -9,8 +9,8 @@ use only1mcp_core::Error;
 use only1mcp_core::config::UrlTransport;
 use only1mcp_core::mcp::Era;
 use only1mcp_core::upstream::{Call, UpstreamEvent};
+use only1mcp_transport::handshake;
 use only1mcp_transport::network::{self, NetworkSpec};
-use only1mcp_transport::session;
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -34,7 +34,7 @@ async fn legacy_session_over_streamable_http() {
     let (connection, mut events) = network::connect(&spec(recorder.url("/mcp"))).await.unwrap();
     let mut upstream = connection.clone();
 
-    let established = session::establish("ev", &mut upstream, &support::identity(), STEP, STEP)
+    let established = handshake::establish("ev", &mut upstream, &support::identity(), STEP, STEP)
         .await
         .unwrap();
     assert_eq!(established.era, Era::Legacy);
@@ -238,7 +238,7 @@ async fn a_restarted_legacy_server_closes_the_connection_and_a_new_one_works() {
     let url = recorder.url("/mcp");
     let (connection, mut events) = network::connect(&spec(url.clone())).await.unwrap();
     let mut upstream = connection.clone();
-    session::establish("ev", &mut upstream, &support::identity(), STEP, STEP)
+    handshake::establish("ev", &mut upstream, &support::identity(), STEP, STEP)
         .await
         .unwrap();
     // Wait until the server has opened the GET stream, so its loss is noticed.
@@ -254,7 +254,7 @@ async fn a_restarted_legacy_server_closes_the_connection_and_a_new_one_works() {
     next_event(&mut events, STEP, |e| matches!(e, UpstreamEvent::Closed)).await;
 
     let (mut fresh, _events) = network::connect(&spec(url)).await.unwrap();
-    let established = session::establish("ev", &mut fresh, &support::identity(), STEP, STEP)
+    let established = handshake::establish("ev", &mut fresh, &support::identity(), STEP, STEP)
         .await
         .unwrap();
     assert_eq!(established.era, Era::Legacy);
@@ -274,7 +274,7 @@ async fn modern_era_over_streamable_http() {
     let (connection, mut events) = network::connect(&spec(recorder.url("/mcp"))).await.unwrap();
     let mut upstream = connection.clone();
 
-    let established = session::establish("py", &mut upstream, &support::identity(), STEP, STEP)
+    let established = handshake::establish("py", &mut upstream, &support::identity(), STEP, STEP)
         .await
         .unwrap();
     assert_eq!(established.era, Era::Modern);
@@ -401,7 +401,7 @@ async fn a_pooled_connection_the_server_closed_while_idle_is_replaced() {
     let url = format!("http://127.0.0.1:{}/mcp", peer.port);
     let (connection, _events) = network::connect(&spec(url)).await.unwrap();
     let mut upstream = connection.clone();
-    let established = session::establish("py", &mut upstream, &support::identity(), STEP, STEP)
+    let established = handshake::establish("py", &mut upstream, &support::identity(), STEP, STEP)
         .await
         .unwrap();
     assert_eq!(established.era, Era::Modern);

@@ -10,8 +10,8 @@ use only1mcp_core::Error;
 use only1mcp_core::config::UrlTransport;
 use only1mcp_core::mcp::Era;
 use only1mcp_core::upstream::Call;
+use only1mcp_transport::handshake;
 use only1mcp_transport::network::{self, NetworkSpec};
-use only1mcp_transport::session;
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -89,7 +89,7 @@ async fn wss_with_an_extra_ca() {
         .await
         .unwrap();
     let mut upstream = connection.clone();
-    let established = session::establish("tls", &mut upstream, &support::identity(), STEP, STEP)
+    let established = handshake::establish("tls", &mut upstream, &support::identity(), STEP, STEP)
         .await
         .unwrap();
     assert_eq!(established.era, Era::Legacy);

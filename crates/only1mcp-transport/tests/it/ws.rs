@@ -15,8 +15,8 @@ use only1mcp_core::Error;
 use only1mcp_core::config::UrlTransport;
 use only1mcp_core::mcp::Era;
 use only1mcp_core::upstream::{Call, UpstreamEvent};
+use only1mcp_transport::handshake;
 use only1mcp_transport::network::{self, NetworkSpec};
-use only1mcp_transport::session;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -196,7 +196,7 @@ async fn websocket_backend() {
         assert_eq!(headers["sec-websocket-protocol"], "mcp");
     }
 
-    let established = session::establish("ws", &mut upstream, &support::identity(), STEP, STEP)
+    let established = handshake::establish("ws", &mut upstream, &support::identity(), STEP, STEP)
         .await
         .unwrap();
     assert_eq!(established.era, Era::Legacy);

@@ -45,7 +45,7 @@ use crate::direct::{Answer, Direct, Failure};
 use crate::http_client::{
     self, EVENT_STREAM, MAX_MESSAGE, Outbox, SEND_TIMEOUT, SseBody, media_type, pump,
 };
-use crate::network::NetworkSpec;
+use crate::spec::NetworkSpec;
 
 /// The protocol version modern requests declare.
 const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -121,7 +121,7 @@ struct Post {
 
 impl Connection {
     /// Prepares a connection to `spec.url`. No request is made yet: the
-    /// first call (the era probe of [`crate::session::establish`]) opens the
+    /// first call (the era probe of [`crate::handshake::establish`]) opens the
     /// pooled connection, and an unreachable server fails it with
     /// [`Error::UpstreamUnavailable`].
     pub fn open(spec: &NetworkSpec) -> Result<(Self, Events), Error> {
