@@ -275,9 +275,34 @@ pub struct HttpConfig {
     /// whole, idle time included (default 30 s, at most 24 h). A connection that sends
     /// none in that time (a slow or stalled client, or an idle kept-alive
     /// connection) is closed; a request already read is answered however
-    /// long its backend takes.
+    /// long its backend takes. On hyper's side (HTTP/2, TLS, and HTTP/1.1
+    /// other than a plain `POST /mcp` with a `Content-Length`), the head
+    /// has this long and then the body this long again (408 past it); an
+    /// HTTP/2 connection with no stream open for this long is closed, and so
+    /// is a TLS connection whose handshake takes longer. It is also how long
+    /// a client may take nothing of what the gateway sends it (its answers,
+    /// its event stream) before it is disconnected.
     #[serde(default = "default_read_timeout", with = "humantime_serde")]
     pub read_timeout: Duration,
+    /// The most client connections open at once (default 512, 1 to
+    /// 1,000,000). A connection beyond it is closed as soon as it is
+    /// accepted, before anything is read, and logged (at most one line a
+    /// second). Each one costs a file descriptor, and the usual soft limit
+    /// is 1024 per process.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The most connections open at once from one peer address (default
+    /// 256, 1 to `max_connections`); beyond it, as for `max_connections`.
+    /// Behind a reverse proxy every connection comes from the proxy's
+    /// address: raise it to `max_connections` there.
+    #[serde(default = "default_max_connections_per_peer")]
+    pub max_connections_per_peer: usize,
+    /// How long a stop (SIGTERM, Ctrl-C) waits for open connections to
+    /// finish the requests they have (default 10 s, at most 1 h; 0 closes
+    /// them at once). Event streams are ended at once; what is left after
+    /// this time is closed, so no client can hold the stop up longer.
+    #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
     /// TLS (HTTPS); off unless both files are given.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -291,6 +316,9 @@ impl Default for HttpConfig {
             allowed_hosts: Vec::new(),
             max_body: default_max_body(),
             read_timeout: default_read_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_peer: default_max_connections_per_peer(),
+            shutdown_timeout: default_shutdown_timeout(),
             tls: None,
         }
     }
@@ -311,6 +339,23 @@ fn default_read_timeout() -> Duration {
 /// The longest `http.read_timeout`: a day (the clock a deadline is added to
 /// must not overflow).
 const MAX_READ_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+fn default_max_connections() -> usize {
+    512
+}
+
+fn default_max_connections_per_peer() -> usize {
+    256
+}
+
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// The most `http.max_connections` may be.
+const MAX_CONNECTIONS: usize = 1_000_000;
+/// The longest `http.shutdown_timeout`.
+const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// The admin API: list, add, remove, enable and disable servers, reload,
 /// read their logs and test them, on a listener of its own.
@@ -629,6 +674,24 @@ impl Config {
             problem(
                 "http.read_timeout".to_owned(),
                 "must be greater than zero and at most 24h".to_owned(),
+            );
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.http.max_connections) {
+            problem(
+                "http.max_connections".to_owned(),
+                format!("must be between 1 and {MAX_CONNECTIONS}"),
+            );
+        }
+        if !(1..=self.http.max_connections.max(1)).contains(&self.http.max_connections_per_peer) {
+            problem(
+                "http.max_connections_per_peer".to_owned(),
+                "must be between 1 and http.max_connections".to_owned(),
+            );
+        }
+        if self.http.shutdown_timeout > MAX_SHUTDOWN_TIMEOUT {
+            problem(
+                "http.shutdown_timeout".to_owned(),
+                "must be at most 1h".to_owned(),
             );
         }
         if self

@@ -75,34 +75,13 @@ impl Target {
         Self::new(gw, config, None, None)
     }
 
-    /// HTTPS with a leaf certificate for `localhost`, `127.0.0.1` and
-    /// [`FOREIGN`] (so the foreign name gets past TLS and reaches the guard),
-    /// signed by a test CA.
+    /// HTTPS ([`tls_config`]).
     fn tls() -> Self {
         init();
-        let dir = tempfile::tempdir().unwrap();
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let names = ["localhost", "127.0.0.1", FOREIGN].map(str::to_owned);
-        let leaf = rcgen::CertificateParams::new(names.to_vec())
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
-        std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
-        std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
-        let top = format!(
-            "http:\n  tls:\n    cert: {}\n    key: {}\n",
-            support::quote(&dir.path().join("cert.pem")),
-            support::quote(&dir.path().join("key.pem"))
-        );
+        let (dir, top, ca) = tls_config();
         let config = examples_config("", &top);
         let gw = HttpGateway::start(&config.path);
         assert!(gw.base.starts_with("https://"), "{}", gw.base);
-        let ca = reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap();
         Self::new(gw, config, Some(dir), Some(ca))
     }
 
@@ -184,6 +163,34 @@ impl Target {
             .unwrap_or_else(|| panic!("{servers}"));
         echo["requests"].as_u64().unwrap()
     }
+}
+
+/// HTTPS files for a gateway: a leaf certificate for `localhost`,
+/// `127.0.0.1` and [`FOREIGN`] (so the foreign name gets past TLS and
+/// reaches the guard), signed by a test CA. Returns their directory, the
+/// `http.tls` config lines, and the CA to trust.
+pub(crate) fn tls_config() -> (tempfile::TempDir, String, reqwest::Certificate) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let names = ["localhost", "127.0.0.1", FOREIGN].map(str::to_owned);
+    let leaf = rcgen::CertificateParams::new(names.to_vec())
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
+    let top = format!(
+        "http:\n  tls:\n    cert: {}\n    key: {}\n",
+        support::quote(&dir.path().join("cert.pem")),
+        support::quote(&dir.path().join("key.pem"))
+    );
+    let ca = reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap();
+    (dir, top, ca)
 }
 
 /// A modern `tools/call` of `echo__echo`: it reaches the echo backend if it

@@ -164,3 +164,23 @@ fn limits_out_of_range_are_named() {
     config.limits.max_subscriptions = 1;
     assert_eq!(config.validate(), Ok(()));
 }
+
+#[test]
+fn http_connection_bounds_are_checked() {
+    let mut config = Config::default();
+    assert_eq!(config.http.max_connections, 512);
+    config.http.max_connections = 0;
+    config.http.max_connections_per_peer = 2;
+    config.http.shutdown_timeout = Duration::from_secs(3601);
+    check(
+        &config,
+        &[
+            "http.max_connections: must be between 1 and 1000000",
+            "http.max_connections_per_peer: must be between 1 and http.max_connections",
+            "http.shutdown_timeout: must be at most 1h",
+        ],
+    );
+    config.http.max_connections = 2;
+    config.http.shutdown_timeout = Duration::ZERO;
+    assert_eq!(config.validate(), Ok(()));
+}

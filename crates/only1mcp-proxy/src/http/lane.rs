@@ -29,22 +29,22 @@ use std::future::Future;
 use std::io;
 use std::ops::Range;
 use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::body::HttpBody as _;
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Buf as _, BytesMut};
 use http::StatusCode;
 use http::header;
 use http_body_util::BodyExt as _;
 use only1mcp_core::config::ContextConfig;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::conn::{self, Conn, Version};
 use super::streamable::{self, Answer, PostHeaders};
-use super::{Face, guard, until_done};
+use super::{Face, guard};
 
 /// A request head longer than this goes to hyper (which allows more).
 const HEAD_LIMIT: usize = 64 * 1024;
@@ -54,6 +54,9 @@ const MAX_HEADERS: usize = 64;
 const READ_CHUNK: usize = 8 * 1024;
 /// Buffers grown beyond this by one request are let go after it.
 const KEEP: usize = 64 * 1024;
+/// How long a connection whose request body is refused unread takes what
+/// its client still sends before it closes.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Serves one plain-HTTP connection to its end: on the lane while its
 /// requests are `POST /mcp`, then on hyper.
@@ -67,6 +70,8 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
     let mut out = Vec::with_capacity(1024);
     let mut first = true;
     let mut stall = Stall::new(face.state.inner.read_timeout);
+    // A write the client takes nothing of for this long fails.
+    let write_stall = face.state.inner.read_timeout;
     loop {
         let head = loop {
             if first && buf.starts_with(b"PRI") {
@@ -86,6 +91,22 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
                 Scan::Partial if buf.len() < HEAD_LIMIT => {}
                 Scan::Partial | Scan::Hyper => {
                     return hand_over(tcp, buf, face, shutdown, Version::H1).await;
+                }
+                // Answered from the head, the body unread.
+                Scan::TooLarge(headers) => {
+                    let refused = guard::refusal(&face.state, &headers.presented())
+                        .unwrap_or_else(|| streamable::too_large(max_body));
+                    let _ = write_response(
+                        &mut tcp,
+                        &mut out,
+                        &mut early,
+                        refused.into(),
+                        false,
+                        write_stall,
+                    )
+                    .await;
+                    linger(&mut tcp).await;
+                    return;
                 }
             }
             buf.reserve(room);
@@ -128,7 +149,15 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
         };
         buf.advance(len);
         let keep_alive = !close && !shutdown.is_cancelled();
-        let written = write_response(&mut tcp, &mut out, &mut early, response, keep_alive).await;
+        let written = write_response(
+            &mut tcp,
+            &mut out,
+            &mut early,
+            response,
+            keep_alive,
+            write_stall,
+        )
+        .await;
         if written.is_err() {
             return;
         }
@@ -208,6 +237,9 @@ enum Scan<'a> {
     /// The head is not whole yet.
     Partial,
     Lane(Head<'a>),
+    /// A `Content-Length` over `http.max_body`: refused from its head
+    /// (413, or the guard's answer), the body never read.
+    TooLarge(PostHeaders<'a>),
     /// Not the lane's: hyper serves the connection from here.
     Hyper,
 }
@@ -259,8 +291,7 @@ fn scan(buf: &[u8], max_body: usize) -> Scan<'_> {
     // No Content-Length and no Transfer-Encoding: no body (RFC 9112 §6.3).
     let body_len = length.unwrap_or(0);
     if body_len > max_body {
-        // hyper and the router answer 413.
-        return Scan::Hyper;
+        return Scan::TooLarge(headers);
     }
     Scan::Lane(Head {
         len: head_len + body_len,
@@ -314,6 +345,7 @@ async fn write_response(
     early: &mut BytesMut,
     answer: Answer,
     keep_alive: bool,
+    stall: Duration,
 ) -> io::Result<()> {
     out.clear();
     let response = match answer {
@@ -324,7 +356,7 @@ async fn write_response(
             put_length(out, body.len());
             out.extend_from_slice(b"\r\n");
             out.extend_from_slice(&body);
-            return tcp.write_all(out).await;
+            return send(tcp, out, stall).await;
         }
         Answer::Other(response) => response,
     };
@@ -336,7 +368,7 @@ async fn write_response(
         || status == StatusCode::NOT_MODIFIED
     {
         out.extend_from_slice(b"\r\n");
-        return tcp.write_all(out).await;
+        return send(tcp, out, stall).await;
     }
     if let Some(len) = body.size_hint().exact() {
         put_length(out, usize::try_from(len).map_err(io::Error::other)?);
@@ -352,11 +384,11 @@ async fn write_response(
                 "the body's length is not the one it announced",
             ));
         }
-        return tcp.write_all(out).await;
+        return send(tcp, out, stall).await;
     }
     put_line(out, b"transfer-encoding", b"chunked");
     out.extend_from_slice(b"\r\n");
-    tcp.write_all(out).await?;
+    send(tcp, out, stall).await?;
     loop {
         let Some(frame) = watching(tcp, early, body.frame()).await else {
             return Err(io::ErrorKind::ConnectionAborted.into());
@@ -372,9 +404,44 @@ async fn write_response(
         out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
         out.extend_from_slice(&data);
         out.extend_from_slice(b"\r\n");
-        tcp.write_all(out).await?;
+        send(tcp, out, stall).await?;
     }
-    tcp.write_all(b"0\r\n\r\n").await
+    send(tcp, b"0\r\n\r\n", stall).await
+}
+
+/// Writes all of `bytes`. A write the client takes nothing of for `stall`
+/// fails (`TimedOut`): a client that does not read its answers loses its
+/// connection. The timer is armed only when the socket is full, not on
+/// every write.
+async fn send(tcp: &TcpStream, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match tcp.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let Ok(ready) = tokio::time::timeout(stall, tcp.writable()).await else {
+                    tracing::debug!(
+                        "Closing a connection whose client took nothing it was sent in http.read_timeout"
+                    );
+                    return Err(io::ErrorKind::TimedOut.into());
+                };
+                ready?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// After an answer to a request whose body is not read: says so with a
+/// FIN, then takes (and drops) what the client still sends, for a moment,
+/// so that the answer is not lost to a reset sent for unread bytes.
+async fn linger(tcp: &mut TcpStream) {
+    let _ = tcp.shutdown().await;
+    let mut sink = vec![0u8; READ_CHUNK];
+    let _ = tokio::time::timeout(LINGER, async {
+        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// The status line and the headers (without the body's framing and the
@@ -452,13 +519,6 @@ fn put_date(out: &mut Vec<u8>) {
     });
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Version {
-    H1,
-    /// The connection opened with the HTTP/2 preface (h2c).
-    H2,
-}
-
 /// Serves the rest of the connection with hyper, starting with what has been
 /// read (`read`).
 async fn hand_over(
@@ -468,93 +528,15 @@ async fn hand_over(
     shutdown: CancellationToken,
     version: Version,
 ) {
-    let io = hyper_util::rt::TokioIo::new(Rewind {
-        read: read.freeze(),
-        io: tcp,
-    });
-    let read_timeout = face.state.inner.read_timeout;
-    let service = hyper::service::service_fn(move |request| face.clone().handle(request));
-    let served = match version {
-        Version::H2 => {
-            let mut builder =
-                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
-            // Extended CONNECT: WebSocket over HTTP/2.
-            builder.enable_connect_protocol();
-            let connection = builder.serve_connection(io, service);
-            until_done(connection, &shutdown, |c| c.graceful_shutdown()).await
-        }
-        Version::H1 => {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(read_timeout)
-                .serve_connection(io, service)
-                .with_upgrades();
-            until_done(connection, &shutdown, |c| c.graceful_shutdown()).await
-        }
-    };
-    if let Err(e) = served {
-        tracing::trace!(error = %e, "Connection ended with an error");
-    }
-}
-
-/// A connection whose first bytes were already read: they are read again,
-/// then the rest.
-#[derive(Debug)]
-struct Rewind {
-    read: Bytes,
-    io: TcpStream,
-}
-
-impl AsyncRead for Rewind {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.read.is_empty() {
-            return Pin::new(&mut this.io).poll_read(cx, buf);
-        }
-        let n = this.read.len().min(buf.remaining());
-        buf.put_slice(&this.read.split_to(n));
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Rewind {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
+    let io = Conn::new(tcp, read.freeze(), face.state.inner.read_timeout);
+    conn::serve_hyper(io, face, shutdown, version).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::response::{IntoResponse as _, Response};
+    use bytes::Bytes;
 
     const SDK_POST: &[u8] = b"POST /mcp?x=1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\
         Content-Type: application/json\r\nACCEPT: application/json, text/event-stream\r\n\
@@ -612,7 +594,6 @@ mod tests {
             b"POST /mcp HTTP/1.1\r\ncontent-length: +1\r\n\r\n{",
             b"POST /mcp HTTP/1.1\r\ncontent-length: \r\n\r\n",
             b"POST /mcp HTTP/1.1\r\ncontent-length: 99999999999999999999999\r\n\r\n",
-            b"POST /mcp HTTP/1.1\r\ncontent-length: 1025\r\n\r\n",
             b"POST /mcp HTTP/1.1\r\nbad header\r\n\r\n",
             b"\x16\x03\x01\x02\x00",
         ] {
@@ -622,8 +603,13 @@ mod tests {
                 String::from_utf8_lossy(request)
             );
         }
-        // At the limit, the lane's.
+        // At the limit, the lane's; over it, refused from the head.
         lane(b"POST /mcp HTTP/1.1\r\ncontent-length: 1024\r\n\r\n");
+        let over = b"POST /mcp HTTP/1.1\r\nhost: h\r\ncontent-length: 1025\r\n\r\n";
+        assert!(
+            matches!(scan(over, 1024), Scan::TooLarge(headers) if headers.host == Some("h")),
+            "over the limit"
+        );
         // More headers than the lane reads: hyper's.
         let mut many = b"POST /mcp HTTP/1.1\r\n".to_vec();
         for i in 0..=MAX_HEADERS {
@@ -700,7 +686,7 @@ mod tests {
                     && (given[..head.body.start].ends_with(b"\n\r\n")
                         || given[..head.body.start].ends_with(b"\n\n"))
             }
-            Scan::Partial | Scan::Hyper => !(whole && ordinary),
+            Scan::Partial | Scan::TooLarge(_) | Scan::Hyper => !(whole && ordinary),
         }
     }
 
@@ -721,6 +707,7 @@ mod tests {
             &mut BytesMut::new(),
             answer.into(),
             keep_alive,
+            Duration::from_secs(5),
         )
         .await
         .unwrap();
@@ -822,19 +809,5 @@ mod tests {
                 "a\r\nevent: a\n\n\r\na\r\nevent: b\n\n\r\n0\r\n\r\n"
             )
         );
-    }
-
-    #[tokio::test]
-    async fn rewind_reads_what_was_read_before_the_connection() {
-        let (server, mut client) = pair().await;
-        let mut rewind = Rewind {
-            read: Bytes::from_static(b"first "),
-            io: server,
-        };
-        client.write_all(b"then the rest").await.unwrap();
-        drop(client);
-        let mut text = String::new();
-        rewind.read_to_string(&mut text).await.unwrap();
-        assert_eq!(text, "first then the rest");
     }
 }

@@ -6,6 +6,7 @@
 //! Sessions belong to one client each: what a session receives (its
 //! responses, its progress, its `list_changed`) reaches only that client.
 
+mod conn;
 mod guard;
 mod lane;
 mod sse;
@@ -26,7 +27,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
-use only1mcp_core::config::HttpConfig;
+use only1mcp_core::config::{HttpConfig, TlsConfig};
 use only1mcp_core::jsonrpc::{self, ErrorObject, Message};
 use tokio_util::sync::CancellationToken;
 
@@ -181,8 +182,9 @@ impl Face {
     }
 }
 
-/// Serves the HTTP face on `listener` until `stop` resolves, then finishes
-/// the requests in flight and returns.
+/// Serves the HTTP face on `listener` until `stop` resolves, then lets the
+/// requests in flight finish for at most `http.shutdown_timeout` and
+/// returns.
 pub async fn serve(
     gateway: &Gateway,
     config: &HttpConfig,
@@ -191,86 +193,160 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let state = HttpState::new(gateway.clone(), config, local);
-    match &config.tls {
-        None => {
-            tracing::info!(url = %format!("http://{local}/mcp"), "Listening");
-            serve_plain(listener, Face::new(state.clone()), stop, state).await
-        }
-        Some(tls) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                .await
-                .map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("TLS certificate or key: {e}"))
-                })?;
-            tracing::info!(url = %format!("https://{local}/mcp"), "Listening");
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            let closer = state.clone();
-            tokio::spawn(async move {
-                stop.await;
-                closer.close_streams();
-                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(url = %format!("{scheme}://{local}/mcp"), "Listening");
+    let listening = Listening {
+        face: Face::new(state.clone()),
+        tls,
+        limits: conn::Limits::new(config.max_connections, config.max_connections_per_peer),
+        drain: config.shutdown_timeout,
+    };
+    listening.serve(listener, stop, state).await;
+    Ok(())
+}
+
+/// The TLS side of `http.tls`: the certificate chain and key, offering
+/// HTTP/2 and HTTP/1.1 by ALPN.
+fn tls_acceptor(tls: &TlsConfig) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let invalid = |what: &std::path::Path, e: &dyn std::fmt::Display| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("TLS certificate or key {}: {e}", what.display()),
+        )
+    };
+    let certs = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| invalid(&tls.cert, &e))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| invalid(&tls.key, &e))?;
+    let mut server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid(&tls.cert, &e))?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+}
+
+/// What a listener serves its connections with.
+struct Listening {
+    face: Face,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Arc<conn::Limits>,
+    /// `http.shutdown_timeout`.
+    drain: std::time::Duration,
+}
+
+impl Listening {
+    /// Accepts connections until `stop` resolves. Plain ones start on the
+    /// gateway's own lane ([`lane`]: `POST /mcp` over HTTP/1.1), which hands
+    /// anything else to hyper: HTTP/1.1 (with upgrades, for WebSocket), or
+    /// HTTP/2 for a connection that opens with its preface (h2c). TLS ones
+    /// go to hyper after the handshake, HTTP/2 or HTTP/1.1 as ALPN chose.
+    /// A connection over `http.max_connections` (or the per-peer bound) is
+    /// closed as soon as it is accepted.
+    ///
+    /// Once `stop` resolves, no connection is accepted, long streams are
+    /// closed (`closer`), and every open connection finishes the requests
+    /// it has, for at most `drain`; then the ones left are closed.
+    ///
+    /// `axum::serve` would tell the version through hyper-util's sniffing
+    /// builder, which wraps every read of the connection and every request in
+    /// extra layers, about 3 000 instructions a request; here the lane tells it
+    /// from a connection's first bytes (docs/performance.md).
+    async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        stop: impl Future<Output = ()> + Send + 'static,
+        closer: HttpState,
+    ) {
+        let shutdown = CancellationToken::new();
+        let abort = CancellationToken::new();
+        let connections = tokio_util::task::TaskTracker::new();
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        accept_failed(&e).await;
+                        continue;
+                    }
+                },
+                () = &mut stop => break,
+            };
+            let Some(admitted) = self.limits.admit(peer.ip()) else {
+                continue;
+            };
+            // An SSE event must leave now, not wait for Nagle and the client's
+            // delayed ACK (40 ms per answer otherwise).
+            let _ = tcp.set_nodelay(true);
+            let (face, tls) = (self.face.clone(), self.tls.clone());
+            let (shutdown, abort) = (shutdown.clone(), abort.clone());
+            connections.spawn(async move {
+                let _admitted = admitted;
+                let served = async move {
+                    match tls {
+                        None => lane::serve(tcp, face, shutdown).await,
+                        Some(tls) => serve_tls(tcp, tls, face, shutdown).await,
+                    }
+                };
+                tokio::select! {
+                    () = served => {}
+                    () = abort.cancelled() => {}
+                }
             });
-            let listener = listener.into_std()?;
-            let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(Face::new(
-                state.clone(),
-            ));
-            let mut server = axum_server::from_tcp_rustls(listener, rustls)?
-                .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
-                .handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(config.read_timeout);
-            server.serve(app).await
+        }
+        drop(listener);
+        closer.close_streams();
+        shutdown.cancel();
+        connections.close();
+        if tokio::time::timeout(self.drain, connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                connections = connections.len(),
+                "Connections still busy after http.shutdown_timeout; closing them"
+            );
+            abort.cancel();
+            connections.wait().await;
         }
     }
 }
 
-/// Serves plain HTTP on `listener`: `POST /mcp` over HTTP/1.1 on the
-/// gateway's own lane ([`lane`]), everything else with hyper's connection
-/// builders: HTTP/1.1 (with upgrades, for WebSocket), or HTTP/2 for a
-/// connection that opens with its preface (h2c). Once `stop` resolves, no
-/// connection is accepted, long streams are closed (`closer`), and every open
-/// connection finishes the requests it has before this returns.
-///
-/// `axum::serve` would tell the version through hyper-util's sniffing
-/// builder, which wraps every read of the connection and every request in
-/// extra layers, about 3 000 instructions a request; here the lane tells it
-/// from a connection's first bytes (docs/performance.md).
-async fn serve_plain(
-    listener: tokio::net::TcpListener,
+/// Serves one TLS connection: the handshake within `http.read_timeout`,
+/// then hyper.
+async fn serve_tls(
+    tcp: tokio::net::TcpStream,
+    tls: tokio_rustls::TlsAcceptor,
     face: Face,
-    stop: impl Future<Output = ()> + Send + 'static,
-    closer: HttpState,
-) -> std::io::Result<()> {
-    let shutdown = CancellationToken::new();
-    let connections = tokio_util::task::TaskTracker::new();
-    let mut stop = std::pin::pin!(stop);
-    loop {
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(e) => {
-                    accept_failed(&e).await;
-                    continue;
-                }
-            },
-            () = &mut stop => break,
-        };
-        // An SSE event must leave now, not wait for Nagle and the client's
-        // delayed ACK (40 ms per answer otherwise).
-        let _ = tcp.set_nodelay(true);
-        connections.spawn(lane::serve(tcp, face.clone(), shutdown.clone()));
-    }
-    drop(listener);
-    closer.close_streams();
-    shutdown.cancel();
-    connections.close();
-    connections.wait().await;
-    Ok(())
+    shutdown: CancellationToken,
+) {
+    let read_timeout = face.state.inner.read_timeout;
+    let stream = tokio::select! {
+        accepted = tokio::time::timeout(read_timeout, tls.accept(tcp)) => match accepted {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("Closing a connection that did not finish its TLS handshake in http.read_timeout");
+                return;
+            }
+        },
+        () = shutdown.cancelled() => return,
+    };
+    let version = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        conn::Version::H2
+    } else {
+        conn::Version::H1
+    };
+    let io = conn::Conn::new(stream, bytes::Bytes::new(), read_timeout);
+    conn::serve_hyper(io, face, shutdown, version).await;
 }
 
 /// Serves `connection` to its end; once `shutdown` is cancelled, asks it to

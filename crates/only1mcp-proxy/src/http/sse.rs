@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use http::StatusCode;
 use only1mcp_core::jsonrpc;
 use only1mcp_transport::downstream::Outbound;
@@ -62,7 +61,7 @@ pub(super) async fn open(State(state): State<HttpState>) -> Response {
 pub(super) async fn message(
     State(state): State<HttpState>,
     Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
     let Some(session) = query
         .get("sessionId")
@@ -73,6 +72,10 @@ pub(super) async fn message(
             jsonrpc::code::INVALID_REQUEST,
             "Session not found",
         );
+    };
+    let body = match super::streamable::read_body(&state, request.into_body()).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     if let Err(invalid) = jsonrpc::parse(&body) {
         let body = jsonrpc::Message::Response(invalid.into_response()).to_vec();

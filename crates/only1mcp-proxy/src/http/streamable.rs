@@ -227,7 +227,7 @@ async fn post_request(
     request: axum::extract::Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    match read_body(body, state.inner.max_body).await {
+    match read_body(state, body).await {
         Ok(body) => post_as(state, profile, &PostHeaders::of(&parts.headers), &body)
             .await
             .into_response(),
@@ -235,23 +235,44 @@ async fn post_request(
     }
 }
 
-/// A request body of at most `limit` bytes: 413 beyond it (answered
-/// without reading the rest), 400 if it cannot be read.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+/// A request body of at most `http.max_body` bytes, whole within
+/// `http.read_timeout`: 413 beyond the size (before any of it is read when
+/// its `Content-Length` says so), 408 past the time, 400 if it cannot be
+/// read. A body left unread ends its connection.
+pub(super) async fn read_body(state: &HttpState, body: Body) -> Result<Bytes, Response> {
+    use axum::body::HttpBody as _;
     use http_body_util::BodyExt as _;
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            jsonrpc::code::INVALID_REQUEST,
-            &format!("the body is larger than {limit} bytes (http.max_body)"),
-        )),
-        Err(e) => Err(error_response(
+    let limit = state.inner.max_body;
+    if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(too_large(limit));
+    }
+    let read = http_body_util::Limited::new(body, limit).collect();
+    match tokio::time::timeout(state.inner.read_timeout, read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
+        Ok(Err(e)) => Err(error_response(
             StatusCode::BAD_REQUEST,
             jsonrpc::code::INVALID_REQUEST,
             &format!("cannot read the body: {e}"),
         )),
+        Err(_) => {
+            tracing::debug!("A request body did not arrive whole in http.read_timeout");
+            Err(error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                jsonrpc::code::INVALID_REQUEST,
+                "the body did not arrive whole within http.read_timeout",
+            ))
+        }
     }
+}
+
+/// The 413 for a body over `limit` bytes.
+pub(super) fn too_large(limit: usize) -> Response {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        jsonrpc::code::INVALID_REQUEST,
+        &format!("the body is larger than {limit} bytes (http.max_body)"),
+    )
 }
 
 /// What a `POST /mcp` is answered with: a JSON body, nearly every answer,
