@@ -13,7 +13,9 @@ use only1mcp_transport::handshake::{self, ClientIdentity};
 use only1mcp_transport::network::{self, AnyConnection};
 use only1mcp_transport::stdio;
 
-use super::{Launch, STOP_GRACE, Settings, expand_headers, fetch_list};
+use super::lists::fetch_list;
+use super::supervise::{STOP_GRACE, expand_headers};
+use super::{Launch, Settings};
 
 /// A successful test of one server.
 #[derive(Debug, Clone)]
