@@ -123,6 +123,15 @@ pub enum Error {
         /// The server id.
         server: String,
     },
+    /// The HTTP face holds `limits.max_sessions` sessions; a new one waits
+    /// until one ends.
+    #[error(
+        "the gateway holds {limit} sessions already (limits.max_sessions); end one (DELETE) or retry later"
+    )]
+    TooManySessions {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// A result with the core error.
@@ -149,6 +158,7 @@ impl Error {
             Self::Denied { .. } => error_code::DENIED,
             Self::RateLimited { .. } => error_code::RATE_LIMITED,
             Self::CircuitOpen { .. } => error_code::CIRCUIT_OPEN,
+            Self::TooManySessions { .. } => error_code::TOO_MANY_SESSIONS,
         }
     }
 
@@ -178,6 +188,7 @@ impl Error {
             | Self::UpstreamAnswerTooLarge { .. }
             | Self::UpstreamProtocol { .. }
             | Self::CircuitOpen { .. } => Source::Upstream,
+            Self::TooManySessions { .. } => Source::Internal,
         }
     }
 
@@ -190,6 +201,7 @@ impl Error {
                 | Self::UpstreamTimedOut { .. }
                 | Self::RateLimited { .. }
                 | Self::CircuitOpen { .. }
+                | Self::TooManySessions { .. }
         )
     }
 
@@ -235,9 +247,8 @@ impl Error {
             | Self::ToolNotFound(_)
             | Self::PromptNotFound(_)
             | Self::Denied { .. }
-            | Self::RateLimited { retry_after: None } => {
-                ErrorObject::new(self.jsonrpc_code(), message)
-            }
+            | Self::RateLimited { retry_after: None }
+            | Self::TooManySessions { .. } => ErrorObject::new(self.jsonrpc_code(), message),
         }
     }
 }
@@ -257,7 +268,7 @@ pub fn http_status(code: i64) -> u16 {
         | error_code::UNSUPPORTED_PROTOCOL_VERSION => 400,
         error_code::DENIED => 403,
         error_code::RATE_LIMITED => 429,
-        error_code::CIRCUIT_OPEN => 503,
+        error_code::CIRCUIT_OPEN | error_code::TOO_MANY_SESSIONS => 503,
         _ => 200,
     }
 }
@@ -289,6 +300,15 @@ mod tests {
                 },
                 -32032,
                 503,
+            ),
+            (Error::TooManySessions { limit: 1 }, -32033, 503),
+            (
+                Error::BatchTooLarge {
+                    entries: 2,
+                    limit: 1,
+                },
+                code::INVALID_REQUEST,
+                400,
             ),
             (Error::ToolNotFound("x".into()), code::INVALID_PARAMS, 400),
             (

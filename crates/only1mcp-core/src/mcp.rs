@@ -153,6 +153,9 @@ pub mod error_code {
     pub const RATE_LIMITED: i64 = -32031;
     /// The gateway's: the server's circuit breaker is open (HTTP 503).
     pub const CIRCUIT_OPEN: i64 = -32032;
+    /// The gateway's: it holds as many sessions as it may
+    /// (`limits.max_sessions`; HTTP 503).
+    pub const TOO_MANY_SESSIONS: i64 = -32033;
 }
 
 /// Name and version of an implementation (`clientInfo` / `serverInfo`).

@@ -2,6 +2,10 @@
 //!
 //! Reads the client's messages from stdin (one per line, at most
 //! [`MAX_DOWNSTREAM_LINE`] bytes), answers on stdout, logs only to stderr.
+//! At most `limits.max_in_flight` requests are answered at once: at the
+//! bound, stdin is not read until an answer is out, and answers wait for
+//! stdout (at most `limits.max_queued_bytes` queued), so a client that
+//! stops reading holds the gateway's memory to those bounds.
 //! At end of input it waits for the requests in flight, then stops every
 //! backend, so no child outlives the gateway.
 
@@ -28,7 +32,11 @@ where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (outbound, writer_task) = downstream::writer(writer);
+    // Bounded in bytes; a client that does not read stdout holds up the
+    // writer, then the senders, then (at `limits.max_in_flight`) the reading
+    // of its input.
+    let max_queued = gateway.config().limits.max_queued_bytes;
+    let (outbound, writer_task) = downstream::writer(writer, max_queued);
     let session = ClientSession::with_profile(gateway.clone(), Some(outbound), profile.into());
     session.forward_list_changes();
     let mut lines = LineReader::new(reader, MAX_DOWNSTREAM_LINE);
@@ -42,7 +50,13 @@ where
             () = &mut stop => break Ok(()),
         };
         match line {
-            Ok(Some(Line::Data(bytes))) => session.handle_frame(&bytes).await,
+            // At `limits.max_in_flight` this waits for an answer to go out,
+            // reading nothing meanwhile; a stop does not wait for it.
+            Ok(Some(Line::Data(bytes))) => tokio::select! {
+                biased;
+                () = session.handle_frame(&bytes) => {}
+                () = &mut stop => break Ok(()),
+            },
             Ok(Some(Line::TooLong { len, .. })) => {
                 tracing::warn!(
                     len,

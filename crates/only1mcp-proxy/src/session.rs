@@ -177,6 +177,10 @@ pub struct ClientSession {
     state: Mutex<State>,
     in_flight: Mutex<HashMap<Id, AbortHandle>>,
     tasks: TaskTracker,
+    /// Requests answered at once (`limits.max_in_flight`): made when the
+    /// session first runs one in a task of its own (never for a modern
+    /// POST's throwaway session, which answers its one request in place).
+    slots: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
     /// Requests the gateway sent to the client, by id, awaiting answers.
     asked: Mutex<HashMap<Id, oneshot::Sender<Outcome>>>,
     next_ask: std::sync::atomic::AtomicU64,
@@ -225,6 +229,7 @@ impl ClientSession {
             state: Mutex::new(State::default()),
             in_flight: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
+            slots: std::sync::OnceLock::new(),
             asked: Mutex::new(HashMap::new()),
             next_ask: std::sync::atomic::AtomicU64::new(1),
         })
@@ -268,6 +273,15 @@ impl ClientSession {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the session's client is gone or was cut off (its outbound
+    /// queue closed).
+    pub fn is_disconnected(&self) -> bool {
+        self.outbound
+            .load()
+            .as_ref()
+            .is_some_and(|outbound| outbound.is_closed())
     }
 
     /// Replaces where unsolicited messages go (an HTTP session's GET stream).
@@ -330,7 +344,7 @@ impl ClientSession {
                 let response = self.respond(req, None).await;
                 self.reply(response).await;
             }
-            Message::Request(req) => self.spawn_request(req, Reply::Session),
+            Message::Request(req) => self.spawn_request(req, Reply::Session).await,
             Message::Notification(note) => self.handle_notification(&note),
             Message::Response(res) => self.handle_response(res),
         }
@@ -405,6 +419,23 @@ impl ClientSession {
         self.reply(Response::error(None, error)).await;
     }
 
+    /// Waits for a place among the requests this session answers at once
+    /// (`limits.max_in_flight`): while it waits, its caller reads nothing
+    /// more from the client. `None` if the session is closing.
+    async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slots = self.slots.get_or_init(|| {
+            let max = self.gateway.config().limits.max_in_flight;
+            Arc::new(tokio::sync::Semaphore::new(max))
+        });
+        slots.clone().acquire_owned().await.ok()
+    }
+
+    /// Whether a request of this session is being answered (legacy
+    /// requests whose client went away included).
+    pub fn has_requests_in_flight(&self) -> bool {
+        !self.tasks.is_empty()
+    }
+
     /// Waits for every request in flight to be answered.
     pub async fn drain(&self) {
         self.tasks.close();
@@ -446,7 +477,9 @@ impl ClientSession {
         let (tx, mut rx) = mpsc::unbounded_channel();
         for entry in entries {
             match entry {
-                Ok(Message::Request(req)) => self.spawn_request(req, Reply::Batch(tx.clone())),
+                Ok(Message::Request(req)) => {
+                    self.spawn_request(req, Reply::Batch(tx.clone())).await;
+                }
                 Ok(Message::Notification(note)) => self.handle_notification(&note),
                 Ok(Message::Response(res)) => self.handle_response(res),
                 Err(invalid) => {
@@ -487,14 +520,21 @@ impl ClientSession {
     }
 
     /// Runs a request in its own task, cancellable by the client's
-    /// `notifications/cancelled`, answering through `reply`.
-    pub fn spawn_request(self: &Arc<Self>, req: Request, reply: Reply) {
+    /// `notifications/cancelled`, answering through `reply`. Waits first
+    /// for a place among the requests in flight (`limits.max_in_flight`):
+    /// a stream transport's reader awaits this, so at the bound it stops
+    /// reading its client until an answer is out.
+    pub async fn spawn_request(self: &Arc<Self>, req: Request, reply: Reply) {
+        let Some(slot) = self.slot().await else {
+            return;
+        };
         let notes = self.outbound.load_full().map(|o| (*o).clone());
         // Boxed where it is made: spawning moves the task's future several
         // times, and this one is several KiB (docs/performance.md).
         let answer = Box::pin(self.cancellable(req, notes));
         let session = self.clone();
         self.tasks.spawn(async move {
+            let _slot = slot;
             let Some(response) = answer.await else {
                 return;
             };
@@ -516,13 +556,17 @@ impl ClientSession {
     ///
     /// This is the Streamable HTTP face's legacy POST; answering in place
     /// instead of in a spawned task saves a task and two wake-ups per
-    /// request.
-    pub fn answer_detachable(self: &Arc<Self>, req: Request, notes: Outbound) -> Detachable {
+    /// request. It waits first for a place among the session's requests in
+    /// flight (`limits.max_in_flight`), held until the answer, detached or
+    /// not.
+    pub async fn answer_detachable(self: &Arc<Self>, req: Request, notes: Outbound) -> Detachable {
         let id = req.id.clone();
+        let slot = self.slot().await;
         // Boxed where it is made: the moves below then move a pointer, not
         // the whole future (several KiB, copied at each move).
         let answer = Box::pin(self.cancellable(req, Some(notes)));
         let answer = self.tasks.track_future(async move {
+            let _slot = slot;
             answer.await.unwrap_or_else(|| {
                 let error = ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, "request cancelled");
                 Response::error(Some(id), error)

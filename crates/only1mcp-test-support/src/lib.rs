@@ -490,6 +490,40 @@ impl Drop for Gateway {
     }
 }
 
+/// `only1mcp start --stdio --config <config>` with its stdin and stdout
+/// piped and left to the caller: unlike [`Gateway`], nothing reads its
+/// stdout unless the test does (a client that stops reading). Its log is
+/// discarded; it is killed when dropped.
+#[derive(Debug)]
+pub struct RawStdio {
+    /// The process; take its `stdin` and `stdout`.
+    pub child: Child,
+}
+
+impl RawStdio {
+    /// Starts the gateway on `config`.
+    pub fn start(config: &Path) -> Self {
+        let child = Command::new(gateway_bin())
+            .args(["start", "--stdio", "--config"])
+            .arg(config)
+            .env_remove("ONLY1MCP_ADMIN_TOKEN")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child }
+    }
+}
+
+impl Drop for RawStdio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A process's resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -566,3 +566,521 @@ async fn tls_connections_get_the_same_timeouts() {
     let took = silent.await.unwrap();
     assert!(took >= Duration::from_millis(900), "closed after {took:?}");
 }
+
+/// The legacy `initialize` a Streamable HTTP client sends.
+fn initialize_body() -> String {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "it", "version": "1"}}})
+    .to_string()
+}
+
+/// A legacy POST of `body` in `session` (or none).
+fn legacy(
+    http: &reqwest::Client,
+    gw: &HttpGateway,
+    session: Option<&str>,
+    body: String,
+) -> reqwest::RequestBuilder {
+    let req = http
+        .post(gw.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body);
+    match session {
+        Some(session) => req
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25"),
+        None => req,
+    }
+}
+
+/// Opens a legacy session; its id.
+async fn open_session(http: &reqwest::Client, gw: &HttpGateway) -> String {
+    let res = legacy(http, gw, None, initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let session = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let res = legacy(http, gw, Some(&session), initialized.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    session
+}
+
+/// The status of a `ping` in `session`.
+async fn ping(http: &reqwest::Client, gw: &HttpGateway, session: &str) -> u16 {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    legacy(http, gw, Some(session), body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// `limits.max_sessions` (here 20), with the attack of issue 17
+/// (initialize after initialize): the 21st session, legacy or HTTP+SSE,
+/// gets 503 and -32033, 2,000 more attempts leave RSS within 32 MiB, the
+/// sessions held keep working, and DELETE frees a place.
+#[tokio::test]
+async fn legacy_sessions_are_bounded_in_number() {
+    init();
+    let config = examples_config("", "limits:\n  max_sessions: 20\n");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let baseline = support::rss_kib(gw.pid());
+    let mut sessions = Vec::new();
+    for _ in 0..20 {
+        sessions.push(open_session(&http, &gw).await);
+    }
+    let refused = legacy(&http, &gw, None, initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32033, "{body}");
+    assert_eq!(body["id"], 0, "{body}");
+    let sse = http
+        .get(format!("{}/sse", gw.base))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 503);
+    for _ in 0..2000 {
+        let res = legacy(&http, &gw, None, initialize_body())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503);
+    }
+    let grown = support::rss_kib(gw.pid()).saturating_sub(baseline);
+    assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
+    for session in &sessions {
+        assert_eq!(ping(&http, &gw, session).await, 200);
+    }
+    // DELETE frees a place.
+    let ended = sessions.pop().unwrap();
+    let res = http
+        .delete(gw.mcp_url())
+        .header("mcp-session-id", &ended)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(ping(&http, &gw, &ended).await, 404);
+    open_session(&http, &gw).await;
+}
+
+/// `limits.session_idle_timeout` (here 1 s): a session in use (requests,
+/// or an open GET stream) lives past the idle time; an idle one ends, its
+/// requests get 404 (its client starts anew with `initialize`), and its
+/// place among `limits.max_sessions` (here 4) is free again.
+#[tokio::test]
+async fn idle_legacy_sessions_expire() {
+    init();
+    let config = examples_config(
+        "",
+        "limits:\n  max_sessions: 4\n  session_idle_timeout: 1s\n",
+    );
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let busy = open_session(&http, &gw).await;
+    let streaming = open_session(&http, &gw).await;
+    let idle = [
+        open_session(&http, &gw).await,
+        open_session(&http, &gw).await,
+    ];
+    let mut stream = http
+        .get(gw.mcp_url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &streaming)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    stream.chunk().await.unwrap();
+    let left = Instant::now();
+    // The idle ones end 1 s (and at most a tick) after their last use; the
+    // log names each as it ends. (A request would renew them: the log is
+    // how to watch without touching.)
+    let ended = |id: &str| {
+        gw.log().lines().any(|l| {
+            l.contains("HTTP session ended: idle for limits.session_idle_timeout") && l.contains(id)
+        })
+    };
+    while !idle.iter().all(|id| ended(id)) {
+        assert!(left.elapsed() < Duration::from_secs(10), "never expired");
+        assert_eq!(ping(&http, &gw, &busy).await, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        left.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        left.elapsed()
+    );
+    for id in &idle {
+        assert_eq!(ping(&http, &gw, id).await, 404);
+    }
+    // Well past the idle time, the busy and the streaming one live on.
+    while left.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(ping(&http, &gw, &busy).await, 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(ping(&http, &gw, &streaming).await, 200);
+    assert!(!ended(&busy) && !ended(&streaming), "{}", gw.log());
+    // The two expired places are free again, and only those.
+    for _ in 0..2 {
+        open_session(&http, &gw).await;
+    }
+    let res = legacy(&http, &gw, None, initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    drop(stream);
+}
+
+/// The next SSE event of `stream` (`events` holds what was read and not
+/// yet taken).
+async fn next_event(stream: &mut reqwest::Response, events: &mut String) -> String {
+    loop {
+        if let Some(end) = events.find("\n\n") {
+            let event = events[..end].to_owned();
+            events.drain(..end + 2);
+            return event;
+        }
+        let chunk = tokio::time::timeout(support::WAIT, stream.chunk())
+            .await
+            .expect("no event")
+            .unwrap()
+            .expect("the stream ended");
+        events.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// `limits.replay_bytes` (here 1 KiB): a session keeps only the newest of
+/// its unsolicited messages within that many bytes for `Last-Event-ID`
+/// replay.
+#[tokio::test]
+async fn a_sessions_replay_is_bounded_in_bytes() {
+    init();
+    let config = examples_config("", "limits:\n  replay_bytes: 1024\n");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let session = open_session(&http, &gw).await;
+    let open = |last: Option<&str>| {
+        let mut req = http
+            .get(gw.mcp_url())
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &session);
+        if let Some(last) = last {
+            req = req.header("last-event-id", last);
+        }
+        req.send()
+    };
+    let mut stream = open(None).await.unwrap();
+    let mut events = String::new();
+    let toggle = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo__toggle_extra", "arguments": {}}})
+    .to_string();
+    // 40 changes, each seen on the stream before the next.
+    let mut last_id = 0;
+    for _ in 0..40 {
+        let res = legacy(&http, &gw, Some(&session), toggle.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let event = loop {
+            let event = next_event(&mut stream, &mut events).await;
+            if event.contains("list_changed") {
+                break event;
+            }
+        };
+        last_id = event
+            .lines()
+            .find_map(|l| l.strip_prefix("id: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+    }
+    drop(stream);
+    assert!(last_id >= 40, "{last_id}");
+    // Replay from the start: only the newest within 1 KiB.
+    let mut resumed = open(Some("0")).await.unwrap();
+    let mut replayed = Vec::new();
+    events.clear();
+    while replayed.last().map(|(id, _)| *id) != Some(last_id) {
+        let event = next_event(&mut resumed, &mut events).await;
+        let Some(id) = event.lines().find_map(|l| l.strip_prefix("id: ")) else {
+            continue;
+        };
+        let data = event
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap_or_default()
+            .len();
+        replayed.push((id.parse::<u64>().unwrap(), data));
+    }
+    let bytes: usize = replayed.iter().map(|(_, len)| len).sum();
+    assert!(bytes <= 1024, "{bytes} bytes replayed: {replayed:?}");
+    assert!(replayed[0].0 > 1, "nothing was let go: {replayed:?}");
+    let ids: Vec<u64> = replayed.iter().map(|(id, _)| *id).collect();
+    let expected: Vec<u64> = (replayed[0].0..=last_id).collect();
+    assert_eq!(ids, expected, "not the newest, in order");
+}
+
+/// A legacy `tools/list` request as one line of JSON.
+fn tools_list(id: u64) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"}).to_string()
+}
+
+/// A modern `tools/list` through the lane: the gateway serves another
+/// client.
+async fn serves_another_client(http: &reqwest::Client, gw: &HttpGateway) {
+    let answer = http
+        .post(gw.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert!(body["result"]["tools"].is_array(), "{body}");
+}
+
+/// The attack of issue 17 on `/ws` (100,000 `tools/list` frames, never a
+/// read; 422 MB before): the gateway stops reading the client at
+/// `limits.max_in_flight`, and once more than `limits.max_queued_bytes`
+/// (here 64 KiB) waits for it, disconnects it. RSS stays within 64 MiB and
+/// another client is served throughout.
+#[tokio::test]
+async fn a_websocket_client_that_never_reads_is_disconnected() {
+    use futures::SinkExt as _;
+    use tokio_tungstenite::tungstenite::{Message as Ws, client::IntoClientRequest};
+    init();
+    let config = examples_config("", "limits:\n  max_queued_bytes: 65536\n");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let pid = gw.pid();
+    let baseline = support::rss_kib(pid);
+    let mut request = format!("{}/ws", gw.base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    socket.send(Ws::text(init.to_string())).await.unwrap();
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut cut_off = false;
+    while sent < 100_000 && started.elapsed() < Duration::from_secs(30) {
+        // A send that cannot go through within a second: the gateway
+        // stopped reading (back-pressure), or the connection is gone.
+        match tokio::time::timeout(
+            Duration::from_secs(1),
+            socket.send(Ws::text(tools_list(sent + 1))),
+        )
+        .await
+        {
+            Ok(Ok(())) => sent += 1,
+            Ok(Err(_)) => {
+                cut_off = true;
+                break;
+            }
+            Err(_) => {
+                serves_another_client(&http, &gw).await;
+                if gw.log().contains("Client disconnected: it does not read") {
+                    cut_off = true;
+                    break;
+                }
+            }
+        }
+        if sent.is_multiple_of(1000) {
+            let grown = support::rss_kib(pid).saturating_sub(baseline);
+            assert!(
+                grown < 64 * 1024,
+                "RSS grew by {grown} KiB after {sent} frames"
+            );
+            serves_another_client(&http, &gw).await;
+        }
+    }
+    assert!(
+        cut_off,
+        "sent {sent} frames and still connected:\n{}",
+        gw.log()
+    );
+    let grown = support::rss_kib(pid).saturating_sub(baseline);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+    assert!(
+        gw.log().contains("Client disconnected: it does not read"),
+        "{}",
+        gw.log()
+    );
+    serves_another_client(&http, &gw).await;
+}
+
+/// The same on HTTP+SSE (50,000 POSTs to `/messages` with the stream never
+/// read; 216 MB before): once more than `limits.max_queued_bytes` (here
+/// 64 KiB) waits for the stream, the session is cut off and its
+/// `/messages` get 404. RSS stays within 64 MiB; another client is served.
+#[tokio::test]
+async fn an_sse_client_that_never_reads_is_disconnected() {
+    use futures::StreamExt as _;
+    init();
+    let config = examples_config("", "limits:\n  max_queued_bytes: 65536\n");
+    let gw = HttpGateway::start(&config.path);
+    let http = client();
+    let pid = gw.pid();
+    let baseline = support::rss_kib(pid);
+    let mut stream = http
+        .get(format!("{}/sse", gw.base))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let endpoint = String::from_utf8_lossy(&stream.chunk().await.unwrap().unwrap()).into_owned();
+    let messages = format!(
+        "{}{}",
+        gw.base,
+        endpoint
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap_or_else(|| panic!("{endpoint}"))
+    );
+    let post = |body: String| {
+        http.post(&messages)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    assert_eq!(post(init.to_string()).await.unwrap().status(), 202);
+    // From here the stream is never read.
+    let mut statuses = futures::stream::iter(1..=50_000u64)
+        .map(|id| {
+            let post = &post;
+            async move { post(tools_list(id)).await.unwrap().status().as_u16() }
+        })
+        .buffer_unordered(16);
+    let mut posted = 0u64;
+    let mut gone = false;
+    while let Some(status) = statuses.next().await {
+        posted += 1;
+        if status == 404 {
+            gone = true;
+            break;
+        }
+        assert_eq!(status, 202);
+        if posted.is_multiple_of(1000) {
+            let grown = support::rss_kib(pid).saturating_sub(baseline);
+            assert!(
+                grown < 64 * 1024,
+                "RSS grew by {grown} KiB after {posted} POSTs"
+            );
+            serves_another_client(&http, &gw).await;
+        }
+    }
+    drop(statuses);
+    assert!(gone, "{posted} POSTs and the session is still there");
+    let grown = support::rss_kib(pid).saturating_sub(baseline);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+    assert!(
+        gw.log().contains("Client disconnected: it does not read"),
+        "{}",
+        gw.log()
+    );
+    serves_another_client(&http, &gw).await;
+    drop(stream);
+}
+
+/// The stdio face with a client that writes 20,000 `tools/list` requests
+/// and reads nothing: the answers wait for stdout (at most
+/// `limits.max_queued_bytes`, here 64 KiB, queued), the requests wait at
+/// `limits.max_in_flight` (here 16), and then the gateway reads no more
+/// input, so the client's writes stop. RSS stays within 32 MiB; once the
+/// client reads, every request is answered.
+#[test]
+fn a_stdio_client_that_stops_reading_is_held_back() {
+    use std::io::{BufRead as _, Write as _};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    init();
+    const REQUESTS: u64 = 20_000;
+    let config = examples_config(
+        "",
+        "limits:\n  max_queued_bytes: 65536\n  max_in_flight: 16\n",
+    );
+    let mut gateway = support::RawStdio::start(&config.path);
+    let child = &mut gateway.child;
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    writeln!(stdin, "{init}").unwrap();
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("\"result\""), "{line}");
+    let baseline = support::rss_kib(pid);
+    let written = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = written.clone();
+    let writer = std::thread::spawn(move || {
+        for id in 1..=REQUESTS {
+            if writeln!(stdin, "{}", tools_list(id)).is_err() {
+                return;
+            }
+            counter.store(id, Ordering::Relaxed);
+        }
+        drop(stdin);
+    });
+    // The client reads nothing until its writes stop going through.
+    let started = Instant::now();
+    let mut last = (0, Instant::now());
+    loop {
+        let grown = support::rss_kib(pid).saturating_sub(baseline);
+        assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
+        let now = written.load(Ordering::Relaxed);
+        assert!(
+            now < REQUESTS,
+            "all {REQUESTS} requests were taken with nothing read"
+        );
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never held back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // (About 1,500 here: the in-flight ones, and what the pipe and the
+    // reader's buffer hold.)
+    // Now it reads: every request is answered.
+    let mut answered = 0;
+    while answered < REQUESTS {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "stdout ended");
+        if line.contains("\"tools\"") {
+            answered += 1;
+        }
+        if answered.is_multiple_of(5000) {
+            let grown = support::rss_kib(pid).saturating_sub(baseline);
+            assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
+        }
+    }
+    writer.join().unwrap();
+}

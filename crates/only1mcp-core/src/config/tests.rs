@@ -153,15 +153,32 @@ fn limits_out_of_range_are_named() {
     let mut config = Config::default();
     config.limits.max_batch = 0;
     config.limits.max_subscriptions = 65_537;
+    config.limits.max_in_flight = 0;
+    config.limits.max_queued_bytes = 1024;
+    config.limits.max_sessions = 0;
+    config.limits.replay_bytes = 0;
+    config.limits.session_idle_timeout = Duration::from_millis(500);
     check(
         &config,
         &[
             "limits.max_batch: must be between 1 and 4096",
             "limits.max_subscriptions: must be between 1 and 65536",
+            "limits.max_in_flight: must be between 1 and 65536",
+            "limits.max_queued_bytes: must be between 65536 and 1073741824",
+            "limits.max_sessions: must be between 1 and 1000000",
+            "limits.replay_bytes: must be between 1024 and 67108864",
+            "limits.session_idle_timeout: must be between 1s and 7days",
         ],
     );
-    config.limits.max_batch = 4096;
-    config.limits.max_subscriptions = 1;
+    config.limits = LimitsConfig {
+        max_batch: 4096,
+        max_subscriptions: 1,
+        max_in_flight: 1,
+        max_queued_bytes: 65536,
+        max_sessions: 1,
+        session_idle_timeout: Duration::from_secs(1),
+        replay_bytes: 1024,
+    };
     assert_eq!(config.validate(), Ok(()));
 }
 

@@ -274,6 +274,7 @@ pub(super) async fn serve_hyper<IO>(
 {
     let io = hyper_util::rt::TokioIo::new(io);
     let read_timeout = face.state.inner.read_timeout;
+    let max_streams = face.state.inner.max_in_flight;
     let served = match version {
         Version::H2 => {
             let streams = Streams::new();
@@ -293,6 +294,8 @@ pub(super) async fn serve_hyper<IO>(
                 hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
             // Extended CONNECT: WebSocket over HTTP/2.
             builder.enable_connect_protocol();
+            // Requests in flight on one connection: `limits.max_in_flight`.
+            builder.max_concurrent_streams(max_streams);
             let mut connection = pin!(builder.serve_connection(io, service));
             let mut closing = false;
             // A graceful close for idleness waits for the client to

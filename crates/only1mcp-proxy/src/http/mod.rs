@@ -19,6 +19,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -57,13 +58,32 @@ struct Inner {
     max_body: usize,
     /// `http.read_timeout`.
     read_timeout: std::time::Duration,
+    /// `limits.max_queued_bytes` (read when the face starts).
+    max_queued_bytes: usize,
+    /// `limits.max_in_flight`: an HTTP/2 connection's concurrent streams.
+    max_in_flight: u32,
+    /// Legacy and HTTP+SSE sessions held (`limits.max_sessions`).
+    session_count: Arc<AtomicUsize>,
+    /// The idle clock: ticks of the session reaper ([`HttpState::now`]).
+    clock: AtomicU64,
     /// Cancelled on shutdown: ends long-lived streams so draining finishes.
     shutdown: CancellationToken,
+}
+
+/// A session's place among `limits.max_sessions`; freed when dropped.
+#[derive(Debug)]
+struct SessionSlot(Arc<AtomicUsize>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl HttpState {
     /// State for a face serving `gateway` under `config`, bound to `local`.
     pub fn new(gateway: Gateway, config: &HttpConfig, local: SocketAddr) -> Self {
+        let limits = gateway.config().limits.clone();
         Self {
             inner: Arc::new(Inner {
                 gateway,
@@ -72,9 +92,75 @@ impl HttpState {
                 guard: Guard::new(config, local),
                 max_body: config.max_body,
                 read_timeout: config.read_timeout,
+                max_queued_bytes: limits.max_queued_bytes,
+                max_in_flight: u32::try_from(limits.max_in_flight).unwrap_or(u32::MAX),
+                session_count: Arc::new(AtomicUsize::new(0)),
+                clock: AtomicU64::new(0),
                 shutdown: CancellationToken::new(),
             }),
         }
+    }
+
+    /// A place for a new session, if the face holds fewer than
+    /// `limits.max_sessions` (read now, so a reload applies).
+    fn session_slot(&self) -> Option<SessionSlot> {
+        let max = self.inner.gateway.config().limits.max_sessions;
+        let count = &self.inner.session_count;
+        if count.fetch_add(1, Ordering::Relaxed) >= max {
+            count.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(
+                limit = max,
+                "New session refused: the face holds limits.max_sessions"
+            );
+            return None;
+        }
+        Some(SessionSlot(count.clone()))
+    }
+
+    /// The idle clock, in ticks of the session reaper.
+    fn now(&self) -> u64 {
+        self.inner.clock.load(Ordering::Relaxed)
+    }
+
+    /// Ends each legacy session left idle (no request in flight, no GET
+    /// stream, no request or GET) for `idle`, until the face shuts down.
+    /// The clock ticks every eighth of `idle` (at most every second), so a
+    /// session ends between `idle` and an eighth more after its last use;
+    /// a request costs one relaxed store to note itself.
+    fn expire_idle_sessions(&self, idle: std::time::Duration) {
+        let tick = (idle / 8).clamp(
+            std::time::Duration::from_millis(10),
+            std::time::Duration::from_secs(1),
+        );
+        let ticks = u64::try_from(idle.as_nanos().div_ceil(tick.as_nanos())).unwrap_or(u64::MAX);
+        let state = Arc::downgrade(&self.inner);
+        let shutdown = self.inner.shutdown.clone();
+        tokio::spawn(async move {
+            let mut clock = tokio::time::interval(tick);
+            clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = clock.tick() => {}
+                }
+                let Some(inner) = state.upgrade() else { return };
+                let now = inner.clock.fetch_add(1, Ordering::Relaxed) + 1;
+                let Some(before) = now.checked_sub(ticks) else {
+                    continue;
+                };
+                let expired: Vec<_> = inner
+                    .sessions
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extract_if(|_, legacy| legacy.idle_since_before(before + 1, now))
+                    .collect();
+                // (Dropped out of the lock: ending a session releases its
+                // subscriptions.)
+                for (id, _) in expired {
+                    tracing::info!(session = %id, "HTTP session ended: idle for limits.session_idle_timeout");
+                }
+            }
+        });
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions<streamable::LegacySession>> {
@@ -193,6 +279,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let state = HttpState::new(gateway.clone(), config, local);
+    state.expire_idle_sessions(gateway.config().limits.session_idle_timeout);
     let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(url = %format!("{scheme}://{local}/mcp"), "Listening");

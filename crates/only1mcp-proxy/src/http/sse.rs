@@ -9,15 +9,17 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use only1mcp_core::jsonrpc;
-use only1mcp_transport::downstream::Outbound;
+use only1mcp_transport::downstream::{OnFull, Outbound};
 
 use super::{HttpState, error_response, sse_body};
 use crate::session::ClientSession;
 
-/// Removes the session when its stream ends (the client went away).
+/// Removes the session when its stream ends (the client went away), and
+/// frees its place among `limits.max_sessions`.
 struct Forget {
     state: HttpState,
     id: String,
+    _slot: super::SessionSlot,
 }
 
 impl Drop for Forget {
@@ -29,15 +31,26 @@ impl Drop for Forget {
 
 /// `GET /sse`.
 pub(super) async fn open(State(state): State<HttpState>) -> Response {
+    let Some(slot) = state.session_slot() else {
+        let limit = state.inner.gateway.config().limits.max_sessions;
+        let error = only1mcp_core::Error::TooManySessions { limit }.to_error_object();
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, error.code, &error.message);
+    };
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let (outbound, mut rx) = Outbound::channel(256);
+    // A client that does not read its stream is cut off once this much
+    // waits for it.
+    let (outbound, mut rx) = Outbound::channel(state.inner.max_queued_bytes, OnFull::Disconnect);
     let session = ClientSession::new(state.inner.gateway.clone(), Some(outbound));
     session.forward_list_changes();
     state.sse_sessions().insert(id.clone(), session);
     tracing::info!(session = %id, "SSE session opened");
     let shutdown = state.inner.shutdown.clone();
     let endpoint = format!("/messages?sessionId={id}");
-    let forget = Forget { state, id };
+    let forget = Forget {
+        state,
+        id,
+        _slot: slot,
+    };
     let stream = async_stream::stream! {
         let _forget = forget;
         yield sse_body::event(None, Some("endpoint"), endpoint.as_bytes());
@@ -63,10 +76,21 @@ pub(super) async fn message(
     Query(query): Query<HashMap<String, String>>,
     request: axum::extract::Request,
 ) -> Response {
-    let Some(session) = query
+    let id = query
         .get("sessionId")
-        .and_then(|id| state.sse_sessions().get(id).cloned())
-    else {
+        .map(String::as_str)
+        .unwrap_or_default();
+    let session = state.sse_sessions().get(id).cloned();
+    // A session whose client was cut off (it read nothing of its stream) is
+    // gone, whether or not its stream has ended yet.
+    let session = session.filter(|session| {
+        let cut_off = session.is_disconnected();
+        if cut_off {
+            state.sse_sessions().remove(id);
+        }
+        !cut_off
+    });
+    let Some(session) = session else {
         return error_response(
             StatusCode::NOT_FOUND,
             jsonrpc::code::INVALID_REQUEST,

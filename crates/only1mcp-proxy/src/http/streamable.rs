@@ -18,6 +18,7 @@
 //! response becomes an SSE stream carrying the notifications and the result.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Body;
@@ -28,8 +29,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use only1mcp_core::config::ContextConfig;
 use only1mcp_core::jsonrpc::{self, Frame, Message, Notification, Request};
 use only1mcp_core::mcp::{self, Era, RequestMeta, error_code, method, version};
-use only1mcp_transport::downstream::Outbound;
-use tokio::sync::mpsc;
+use only1mcp_transport::downstream::{Inbox, OnFull, Outbound};
+use tokio::sync::Notify;
 
 use super::{HttpState, error_response, json_body, sse_body, status_for};
 use crate::session::ClientSession;
@@ -398,7 +399,7 @@ async fn modern_post(
         return listen(state, req).into();
     }
     let session = ClientSession::with_profile(state.inner.gateway.clone(), None, profile);
-    let (notes, notes_rx) = Outbound::channel(64);
+    let (notes, notes_rx) = Outbound::channel(state.inner.max_queued_bytes, OnFull::Disconnect);
     let notes = accepts.sse.then_some(notes);
     // Answered in place: if the client goes away, this future is dropped and
     // the backend call with it (the modern cancellation).
@@ -459,7 +460,7 @@ fn decode_header_value(value: &str) -> String {
 /// "session gone").
 async fn deferred<F>(
     mut call: std::pin::Pin<Box<F>>,
-    mut notes: mpsc::Receiver<Vec<u8>>,
+    mut notes: Inbox,
     sse: bool,
     era: Era,
 ) -> Answer
@@ -469,7 +470,7 @@ where
     let (first, answered) = tokio::select! {
         biased;
         response = &mut call => {
-            let queued = if sse { notes.try_recv().ok() } else { None };
+            let queued = if sse { notes.try_recv() } else { None };
             match queued {
                 Some(first) => (first, Some(response)),
                 None => return json_answer(response, era),
@@ -489,7 +490,7 @@ where
                 }
             },
         };
-        while let Ok(note) = notes.try_recv() {
+        while let Some(note) = notes.try_recv() {
             yield sse_body::message(&note);
         }
         yield sse_body::message(&Message::Response(response).to_vec());
@@ -587,48 +588,122 @@ fn notification(method: &str, params: &serde_json::Value) -> Vec<u8> {
     .to_vec()
 }
 
-/// A legacy Streamable HTTP session: the client session plus its GET stream.
+/// A legacy Streamable HTTP session: the client session plus its stream
+/// of unsolicited messages.
 #[derive(Debug)]
 pub(super) struct LegacySession {
     session: Arc<ClientSession>,
     stream: Arc<Mutex<GetStream>>,
+    /// Wakes the open GET stream when a message is kept.
+    kept: Arc<Notify>,
+    /// The face's idle clock ([`super::HttpState::now`]) at the session's
+    /// last request or GET: it expires `limits.session_idle_timeout` after.
+    last_seen: AtomicU64,
+    /// Its place among `limits.max_sessions`.
+    _slot: super::SessionSlot,
 }
 
-/// The session's stream of unsolicited messages: numbered, kept for replay,
-/// delivered to the GET stream currently open (at most one).
-#[derive(Debug, Default)]
+/// The session's unsolicited messages: numbered and kept for replay (at most
+/// [`REPLAY`] of them and `limits.replay_bytes`), read from here by the GET
+/// stream open now, if any.
+#[derive(Debug)]
 struct GetStream {
     next_id: u64,
     replay: VecDeque<(u64, Arc<[u8]>)>,
-    live: Option<mpsc::Sender<(u64, Arc<[u8]>)>>,
+    replay_bytes: usize,
+    max_bytes: usize,
+    /// The number of the GET stream open now (a newer GET replaces it).
+    open: Option<u64>,
+    opened: u64,
+}
+
+impl GetStream {
+    /// Keeps `message` as the next event, letting the oldest go past the
+    /// bounds.
+    fn keep(&mut self, message: Vec<u8>) {
+        self.next_id += 1;
+        self.replay_bytes += message.len();
+        self.replay.push_back((self.next_id, message.into()));
+        while self.replay.len() > REPLAY || self.replay_bytes > self.max_bytes {
+            let Some((_, old)) = self.replay.pop_front() else {
+                break;
+            };
+            self.replay_bytes -= old.len();
+        }
+    }
+
+    /// The first kept event after `sent`; `Err` if events after `sent` were
+    /// let go unsent (the stream fell behind).
+    fn after(&self, sent: u64) -> Result<Option<(u64, Arc<[u8]>)>, ()> {
+        match self.replay.front() {
+            Some((first, _)) if *first > sent + 1 => Err(()),
+            _ => Ok(self.replay.iter().find(|(id, _)| *id > sent).cloned()),
+        }
+    }
 }
 
 impl LegacySession {
-    fn new(state: &HttpState, profile: Arc<str>) -> Arc<Self> {
-        let (outbound, mut rx) = Outbound::channel(256);
-        let session =
-            ClientSession::with_profile(state.inner.gateway.clone(), Some(outbound), profile);
+    fn new(state: &HttpState, profile: Arc<str>, slot: super::SessionSlot) -> Arc<Self> {
+        let inner = &state.inner;
+        // Drained as soon as a message comes: the replay bound is what
+        // holds (the queue only hands messages over).
+        let (outbound, mut inbox) = Outbound::channel(inner.max_queued_bytes, OnFull::Disconnect);
+        let session = ClientSession::with_profile(inner.gateway.clone(), Some(outbound), profile);
         session.forward_list_changes();
-        let stream = Arc::new(Mutex::new(GetStream::default()));
+        let stream = Arc::new(Mutex::new(GetStream {
+            next_id: 0,
+            replay: VecDeque::new(),
+            replay_bytes: 0,
+            max_bytes: inner.gateway.config().limits.replay_bytes,
+            open: None,
+            opened: 0,
+        }));
+        let kept = Arc::new(Notify::new());
         let pump = Arc::downgrade(&stream);
+        let wake = kept.clone();
         tokio::spawn(async move {
-            while let Some(message) = rx.recv().await {
+            while let Some(message) = inbox.recv().await {
                 let Some(stream) = pump.upgrade() else { break };
-                let mut stream = stream.lock().unwrap_or_else(PoisonError::into_inner);
-                stream.next_id += 1;
-                let event: (u64, Arc<[u8]>) = (stream.next_id, message.into());
-                stream.replay.push_back(event.clone());
-                if stream.replay.len() > REPLAY {
-                    stream.replay.pop_front();
-                }
-                if let Some(live) = &stream.live
-                    && live.try_send(event).is_err()
-                {
-                    stream.live = None;
-                }
+                stream
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .keep(message);
+                wake.notify_waiters();
             }
         });
-        Arc::new(Self { session, stream })
+        Arc::new(Self {
+            session,
+            stream,
+            kept,
+            last_seen: AtomicU64::new(state.now()),
+            _slot: slot,
+        })
+    }
+
+    fn stream(&self) -> std::sync::MutexGuard<'_, GetStream> {
+        self.stream.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes a request (or GET) of the session now.
+    pub(super) fn seen(&self, now: u64) {
+        self.last_seen.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether the session has been idle since before `before`: no request
+    /// in flight, no GET stream open, no request or GET since. A busy
+    /// session is noted as seen `now`.
+    pub(super) fn idle_since_before(&self, before: u64, now: u64) -> bool {
+        if self.session.has_requests_in_flight() || self.stream().open.is_some() {
+            self.seen(now);
+            return false;
+        }
+        self.last_seen.load(Ordering::Relaxed) < before
+    }
+
+    /// Ends the open GET stream, if any.
+    pub(super) fn close_stream(&self) {
+        self.stream().open = None;
+        self.kept.notify_waiters();
     }
 }
 
@@ -647,7 +722,7 @@ async fn legacy_post(
         let Frame::Single(Message::Request(req)) = frame else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response().into();
         };
-        return initialize(state, profile, req).await.into();
+        return initialize(state, profile, req).await;
     }
     let Some(session_id) = session_id else {
         return error_response(
@@ -665,6 +740,7 @@ async fn legacy_post(
         )
         .into();
     };
+    legacy.seen(state.now());
     if let Some(v) = headers.version
         && Era::of(v) != Some(Era::Legacy)
     {
@@ -678,9 +754,10 @@ async fn legacy_post(
     let session = &legacy.session;
     match frame {
         Frame::Single(Message::Request(req)) => {
-            let (notes, notes_rx) = Outbound::channel(64);
+            let (notes, notes_rx) =
+                Outbound::channel(state.inner.max_queued_bytes, OnFull::Disconnect);
             // Detachable: a client that disconnects does not cancel (legacy).
-            let call = session.answer_detachable(req, notes);
+            let call = session.answer_detachable(req, notes).await;
             deferred(Box::pin(call), notes_rx, accepts.sse, Era::Legacy).await
         }
         Frame::Single(Message::Notification(note)) => {
@@ -704,11 +781,22 @@ async fn legacy_post(
     }
 }
 
-async fn initialize(state: &HttpState, profile: Arc<str>, req: Request) -> Response {
-    let legacy = LegacySession::new(state, profile);
+/// `initialize` without a session: a new session, if the face holds fewer
+/// than `limits.max_sessions` (503 and -32033 otherwise).
+async fn initialize(state: &HttpState, profile: Arc<str>, req: Request) -> Answer {
+    let Some(slot) = state.session_slot() else {
+        let limit = state.inner.gateway.config().limits.max_sessions;
+        let error = only1mcp_core::Error::TooManySessions { limit };
+        let res = Message::Response(jsonrpc::Response::error(
+            Some(req.id),
+            error.to_error_object(),
+        ));
+        return Answer::Json(StatusCode::SERVICE_UNAVAILABLE, res.to_vec());
+    };
+    let legacy = LegacySession::new(state, profile, slot);
     let response = legacy.session.respond(req, None).await;
     if response.outcome.is_err() {
-        return json_response(response, Era::Legacy);
+        return json_answer(response, Era::Legacy);
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
     state.sessions().insert(id.clone(), legacy);
@@ -717,10 +805,12 @@ async fn initialize(state: &HttpState, profile: Arc<str>, req: Request) -> Respo
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(SESSION_HEADER, value);
     }
-    res
+    res.into()
 }
 
-/// `GET /mcp`: the legacy session's stream of unsolicited messages.
+/// `GET /mcp`: the legacy session's stream of unsolicited messages, read
+/// from what the session keeps; a newer GET replaces it, and one that falls
+/// behind what is kept is closed (the client resumes with `Last-Event-ID`).
 pub(super) async fn get(State(state): State<HttpState>, headers: HeaderMap) -> Response {
     let Some(session_id) = header(&headers, &SESSION_HEADER) else {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
@@ -732,50 +822,83 @@ pub(super) async fn get(State(state): State<HttpState>, headers: HeaderMap) -> R
             "Session not found",
         );
     };
+    legacy.seen(state.now());
     if !Accepts::of(header(&headers, &header::ACCEPT)).sse {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     }
     let last_seen: Option<u64> = header(&headers, &LAST_EVENT_ID).and_then(|v| v.parse().ok());
-    let (tx, mut rx) = mpsc::channel::<(u64, Arc<[u8]>)>(256);
-    let (replay, priming_id) = {
-        let mut stream = legacy.stream.lock().unwrap_or_else(PoisonError::into_inner);
-        let replay: Vec<_> = match last_seen {
-            Some(seen) => stream
-                .replay
-                .iter()
-                .filter(|(id, _)| *id > seen)
-                .cloned()
-                .collect(),
-            None => Vec::new(),
+    let (number, mut sent) = {
+        let mut stream = legacy.stream();
+        stream.opened += 1;
+        stream.open = Some(stream.opened);
+        // Without Last-Event-ID, only what comes from now on; with it,
+        // what is still kept after it.
+        let first_kept = stream.replay.front().map_or(stream.next_id + 1, |e| e.0);
+        let sent = match last_seen {
+            Some(seen) => seen.max(first_kept - 1).min(stream.next_id),
+            None => stream.next_id,
         };
-        // A newer GET replaces the older one: one stream per session.
-        stream.live = Some(tx);
-        (replay, stream.next_id)
+        (stream.opened, sent)
     };
+    // Wakes a GET stream this one replaces, so that it ends.
+    legacy.kept.notify_waiters();
     let priming =
         legacy.session.legacy_version() == Some(version::V2025_11_25) && last_seen.is_none();
     let shutdown = state.inner.shutdown.clone();
+    let id = session_id.to_owned();
     let stream = async_stream::stream! {
+        let _open = OpenStream { legacy: legacy.clone(), number };
         if priming {
-            yield sse_body::event(Some(priming_id), None, b"");
-        }
-        for (id, bytes) in replay {
-            yield sse_body::event(Some(id), Some("message"), &bytes);
+            yield sse_body::event(Some(sent), None, b"");
         }
         let mut keep_alive = tokio::time::interval(sse_body::KEEP_ALIVE);
         keep_alive.tick().await;
         loop {
+            let kept = legacy.kept.notified();
+            let mut kept = std::pin::pin!(kept);
+            kept.as_mut().enable();
+            let next = {
+                let stream = legacy.stream();
+                if stream.open != Some(number) {
+                    break;
+                }
+                stream.after(sent)
+            };
+            match next {
+                Ok(Some((event_id, bytes))) => {
+                    sent = event_id;
+                    yield sse_body::event(Some(event_id), Some("message"), &bytes);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(()) => {
+                    tracing::warn!(session = %id, "GET stream fell behind what the session keeps (limits.replay_bytes); closed");
+                    break;
+                }
+            }
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = keep_alive.tick() => yield sse_body::ping(),
-                event = rx.recv() => match event {
-                    Some((id, bytes)) => yield sse_body::event(Some(id), Some("message"), &bytes),
-                    None => break,
-                },
+                () = kept => {}
             }
         }
     };
     sse_body::response(stream)
+}
+
+/// A GET stream open on a session; it is no longer open once dropped.
+struct OpenStream {
+    legacy: Arc<LegacySession>,
+    number: u64,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        let mut stream = self.legacy.stream();
+        if stream.open == Some(self.number) {
+            stream.open = None;
+        }
+    }
 }
 
 /// `DELETE /mcp`: ends a legacy session.
@@ -783,13 +906,10 @@ pub(super) async fn delete(State(state): State<HttpState>, headers: HeaderMap) -
     let Some(session_id) = header(&headers, &SESSION_HEADER) else {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
     };
-    match state.sessions().remove(session_id) {
+    let removed = state.sessions().remove(session_id);
+    match removed {
         Some(legacy) => {
-            legacy
-                .stream
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .live = None;
+            legacy.close_stream();
             tracing::info!(session = %session_id, "HTTP session ended by the client");
             StatusCode::OK.into_response()
         }
@@ -817,8 +937,9 @@ mod tests {
     async fn notes_queued_before_the_answer_go_first_on_a_stream() {
         use http_body_util::BodyExt as _;
         let note = b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}".to_vec();
-        let (tx, rx) = mpsc::channel(4);
-        tx.send(note.clone()).await.unwrap();
+        let channel = || Outbound::channel(1 << 16, OnFull::Disconnect);
+        let (tx, rx) = channel();
+        assert!(tx.send_raw(note.clone()).await);
         let answer = deferred(Box::pin(async { answered() }), rx, true, Era::Legacy).await;
         let response = answer.into_response();
         assert_eq!(
@@ -832,9 +953,9 @@ mod tests {
         let at_answer = body.find("\"ok\":1").expect(&body);
         assert!(at_note < at_answer, "{body}");
         for sse in [false, true] {
-            let (tx, rx) = mpsc::channel(4);
+            let (tx, rx) = channel();
             if !sse {
-                tx.send(note.clone()).await.unwrap();
+                assert!(tx.send_raw(note.clone()).await);
             }
             let answer = deferred(Box::pin(async { answered() }), rx, sse, Era::Legacy).await;
             assert!(
@@ -842,6 +963,36 @@ mod tests {
                 "{answer:?}"
             );
         }
+    }
+
+    /// The kept messages stay within their count and bytes, the oldest
+    /// going first; a stream that needs one let go has fallen behind.
+    #[test]
+    fn kept_messages_are_bounded_and_a_stream_behind_them_is_told() {
+        let mut stream = GetStream {
+            next_id: 0,
+            replay: VecDeque::new(),
+            replay_bytes: 0,
+            max_bytes: 1000,
+            open: None,
+            opened: 0,
+        };
+        for _ in 0..25 {
+            stream.keep(vec![b'x'; 100]);
+        }
+        assert_eq!(stream.replay_bytes, 1000);
+        let ids: Vec<u64> = stream.replay.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, (16..=25).collect::<Vec<_>>());
+        assert!(stream.after(14).is_err(), "15 was let go unsent");
+        assert_eq!(stream.after(15).unwrap().unwrap().0, 16);
+        assert_eq!(stream.after(20).unwrap().unwrap().0, 21);
+        assert!(stream.after(25).unwrap().is_none());
+        // By count too: tiny messages, at most REPLAY of them.
+        for _ in 0..2 * REPLAY {
+            stream.keep(b"y".to_vec());
+        }
+        assert_eq!(stream.replay.len(), REPLAY);
+        assert_eq!(stream.replay_bytes, REPLAY);
     }
 
     #[test]

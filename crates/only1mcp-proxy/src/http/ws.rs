@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
-use only1mcp_transport::downstream::Outbound;
+use only1mcp_transport::downstream::{OnFull, Outbound};
 
 use super::HttpState;
 use crate::session::ClientSession;
@@ -27,33 +27,50 @@ pub(super) async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade
 
 async fn serve(state: HttpState, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let (outbound, mut rx) = Outbound::channel(256);
+    let (outbound, mut rx) = Outbound::channel(state.inner.max_queued_bytes, OnFull::Disconnect);
+    let overflowed = rx.overflowed();
     // Whatever is queued goes out in one write: the frames are fed, then
-    // flushed once.
-    let writer = tokio::spawn(async move {
-        'writing: while let Some(bytes) = rx.recv().await {
-            let mut next = Some(bytes);
-            while let Some(bytes) = next.take() {
-                if sink.feed(text_frame(bytes)).await.is_err() {
-                    break 'writing;
+    // flushed once. A client that takes nothing for `http.read_timeout`
+    // fails the write (the connection's stall bound); one whose queue
+    // overflows is cut off at once.
+    let mut writer = tokio::spawn(async move {
+        let writing = async {
+            'writing: while let Some(bytes) = rx.recv().await {
+                let mut next = Some(bytes);
+                while let Some(bytes) = next.take() {
+                    if sink.feed(text_frame(bytes)).await.is_err() {
+                        break 'writing;
+                    }
+                    next = rx.try_recv();
                 }
-                next = rx.try_recv().ok();
+                if sink.flush().await.is_err() {
+                    break;
+                }
             }
-            if sink.flush().await.is_err() {
-                break;
-            }
+            let _ = sink.close().await;
+        };
+        tokio::select! {
+            () = writing => {}
+            () = overflowed => {}
         }
-        let _ = sink.close().await;
     });
     let session = ClientSession::new(state.inner.gateway.clone(), Some(outbound));
     session.forward_list_changes();
     let shutdown = state.inner.shutdown.clone();
     tracing::info!("WebSocket session opened");
+    let mut written = false;
     loop {
         let frame = tokio::select! {
             () = shutdown.cancelled() => break,
+            // The client is gone or cut off: nothing it sends is read.
+            _ = &mut writer, if !written => {
+                written = true;
+                break;
+            }
             frame = stream.next() => frame,
         };
+        // At `limits.max_in_flight` this waits for an answer to go out,
+        // reading nothing meanwhile.
         match frame {
             Some(Ok(WsMessage::Text(text))) => session.handle_frame(text.as_bytes()).await,
             Some(Ok(WsMessage::Binary(bytes))) => session.handle_frame(&bytes).await,
@@ -61,9 +78,12 @@ async fn serve(state: HttpState, socket: WebSocket) {
             Some(Ok(WsMessage::Close(_)) | Err(_)) | None => break,
         }
     }
+    drop(stream);
     session.drain().await;
     drop(session);
-    let _ = writer.await;
+    if !written {
+        let _ = writer.await;
+    }
     tracing::info!("WebSocket session closed");
 }
 

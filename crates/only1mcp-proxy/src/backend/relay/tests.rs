@@ -143,7 +143,8 @@ async fn a_held_request_is_answered_by_the_retry() {
 #[tokio::test]
 async fn a_backend_cancel_stops_the_ask_and_tells_the_client() {
     let gateway = Gateway::start(&Config::default()).await;
-    let (outbound, mut to_client) = Outbound::channel(8);
+    let (outbound, mut to_client) =
+        Outbound::channel(1 << 16, only1mcp_transport::downstream::OnFull::Disconnect);
     let a = ClientSession::new(gateway, Some(outbound.clone()));
     let relay = relay(false);
     let _call = relay.register(Caller {
