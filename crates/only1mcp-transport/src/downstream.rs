@@ -15,12 +15,12 @@
 //! gateway keep every answer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use only1mcp_core::jsonrpc::Message;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
-use tokio::sync::{Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// The largest message a client may send on stdio (4 MiB).
 pub const MAX_DOWNSTREAM_LINE: usize = 4 * 1024 * 1024;
@@ -42,16 +42,18 @@ pub enum OnFull {
 /// A handle that queues messages for the client.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
-    queue: Arc<Queue>,
+    tx: mpsc::Sender<Vec<u8>>,
+    /// The byte bound; `None` for one request's own notifications
+    /// ([`Outbound::for_request`]), bounded by count.
+    queue: Option<Arc<Queue>>,
 }
 
 /// The receiving end of an [`Outbound`] queue. Dropping it closes the
 /// queue.
 #[derive(Debug)]
 pub struct Inbox {
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    queue: Arc<Queue>,
+    rx: mpsc::Receiver<Vec<u8>>,
+    queue: Option<Arc<Queue>>,
 }
 
 #[derive(Debug)]
@@ -61,8 +63,10 @@ struct Queue {
     room: Semaphore,
     max_bytes: usize,
     on_full: OnFull,
-    /// Cancelled when a [`OnFull::Disconnect`] queue overflowed.
-    overflowed: CancellationToken,
+    /// Set when a [`OnFull::Disconnect`] queue overflowed; `cut_off`
+    /// wakes whoever waits for it.
+    overflowed: AtomicBool,
+    cut_off: Notify,
 }
 
 impl Queue {
@@ -70,6 +74,22 @@ impl Queue {
     fn cost(&self, len: usize) -> u32 {
         let cost = len.saturating_add(OVERHEAD).min(self.max_bytes);
         u32::try_from(cost).unwrap_or(u32::MAX)
+    }
+
+    fn has_overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    async fn overflow_seen(&self) {
+        loop {
+            let cut_off = self.cut_off.notified();
+            let mut cut_off = std::pin::pin!(cut_off);
+            cut_off.as_mut().enable();
+            if self.has_overflowed() {
+                return;
+            }
+            cut_off.await;
+        }
     }
 }
 
@@ -79,20 +99,35 @@ impl Outbound {
     pub fn channel(max_bytes: usize, on_full: OnFull) -> (Self, Inbox) {
         // (A semaphore counts at most `u32::MAX` permits at once.)
         let max_bytes = max_bytes.clamp(1, u32::MAX as usize);
-        let (tx, rx) = mpsc::unbounded_channel();
+        // The bytes bound the count: the channel's own is never reached.
+        let (tx, rx) = mpsc::channel(max_bytes / OVERHEAD + 1);
         let queue = Arc::new(Queue {
             room: Semaphore::new(max_bytes),
             max_bytes,
             on_full,
-            overflowed: CancellationToken::new(),
+            overflowed: AtomicBool::new(false),
+            cut_off: Notify::new(),
         });
         (
             Self {
                 tx,
-                queue: queue.clone(),
+                queue: Some(queue.clone()),
             },
-            Inbox { rx, queue },
+            Inbox {
+                rx,
+                queue: Some(queue),
+            },
         )
+    }
+
+    /// A queue for one request's own notifications (its progress, the
+    /// requests its backend asks the client) on the response that answers
+    /// it: at most `capacity` messages, a send waiting for room. It lives
+    /// as long as the request, so it needs no byte bound of its own, and
+    /// costs no more than a channel.
+    pub fn for_request(capacity: usize) -> (Self, Inbox) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Self { tx, queue: None }, Inbox { rx, queue: None })
     }
 
     /// Queues a message; returns `false` if the client is gone (or, for a
@@ -105,14 +140,16 @@ impl Outbound {
     /// Queues one already-serialized frame (a batch answer); as
     /// [`Outbound::send`].
     pub async fn send_raw(&self, frame: Vec<u8>) -> bool {
-        let queue = &self.queue;
+        let Some(queue) = &self.queue else {
+            return self.tx.send(frame).await.is_ok();
+        };
         let cost = queue.cost(frame.len());
         let permit = match queue.on_full {
             OnFull::Wait => queue.room.acquire_many(cost).await.ok(),
             OnFull::Disconnect => match queue.room.try_acquire_many(cost) {
                 Ok(permit) => Some(permit),
                 Err(TryAcquireError::NoPermits) => {
-                    self.overflow();
+                    overflow(queue);
                     None
                 }
                 Err(TryAcquireError::Closed) => None,
@@ -122,7 +159,7 @@ impl Outbound {
             return false;
         };
         permit.forget();
-        if self.tx.send(frame).is_err() {
+        if self.tx.try_send(frame).is_err() {
             queue.room.add_permits(cost as usize);
             return false;
         }
@@ -134,13 +171,16 @@ impl Outbound {
     /// may be lost, like progress) or the client is gone.
     pub fn try_send(&self, message: &Message) -> bool {
         let frame = message.to_vec();
-        let cost = self.queue.cost(frame.len());
-        let Ok(permit) = self.queue.room.try_acquire_many(cost) else {
+        let Some(queue) = &self.queue else {
+            return self.tx.try_send(frame).is_ok();
+        };
+        let cost = queue.cost(frame.len());
+        let Ok(permit) = queue.room.try_acquire_many(cost) else {
             return false;
         };
         permit.forget();
-        if self.tx.send(frame).is_err() {
-            self.queue.room.add_permits(cost as usize);
+        if self.tx.try_send(frame).is_err() {
+            queue.room.add_permits(cost as usize);
             return false;
         }
         true
@@ -148,72 +188,76 @@ impl Outbound {
 
     /// Whether the client is gone (or was disconnected).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed() || self.queue.room.is_closed()
+        self.tx.is_closed() || self.queue.as_ref().is_some_and(|q| q.room.is_closed())
     }
+}
 
-    /// Resolves once the queue overflowed and its client is to be
-    /// disconnected ([`OnFull::Disconnect`]).
-    pub async fn overflowed(&self) {
-        self.queue.overflowed.cancelled().await;
+/// Cuts a [`OnFull::Disconnect`] queue's client off (once, logged).
+fn overflow(queue: &Queue) {
+    if queue.overflowed.swap(true, Ordering::AcqRel) {
+        return;
     }
-
-    fn overflow(&self) {
-        let queue = &self.queue;
-        if queue.overflowed.is_cancelled() {
-            return;
-        }
-        queue.overflowed.cancel();
-        queue.room.close();
-        tracing::warn!(
-            limit = queue.max_bytes,
-            "Client disconnected: it does not read what it is sent, and more than limits.max_queued_bytes would be queued for it"
-        );
-    }
+    queue.room.close();
+    queue.cut_off.notify_waiters();
+    tracing::warn!(
+        limit = queue.max_bytes,
+        "Client disconnected: it does not read what it is sent, and more than limits.max_queued_bytes would be queued for it"
+    );
 }
 
 impl Inbox {
     /// The next message; `None` once every [`Outbound`] is gone or the
     /// queue overflowed (what is still queued is dropped then).
     pub async fn recv(&mut self) -> Option<Vec<u8>> {
-        let frame = tokio::select! {
-            biased;
-            () = self.queue.overflowed.cancelled() => return None,
-            frame = self.rx.recv() => frame?,
-        };
-        self.taken(&frame);
-        Some(frame)
+        // An overflow happens while messages are queued, so never while
+        // this waits on an empty queue: a look before and after is enough.
+        if self.queue.as_ref().is_some_and(|q| q.has_overflowed()) {
+            return None;
+        }
+        let frame = self.rx.recv().await?;
+        self.taken(&frame).then_some(frame)
+    }
+
+    /// The next message if one is queued now.
+    pub fn try_recv(&mut self) -> Option<Vec<u8>> {
+        let frame = self.rx.try_recv().ok()?;
+        self.taken(&frame).then_some(frame)
     }
 
     /// Resolves once the queue overflowed ([`OnFull::Disconnect`]): its
     /// client is to be disconnected now. Borrows nothing.
     pub fn overflowed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        self.queue.overflowed.clone().cancelled_owned()
+        let queue = self.queue.clone();
+        async move {
+            match queue {
+                Some(queue) => queue.overflow_seen().await,
+                None => std::future::pending().await,
+            }
+        }
     }
 
-    /// The next message if one is queued now.
-    pub fn try_recv(&mut self) -> Option<Vec<u8>> {
-        if self.queue.overflowed.is_cancelled() {
-            return None;
+    /// Gives `frame`'s room back; `false` if the queue overflowed (the
+    /// frame is not to be delivered).
+    fn taken(&self, frame: &[u8]) -> bool {
+        let Some(queue) = &self.queue else {
+            return true;
+        };
+        if queue.has_overflowed() {
+            return false;
         }
-        let frame = self.rx.try_recv().ok()?;
-        self.taken(&frame);
-        Some(frame)
-    }
-
-    /// Gives `frame`'s room back.
-    fn taken(&self, frame: &[u8]) {
-        if !self.queue.room.is_closed() {
-            self.queue
-                .room
-                .add_permits(self.queue.cost(frame.len()) as usize);
+        if !queue.room.is_closed() {
+            queue.room.add_permits(queue.cost(frame.len()) as usize);
         }
+        true
     }
 }
 
 impl Drop for Inbox {
     fn drop(&mut self) {
         // Senders waiting for room must not wait for a reader that is gone.
-        self.queue.room.close();
+        if let Some(queue) = &self.queue {
+            queue.room.close();
+        }
     }
 }
 
@@ -289,7 +333,7 @@ mod tests {
         assert!(!outbound.is_closed());
         assert!(!outbound.send_raw(frame(400)).await);
         assert!(outbound.is_closed());
-        outbound.overflowed().await;
+        inbox.overflowed().await;
         // The client is cut off: what was queued is not delivered.
         assert_eq!(inbox.recv().await, None);
         assert!(!outbound.send_raw(frame(1)).await);

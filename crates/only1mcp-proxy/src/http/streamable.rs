@@ -399,7 +399,7 @@ async fn modern_post(
         return listen(state, req).into();
     }
     let session = ClientSession::with_profile(state.inner.gateway.clone(), None, profile);
-    let (notes, notes_rx) = Outbound::channel(state.inner.max_queued_bytes, OnFull::Disconnect);
+    let (notes, notes_rx) = Outbound::for_request(64);
     let notes = accepts.sse.then_some(notes);
     // Answered in place: if the client goes away, this future is dropped and
     // the backend call with it (the modern cancellation).
@@ -754,8 +754,7 @@ async fn legacy_post(
     let session = &legacy.session;
     match frame {
         Frame::Single(Message::Request(req)) => {
-            let (notes, notes_rx) =
-                Outbound::channel(state.inner.max_queued_bytes, OnFull::Disconnect);
+            let (notes, notes_rx) = Outbound::for_request(64);
             // Detachable: a client that disconnects does not cancel (legacy).
             let call = session.answer_detachable(req, notes).await;
             deferred(Box::pin(call), notes_rx, accepts.sse, Era::Legacy).await
