@@ -181,6 +181,9 @@ pub struct ClientSession {
     /// session first runs one in a task of its own (never for a modern
     /// POST's throwaway session, which answers its one request in place).
     slots: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
+    /// Cancelled when the session ends: stops the task that forwards list
+    /// changes to it (made with that task).
+    ended: std::sync::OnceLock<tokio_util::sync::CancellationToken>,
     /// Requests the gateway sent to the client, by id, awaiting answers.
     asked: Mutex<HashMap<Id, oneshot::Sender<Outcome>>>,
     next_ask: std::sync::atomic::AtomicU64,
@@ -230,6 +233,7 @@ impl ClientSession {
             in_flight: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             slots: std::sync::OnceLock::new(),
+            ended: std::sync::OnceLock::new(),
             asked: Mutex::new(HashMap::new()),
             next_ask: std::sync::atomic::AtomicU64::new(1),
         })
@@ -295,13 +299,23 @@ impl ClientSession {
     }
 
     /// Tells this session's client, once it is an initialized legacy session,
-    /// when the merged lists change. Ends when the session is dropped.
+    /// when the merged lists change. Ends when the session is dropped (at
+    /// once, not at the next change: sessions that come and go leave no
+    /// task behind).
     pub fn forward_list_changes(self: &Arc<Self>) {
         let mut changes = self.gateway.subscribe();
         let weak = Arc::downgrade(self);
+        let ended = self
+            .ended
+            .get_or_init(tokio_util::sync::CancellationToken::new)
+            .clone();
         tokio::spawn(async move {
             loop {
-                let kind = match changes.recv().await {
+                let changed = tokio::select! {
+                    () = ended.cancelled() => break,
+                    changed = changes.recv() => changed,
+                };
+                let kind = match changed {
                     Ok(kind) => kind,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -994,9 +1008,13 @@ impl ClientSession {
 
 impl Drop for ClientSession {
     /// A session that ends (its client went away, or it was ended or
-    /// expired) leaves its resource subscriptions: an upstream subscription
-    /// no live session wants any more is dropped.
+    /// expired) stops its list-change task and leaves its resource
+    /// subscriptions: an upstream subscription no live session wants any
+    /// more is dropped.
     fn drop(&mut self) {
+        if let Some(ended) = self.ended.get() {
+            ended.cancel();
+        }
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         let uris = std::mem::take(&mut state.subscribed);
         if !uris.is_empty() {
@@ -1062,6 +1080,29 @@ fn cancelled_id(params: Option<&RawValue>) -> Option<Id> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sessions that come and go leave no task behind: each one's
+    /// list-change task ends with it, with no change to wake it.
+    #[tokio::test]
+    async fn an_ended_sessions_tasks_end_with_it() {
+        let gateway = Gateway::start(&only1mcp_core::config::Config::default()).await;
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        for _ in 0..100 {
+            let session = ClientSession::new(gateway.clone(), None);
+            session.forward_list_changes();
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while metrics.num_alive_tasks() > before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} tasks left of 100",
+                metrics.num_alive_tasks() - before
+            );
+            tokio::task::yield_now().await;
+        }
+        gateway.shutdown().await;
+    }
 
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_owned()).unwrap()
