@@ -1,7 +1,7 @@
 //! `cargo xtask check-deps`: the crate layering of docs/ARCHITECTURE.md, checked against
 //! `cargo metadata` rather than only described.
 //!
-//! Three rules, each failing with the edge (or the path of edges) that breaks it:
+//! Four rules, each failing with the edge (or the path of edges) that breaks it:
 //!
 //! 1. **Arrows point down.** Every dependency of one workspace crate on another (normal, build
 //!    or dev) must be in [`LAYERS`], the table of docs/ARCHITECTURE.md. In particular a
@@ -19,6 +19,10 @@
 //!    `only1mcp-proxy` (core, transport, the feature crates), followed transitively, must not
 //!    reach a crate of [`APP_CRATES`] (command-line parsing, config loading, file watching,
 //!    HTTP routers and servers, terminal UIs).
+//! 4. **No import circles.** Inside each workspace crate, the top-level modules (`src/x.rs`,
+//!    `src/x/…`) and the `crate::x` paths between them form a graph without a cycle
+//!    (`imports`, which says exactly what is read). A circle fails naming its modules and the
+//!    file and line of each edge.
 //!
 //! Only normal edges count for rules 2 and 3: a dev-dependency is not part of what an embedder
 //! builds, and a build-dependency runs on the build machine. The resolve graph is the one
@@ -36,6 +40,8 @@ use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
 use crate::{capture, cargo_in};
+
+mod imports;
 
 /// The core crate: no IO, nothing of ours below it.
 const CORE: &str = "only1mcp-core";
@@ -137,8 +143,9 @@ const APP_CRATES: &[(&str, &str)] = &[
 const USAGE: &str = "\
 Usage: cargo xtask check-deps
 
-Reads `cargo metadata` and fails when a dependency breaks the crate layering
-(see xtask/src/deps.rs and docs/ARCHITECTURE.md).
+Reads `cargo metadata` and fails when a dependency breaks the crate layering, or
+when top-level modules of a crate import each other in a circle (see
+xtask/src/deps.rs and docs/ARCHITECTURE.md).
 ";
 
 /// `cargo xtask check-deps`.
@@ -156,22 +163,63 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     }
     let metadata = Metadata::read(workspace)?;
     let violations = check(&metadata)?;
+    let circles = check_imports(&metadata)?;
+    for violation in violations.iter().chain(&circles) {
+        eprintln!("xtask: check-deps: {violation}");
+    }
     if !violations.is_empty() {
-        for violation in &violations {
-            eprintln!("xtask: check-deps: {violation}");
-        }
         bail!(
             "the crate layering is broken by {} dependenc{} (the allowed edges are in \
-             xtask/src/deps.rs and docs/ARCHITECTURE.md)",
+             xtask/src/deps.rs and docs/ARCHITECTURE.md){}",
             violations.len(),
-            if violations.len() == 1 { "y" } else { "ies" }
+            if violations.len() == 1 { "y" } else { "ies" },
+            if circles.is_empty() {
+                ""
+            } else {
+                ", and modules import each other in a circle"
+            }
+        );
+    }
+    if !circles.is_empty() {
+        bail!(
+            "{} import circle{} between the top-level modules of a crate (see \
+             xtask/src/deps/imports.rs)",
+            circles.len(),
+            if circles.len() == 1 { "" } else { "s" }
         );
     }
     eprintln!(
-        "xtask: check-deps ok ({} workspace crates)",
+        "xtask: check-deps ok ({} workspace crates, no import circles)",
         metadata.workspace_members.len()
     );
     Ok(())
+}
+
+/// Rule 4: one line per import circle between the top-level modules of a workspace crate.
+fn check_imports(metadata: &Metadata) -> Result<Vec<String>> {
+    let mut members: Vec<&Package> = metadata
+        .packages
+        .iter()
+        .filter(|package| metadata.workspace_members.contains(&package.id))
+        .collect();
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut circles = Vec::new();
+    for package in members {
+        let Some(src) = package.manifest_path.parent().map(|dir| dir.join("src")) else {
+            continue;
+        };
+        if !src.is_dir() {
+            continue;
+        }
+        let graph = imports::ModuleGraph::new(&imports::read_tree(&src)?);
+        circles.extend(graph.circles().into_iter().map(|circle| {
+            format!(
+                "{}: import circle between top-level modules: {circle}",
+                package.name
+            )
+        }));
+    }
+    Ok(circles)
 }
 
 /// The parts of `cargo metadata --format-version 1` the check reads.

@@ -18,7 +18,8 @@
 //!   of six real MCP servers to `docs/corpus/<id>.json`; with `--check`, captures into
 //!   `target/corpus/` and fails unless the files are byte-identical (see `corpus.rs`).
 //! - `check-deps`: reads `cargo metadata` and fails when a dependency breaks the crate layering
-//!   of docs/ARCHITECTURE.md (see `deps.rs`).
+//!   of docs/ARCHITECTURE.md, or when top-level modules of a crate import each other in a
+//!   circle (see `deps.rs`).
 //! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo deny check bans licenses
 //!   sources`, `check-deps`, then `test`.
 //!
@@ -64,7 +65,8 @@ Commands:
   ci             cargo fmt --check, clippy -D warnings, cargo deny check bans licenses sources,
                  `check-deps`, then `test`
   check-deps     Fail when a dependency breaks the crate layering of docs/ARCHITECTURE.md
-                 (core without IO, feature crates on core only, arrows down; see deps.rs)
+                 (core without IO, feature crates on core only, arrows down), or when
+                 top-level modules of a crate import each other in a circle (see deps.rs)
   conformance [--server | --client] [--gateway-url URL | --fixture-direct] [--requirements REV]...
               [--scenario NAME] [--baseline FILE]
                  Run the MCP conformance suite against the gateway: server mode (its HTTP face

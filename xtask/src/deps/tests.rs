@@ -254,3 +254,9 @@ fn the_core_example_depending_on_the_proxy_fails() {
         "only1mcp-example-core-catalog -> only1mcp-proxy",
     );
 }
+
+#[test]
+fn the_workspace_has_no_import_circles() {
+    let circles = super::check_imports(&WORKSPACE).expect("the check reads every crate");
+    assert!(circles.is_empty(), "{circles:#?}");
+}
