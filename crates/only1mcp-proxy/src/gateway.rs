@@ -58,6 +58,9 @@ struct Shared {
     stack: CallStack,
     /// Builds each new backend's server stack.
     server_stacks: crate::stack::ServerStacks,
+    /// No layers anywhere: the stack is the identity, and a call goes to
+    /// its backend's endpoint in the caller's own future ([`Gateway::call`]).
+    direct: bool,
     catalog: ArcSwap<Catalog>,
     /// Each client profile's view of the catalog, swapped with it.
     views: ArcSwap<Views>,
@@ -407,9 +410,11 @@ impl Gateway {
         server_stacks: crate::stack::ServerStacks,
     ) -> Self {
         let backends: crate::stack::Backends = Arc::new(ArcSwap::from_pointee(BTreeMap::new()));
+        let stack = stack(backends.clone());
         let shared = Arc::new(Shared {
             namespace: ArcSwap::from_pointee(Namespace::default()),
-            stack: stack(backends.clone()),
+            direct: stack.is_bare_router() && server_stacks.is_identity(),
+            stack,
             server_stacks,
             backends,
             catalog: ArcSwap::from_pointee(Catalog::default()),
@@ -654,6 +659,23 @@ impl Gateway {
     /// ([`crate::stack`]).
     pub fn stack(&self) -> &CallStack {
         &self.shared.stack
+    }
+
+    /// Sends `routed`, routed to `backend`, through the call stack. With no
+    /// layers anywhere the stack is the identity: the call goes straight to
+    /// the backend's endpoint, in the caller's own future (no boxed future,
+    /// no second lookup of the server), which is what the endpoint at the
+    /// end of the stack would do.
+    pub(crate) async fn call(
+        &self,
+        backend: &Backend,
+        routed: only1mcp_core::pipeline::Routed,
+    ) -> Result<only1mcp_core::pipeline::Reply, only1mcp_core::Error> {
+        if self.shared.direct {
+            let (era, outcome) = backend.call(routed.call).await?;
+            return Ok(only1mcp_core::pipeline::Reply { era, outcome });
+        }
+        self.shared.stack.dispatch(routed).await
     }
 
     /// Every backend, in priority order (a snapshot).

@@ -126,6 +126,11 @@ impl CallStack {
         }
     }
 
+    /// Whether this is a bare router: no call layers.
+    pub(crate) fn is_bare_router(&self) -> bool {
+        matches!(self.0, Inner::Router(_))
+    }
+
     /// Sends `routed` through the stack.
     pub fn dispatch(&self, routed: Routed) -> CallFuture {
         match &self.0 {
@@ -268,12 +273,21 @@ impl Service<Routed> for Endpoint {
 /// Builds a server's stack over an endpoint; kept by the gateway so every
 /// backend it starts, at start or on reload, gets the same layers.
 #[derive(Clone)]
-pub(crate) struct ServerStacks(Arc<dyn Fn(Endpoint) -> CallStack + Send + Sync>);
+pub(crate) struct ServerStacks {
+    build: Arc<dyn Fn(Endpoint) -> CallStack + Send + Sync>,
+    /// No server layers: each stack is the bare endpoint.
+    identity: bool,
+}
 
 impl ServerStacks {
+    /// Whether every server's stack is its bare endpoint.
+    pub(crate) fn is_identity(&self) -> bool {
+        self.identity
+    }
+
     /// The stack of the backend behind `endpoint`.
     pub(crate) fn build(&self, endpoint: Endpoint) -> CallStack {
-        (self.0)(endpoint)
+        (self.build)(endpoint)
     }
 }
 
@@ -298,9 +312,10 @@ where
     S: Layer<Endpoint> + Send + Sync + 'static,
     S::Service: CallService + Sync,
 {
-    ServerStacks(Arc::new(move |endpoint| {
-        CallStack::new(layers.layer(endpoint))
-    }))
+    ServerStacks {
+        identity: std::any::TypeId::of::<S::Service>() == std::any::TypeId::of::<Endpoint>(),
+        build: Arc::new(move |endpoint| CallStack::new(layers.layer(endpoint))),
+    }
 }
 
 #[cfg(test)]

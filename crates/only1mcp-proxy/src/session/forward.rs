@@ -198,6 +198,8 @@ impl ClientSession {
             name.as_deref(),
             self.principal(),
         );
+        // Held calls are rare: always through the whole stack (boxed, as a
+        // held call must be anyway).
         let call = self.gateway.stack().dispatch(self.routed(
             Call::new(method, params),
             target.route.clone(),
@@ -243,7 +245,7 @@ impl ClientSession {
             let Reply {
                 era: backend_era,
                 outcome,
-            } = self.gateway.stack().dispatch(routed).await.map_err(|e| {
+            } = self.gateway.call(backend, routed).await.map_err(|e| {
                 let server: &str = &target.route.server;
                 tracing::warn!(server, error = %e, "Backend call failed");
                 e.to_error_object()
