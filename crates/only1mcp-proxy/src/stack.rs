@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Layers are plain tower `Layer`s over any
-//! [`CallService`](only1mcp_core::pipeline::CallService), composed at the
+//! [`CallService`], composed at the
 //! type level; the stack's type is erased once, by [`CallStack::new`], which
 //! recognizes a bare [`Router`] or [`Endpoint`] and keeps it unboxed, so a
 //! gateway with no layers pays one boxed future per call, as before.

@@ -32,9 +32,49 @@
 //! TLS (`https`, `wss`) is rustls on the ring provider with the webpki roots,
 //! plus an optional extra CA; neither OpenSSL nor aws-lc is linked.
 //!
-//! This crate depends on `only1mcp-core` and never on the proxy, the CLI or
-//! other feature crates (balancer, health, cache, auth, observability).
-//! It knows nothing of catalogs or routing: it moves messages.
+//! This crate depends on `only1mcp-core` and on nothing else of Only1MCP:
+//! never on the proxy, the CLI or a feature crate (balancer, health, cache,
+//! auth, observability), and its normal dependencies reach no application
+//! crate (`clap`, `figment`, `notify`, `axum`, `ratatui`), which live in the
+//! proxy and above (`cargo xtask check-deps` checks both). It knows nothing of
+//! catalogs or routing: it moves messages.
+//!
+//! # Example
+//!
+//! Reading MCP's stdio framing (one JSON-RPC message per line) with a cap: a
+//! line over the cap is not kept, but it is reported with its length and
+//! its top-level `id`, so the call it answers can fail at once, and the next
+//! line is read as usual. Here the reader is a byte slice; the gateway reads
+//! a backend's stdout and its own stdin this way.
+//!
+//! ```
+//! use only1mcp_core::jsonrpc::Id;
+//! use only1mcp_transport::framing::{Line, LineReader};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let stdout: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\r\n\
+//!     {\"jsonrpc\":\"2.0\",\"result\":{\"text\":\"far more than the cap\"},\"id\":2}\n\
+//!     \n\
+//!     {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n";
+//! let mut lines = LineReader::new(stdout, 64);
+//!
+//! // A line within the cap, without its line ending.
+//! assert_eq!(
+//!     lines.next_line().await?,
+//!     Some(Line::Data(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_vec()))
+//! );
+//! // A line over the cap: skipped, but its `id` (after the result) was read.
+//! assert_eq!(
+//!     lines.next_line().await?,
+//!     Some(Line::TooLong { len: 66, id: Some(Id::Number(2)), method: false })
+//! );
+//! // Empty lines are skipped; then the end of input.
+//! assert!(matches!(lines.next_line().await?, Some(Line::Data(_))));
+//! assert_eq!(lines.next_line().await?, None);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;

@@ -11,7 +11,7 @@
 //!   (Claude Desktop's format) stays there when its settings fit that format.
 //!
 //! Entries are written with only the fields that differ from the defaults.
-//! The file is replaced atomically (see [`write`]), so the file watcher
+//! The file is replaced atomically (see [`write()`]), so the file watcher
 //! never reads half a file.
 
 use std::path::{Path, PathBuf};

@@ -47,7 +47,7 @@ pub struct LogLine {
 
 /// Lines kept per server.
 pub const LINES_PER_SERVER: usize = 1000;
-/// Bytes kept per server (messages plus [`LINE_OVERHEAD`] each).
+/// Bytes kept per server (messages plus a fixed cost for each line).
 pub const BYTES_PER_SERVER: usize = 1024 * 1024;
 /// The longest message kept; a longer one is cut, with a marker.
 pub const MAX_MESSAGE: usize = 64 * 1024;
