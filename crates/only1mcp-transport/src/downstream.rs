@@ -15,11 +15,11 @@
 //! gateway keep every answer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use only1mcp_core::jsonrpc::Message;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
-use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 /// The largest message a client may send on stdio (4 MiB).
@@ -42,38 +42,121 @@ pub enum OnFull {
 /// A handle that queues messages for the client.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    tx: mpsc::Sender<Vec<u8>>,
-    /// The byte bound; `None` for one request's own notifications
-    /// ([`Outbound::for_request`]), bounded by count.
-    queue: Option<Arc<Queue>>,
+    tx: Tx,
 }
 
 /// The receiving end of an [`Outbound`] queue. Dropping it closes the
 /// queue.
 #[derive(Debug)]
 pub struct Inbox {
-    rx: mpsc::Receiver<Vec<u8>>,
-    queue: Option<Arc<Queue>>,
+    rx: Rx,
+}
+
+/// The sending side: weighed in bytes ([`Outbound::channel`]), or counted
+/// ([`Outbound::for_request`]).
+#[derive(Debug, Clone)]
+enum Tx {
+    Weighed(mpsc::UnboundedSender<Vec<u8>>, Arc<Queue>),
+    Counted(mpsc::Sender<Vec<u8>>),
 }
 
 #[derive(Debug)]
+enum Rx {
+    Weighed(mpsc::UnboundedReceiver<Vec<u8>>, Arc<Queue>),
+    Counted(mpsc::Receiver<Vec<u8>>),
+}
+
+/// The byte bound of a queue. Taking and giving back room are atomic
+/// operations; a sender that waits for room (stdio) waits on `freed`.
+#[derive(Debug)]
 struct Queue {
-    /// Room left, in bytes: taken by a send, given back when the message is
-    /// received. Closed when the queue is.
-    room: Semaphore,
+    /// Bytes taken by messages not received yet.
+    used: AtomicUsize,
     max_bytes: usize,
     on_full: OnFull,
-    /// Set when a [`OnFull::Disconnect`] queue overflowed; `cut_off`
-    /// wakes whoever waits for it.
+    /// Senders waiting for room ([`OnFull::Wait`]).
+    waiting: AtomicUsize,
+    freed: Notify,
+    /// The reader is gone, or the queue overflowed.
+    closed: AtomicBool,
+    /// A [`OnFull::Disconnect`] queue overflowed; `cut_off` wakes whoever
+    /// waits for that.
     overflowed: AtomicBool,
     cut_off: Notify,
 }
 
 impl Queue {
     /// What a message of `len` bytes takes of the room.
-    fn cost(&self, len: usize) -> u32 {
-        let cost = len.saturating_add(OVERHEAD).min(self.max_bytes);
-        u32::try_from(cost).unwrap_or(u32::MAX)
+    fn cost(&self, len: usize) -> usize {
+        len.saturating_add(OVERHEAD).min(self.max_bytes)
+    }
+
+    /// Takes `cost` bytes of room if there is that much.
+    fn take(&self, cost: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used + cost <= self.max_bytes).then_some(used + cost)
+            })
+            .is_ok()
+    }
+
+    /// Gives `cost` bytes of room back.
+    fn give(&self, cost: usize) {
+        self.used.fetch_sub(cost, Ordering::AcqRel);
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.freed.notify_waiters();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.freed.notify_waiters();
+    }
+
+    /// Takes `cost` bytes of room as the queue's [`OnFull`] says; `false`
+    /// if the message is not to be queued.
+    async fn room(&self, cost: usize) -> bool {
+        loop {
+            if self.is_closed() {
+                return false;
+            }
+            if self.take(cost) {
+                return true;
+            }
+            if self.on_full == OnFull::Disconnect {
+                self.overflow();
+                return false;
+            }
+            self.waiting.fetch_add(1, Ordering::AcqRel);
+            let freed = self.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if !self.is_closed() && self.take(cost) {
+                self.waiting.fetch_sub(1, Ordering::AcqRel);
+                return true;
+            }
+            if !self.is_closed() {
+                freed.await;
+            }
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Cuts the client off (once, logged).
+    fn overflow(&self) {
+        if self.overflowed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.close();
+        self.cut_off.notify_waiters();
+        tracing::warn!(
+            limit = self.max_bytes,
+            "Client disconnected: it does not read what it is sent, and more than limits.max_queued_bytes would be queued for it"
+        );
     }
 
     fn has_overflowed(&self) -> bool {
@@ -97,25 +180,23 @@ impl Outbound {
     /// A queue of at most `max_bytes` (see the module doc) whose messages
     /// arrive, serialized, in the returned [`Inbox`].
     pub fn channel(max_bytes: usize, on_full: OnFull) -> (Self, Inbox) {
-        // (A semaphore counts at most `u32::MAX` permits at once.)
-        let max_bytes = max_bytes.clamp(1, u32::MAX as usize);
-        // The bytes bound the count: the channel's own is never reached.
-        let (tx, rx) = mpsc::channel(max_bytes / OVERHEAD + 1);
+        let (tx, rx) = mpsc::unbounded_channel();
         let queue = Arc::new(Queue {
-            room: Semaphore::new(max_bytes),
-            max_bytes,
+            used: AtomicUsize::new(0),
+            max_bytes: max_bytes.max(1),
             on_full,
+            waiting: AtomicUsize::new(0),
+            freed: Notify::new(),
+            closed: AtomicBool::new(false),
             overflowed: AtomicBool::new(false),
             cut_off: Notify::new(),
         });
         (
             Self {
-                tx,
-                queue: Some(queue.clone()),
+                tx: Tx::Weighed(tx, queue.clone()),
             },
             Inbox {
-                rx,
-                queue: Some(queue),
+                rx: Rx::Weighed(rx, queue),
             },
         )
     }
@@ -127,7 +208,14 @@ impl Outbound {
     /// costs no more than a channel.
     pub fn for_request(capacity: usize) -> (Self, Inbox) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        (Self { tx, queue: None }, Inbox { rx, queue: None })
+        (
+            Self {
+                tx: Tx::Counted(tx),
+            },
+            Inbox {
+                rx: Rx::Counted(rx),
+            },
+        )
     }
 
     /// Queues a message; returns `false` if the client is gone (or, for a
@@ -140,30 +228,20 @@ impl Outbound {
     /// Queues one already-serialized frame (a batch answer); as
     /// [`Outbound::send`].
     pub async fn send_raw(&self, frame: Vec<u8>) -> bool {
-        let Some(queue) = &self.queue else {
-            return self.tx.send(frame).await.is_ok();
-        };
-        let cost = queue.cost(frame.len());
-        let permit = match queue.on_full {
-            OnFull::Wait => queue.room.acquire_many(cost).await.ok(),
-            OnFull::Disconnect => match queue.room.try_acquire_many(cost) {
-                Ok(permit) => Some(permit),
-                Err(TryAcquireError::NoPermits) => {
-                    overflow(queue);
-                    None
+        match &self.tx {
+            Tx::Counted(tx) => tx.send(frame).await.is_ok(),
+            Tx::Weighed(tx, queue) => {
+                let cost = queue.cost(frame.len());
+                if !queue.room(cost).await {
+                    return false;
                 }
-                Err(TryAcquireError::Closed) => None,
-            },
-        };
-        let Some(permit) = permit else {
-            return false;
-        };
-        permit.forget();
-        if self.tx.try_send(frame).is_err() {
-            queue.room.add_permits(cost as usize);
-            return false;
+                if tx.send(frame).is_err() {
+                    queue.give(cost);
+                    return false;
+                }
+                true
+            }
         }
-        true
     }
 
     /// Queues a message if there is room now; returns `false` if there is
@@ -171,63 +249,67 @@ impl Outbound {
     /// may be lost, like progress) or the client is gone.
     pub fn try_send(&self, message: &Message) -> bool {
         let frame = message.to_vec();
-        let Some(queue) = &self.queue else {
-            return self.tx.try_send(frame).is_ok();
-        };
-        let cost = queue.cost(frame.len());
-        let Ok(permit) = queue.room.try_acquire_many(cost) else {
-            return false;
-        };
-        permit.forget();
-        if self.tx.try_send(frame).is_err() {
-            queue.room.add_permits(cost as usize);
-            return false;
+        match &self.tx {
+            Tx::Counted(tx) => tx.try_send(frame).is_ok(),
+            Tx::Weighed(tx, queue) => {
+                let cost = queue.cost(frame.len());
+                if queue.is_closed() || !queue.take(cost) {
+                    return false;
+                }
+                if tx.send(frame).is_err() {
+                    queue.give(cost);
+                    return false;
+                }
+                true
+            }
         }
-        true
     }
 
     /// Whether the client is gone (or was disconnected).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed() || self.queue.as_ref().is_some_and(|q| q.room.is_closed())
+        match &self.tx {
+            Tx::Counted(tx) => tx.is_closed(),
+            Tx::Weighed(tx, queue) => tx.is_closed() || queue.is_closed(),
+        }
     }
-}
-
-/// Cuts a [`OnFull::Disconnect`] queue's client off (once, logged).
-fn overflow(queue: &Queue) {
-    if queue.overflowed.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    queue.room.close();
-    queue.cut_off.notify_waiters();
-    tracing::warn!(
-        limit = queue.max_bytes,
-        "Client disconnected: it does not read what it is sent, and more than limits.max_queued_bytes would be queued for it"
-    );
 }
 
 impl Inbox {
     /// The next message; `None` once every [`Outbound`] is gone or the
     /// queue overflowed (what is still queued is dropped then).
     pub async fn recv(&mut self) -> Option<Vec<u8>> {
-        // An overflow happens while messages are queued, so never while
-        // this waits on an empty queue: a look before and after is enough.
-        if self.queue.as_ref().is_some_and(|q| q.has_overflowed()) {
-            return None;
+        match &mut self.rx {
+            Rx::Counted(rx) => rx.recv().await,
+            Rx::Weighed(rx, queue) => {
+                // An overflow needs a full queue, so it never happens while
+                // this waits on an empty one: a look before and after.
+                if queue.has_overflowed() {
+                    return None;
+                }
+                let frame = rx.recv().await?;
+                taken(queue, &frame).then_some(frame)
+            }
         }
-        let frame = self.rx.recv().await?;
-        self.taken(&frame).then_some(frame)
     }
 
     /// The next message if one is queued now.
     pub fn try_recv(&mut self) -> Option<Vec<u8>> {
-        let frame = self.rx.try_recv().ok()?;
-        self.taken(&frame).then_some(frame)
+        match &mut self.rx {
+            Rx::Counted(rx) => rx.try_recv().ok(),
+            Rx::Weighed(rx, queue) => {
+                let frame = rx.try_recv().ok()?;
+                taken(queue, &frame).then_some(frame)
+            }
+        }
     }
 
     /// Resolves once the queue overflowed ([`OnFull::Disconnect`]): its
     /// client is to be disconnected now. Borrows nothing.
     pub fn overflowed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let queue = self.queue.clone();
+        let queue = match &self.rx {
+            Rx::Weighed(_, queue) => Some(queue.clone()),
+            Rx::Counted(_) => None,
+        };
         async move {
             match queue {
                 Some(queue) => queue.overflow_seen().await,
@@ -235,28 +317,23 @@ impl Inbox {
             }
         }
     }
+}
 
-    /// Gives `frame`'s room back; `false` if the queue overflowed (the
-    /// frame is not to be delivered).
-    fn taken(&self, frame: &[u8]) -> bool {
-        let Some(queue) = &self.queue else {
-            return true;
-        };
-        if queue.has_overflowed() {
-            return false;
-        }
-        if !queue.room.is_closed() {
-            queue.room.add_permits(queue.cost(frame.len()) as usize);
-        }
-        true
+/// Gives a received `frame`'s room back; `false` if the queue overflowed
+/// (the frame is not to be delivered).
+fn taken(queue: &Queue, frame: &[u8]) -> bool {
+    if queue.has_overflowed() {
+        return false;
     }
+    queue.give(queue.cost(frame.len()));
+    true
 }
 
 impl Drop for Inbox {
     fn drop(&mut self) {
         // Senders waiting for room must not wait for a reader that is gone.
-        if let Some(queue) = &self.queue {
-            queue.room.close();
+        if let Rx::Weighed(_, queue) = &self.rx {
+            queue.close();
         }
     }
 }
