@@ -13,8 +13,8 @@
 //!    the backend directly (stdio, HTTP), then through the gateway
 //!    (HTTP→stdio, modern HTTP→stdio, stdio→stdio, and HTTP→HTTP if the
 //!    gateway accepts and serves a `url:` backend, and WebSocket→stdio);
-//!    HTTP→stdio and HTTP→HTTP also with `ONLY1MCP_WORKERS=1` (one runtime
-//!    thread).
+//!    HTTP→stdio and HTTP→HTTP also with `--workers 2` (two runtime
+//!    threads; one is the default).
 //! 5. Memory: VmRSS of the idle gateway with ten backends, and of the
 //!    HTTP→stdio gateway before and after its load runs.
 //! 6. `target/bench-report.md`: machine, commands, the table, and the

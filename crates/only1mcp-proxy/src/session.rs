@@ -441,7 +441,14 @@ impl ClientSession {
             let max = self.gateway.config().limits.max_in_flight;
             Arc::new(tokio::sync::Semaphore::new(max))
         });
-        slots.clone().acquire_owned().await.ok()
+        // The common case, a free slot, without building a waiting future.
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                slots.clone().acquire_owned().await.ok()
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => None,
+        }
     }
 
     /// Whether a request of this session is being answered (legacy
