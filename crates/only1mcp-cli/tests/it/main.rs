@@ -17,6 +17,7 @@ mod cli;
 mod context;
 mod everything;
 mod http;
+mod inproc;
 mod limits;
 mod origin;
 mod peers;

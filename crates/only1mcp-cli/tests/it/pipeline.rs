@@ -11,58 +11,15 @@ use std::task::{Context, Poll};
 use only1mcp_core::Error;
 use only1mcp_core::config::Config;
 use only1mcp_core::mcp::Era;
-use only1mcp_core::pipeline::{Affinity, Reply, Routed};
+use only1mcp_core::pipeline::{Reply, Routed};
 use only1mcp_proxy::Gateway;
 use only1mcp_test_support as support;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tower::Service;
 use tower::layer::layer_fn;
 
 use crate::init;
-
-/// What a layer saw of one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    method: String,
-    server: String,
-    name: String,
-    exposed: Option<String>,
-    era: Era,
-    keyed: bool,
-}
-
-/// A layer that records every call it sees, then passes it on.
-#[derive(Clone)]
-struct Record<S> {
-    inner: S,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl<S> Service<Routed> for Record<S>
-where
-    S: Service<Routed, Response = Reply, Error = Error>,
-{
-    type Response = Reply;
-    type Error = Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, routed: Routed) -> Self::Future {
-        self.seen.lock().unwrap().push(Seen {
-            method: routed.method().to_owned(),
-            server: routed.server().to_owned(),
-            name: routed.route.name.to_string(),
-            exposed: routed.exposed.as_deref().map(str::to_owned),
-            era: routed.era,
-            keyed: matches!(routed.affinity, Affinity::Key(_)),
-        });
-        self.inner.call(routed)
-    }
-}
+use crate::inproc::{Client, Record, Seen, recorded_gateway};
 
 fn seen(method: &str, server: &str, name: &str, exposed: Option<&str>, era: Era) -> Seen {
     Seen {
@@ -72,96 +29,6 @@ fn seen(method: &str, server: &str, name: &str, exposed: Option<&str>, era: Era)
         exposed: exposed.map(str::to_owned),
         era,
         keyed: era == Era::Legacy,
-    }
-}
-
-/// A client of the gateway's stdio face over an in-memory pipe.
-struct Client {
-    to_gateway: tokio::io::DuplexStream,
-    from_gateway: tokio::io::Lines<BufReader<tokio::io::DuplexStream>>,
-    next_id: i64,
-}
-
-impl Client {
-    /// Serves `gateway` with the view of `profile` to a new client.
-    fn serve(gateway: &Gateway, profile: &str) -> Self {
-        let (to_gateway, gateway_in) = tokio::io::duplex(1 << 20);
-        let (gateway_out, from_gateway) = tokio::io::duplex(1 << 20);
-        let gateway = gateway.clone();
-        let profile = profile.to_owned();
-        tokio::spawn(async move {
-            let _ = only1mcp_proxy::serve::serve_stdio(
-                &gateway,
-                &profile,
-                BufReader::new(gateway_in),
-                gateway_out,
-                std::future::pending(),
-            )
-            .await;
-        });
-        Self {
-            to_gateway,
-            from_gateway: BufReader::new(from_gateway).lines(),
-            next_id: 1,
-        }
-    }
-
-    async fn send(&mut self, message: &Value) {
-        let mut line = serde_json::to_vec(message).unwrap();
-        line.push(b'\n');
-        self.to_gateway.write_all(&line).await.unwrap();
-    }
-
-    /// Sends a request and returns its response; requests from the gateway
-    /// meanwhile are answered by `answer`, notifications skipped.
-    async fn request_answering(
-        &mut self,
-        method: &str,
-        params: Value,
-        answer: impl Fn(&Value) -> Value,
-    ) -> Value {
-        let id = json!(self.next_id);
-        self.next_id += 1;
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-            .await;
-        loop {
-            let line = tokio::time::timeout(support::WAIT, self.from_gateway.next_line())
-                .await
-                .expect("no answer in time")
-                .unwrap()
-                .expect("the gateway closed its output");
-            let message: Value = serde_json::from_str(&line).unwrap();
-            if message.get("method").is_some() {
-                if let Some(asked) = message.get("id") {
-                    let result = answer(&message);
-                    self.send(&json!({"jsonrpc": "2.0", "id": asked, "result": result}))
-                        .await;
-                }
-                continue;
-            }
-            if message["id"] == id {
-                return message;
-            }
-        }
-    }
-
-    async fn request(&mut self, method: &str, params: Value) -> Value {
-        self.request_answering(method, params, |asked| {
-            panic!("unexpected request from the gateway: {asked}")
-        })
-        .await
-    }
-
-    async fn initialize(&mut self) {
-        let res = self
-            .request(
-                "initialize",
-                json!({"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "it", "version": "1"}}),
-            )
-            .await;
-        assert!(res.get("result").is_some(), "{res}");
-        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
     }
 }
 
@@ -182,15 +49,7 @@ fn text(response: &Value) -> &str {
 #[tokio::test]
 async fn every_entry_point_enters_the_stack_after_routing() {
     init();
-    let recorded = Arc::new(Mutex::new(Vec::new()));
-    let seen_by_layer = recorded.clone();
-    let gateway = Gateway::builder(&examples(""))
-        .layer(layer_fn(move |inner| Record {
-            inner,
-            seen: seen_by_layer.clone(),
-        }))
-        .start()
-        .await;
+    let (gateway, recorded) = recorded_gateway(&examples("")).await;
     let mut client = Client::serve(&gateway, "default");
     client.initialize().await;
 
@@ -283,15 +142,7 @@ async fn every_entry_point_enters_the_stack_after_routing() {
 #[tokio::test]
 async fn discover_call_tool_enters_the_stack_as_the_real_tool() {
     init();
-    let recorded = Arc::new(Mutex::new(Vec::new()));
-    let seen_by_layer = recorded.clone();
-    let gateway = Gateway::builder(&examples("context:\n  mode: discover\n"))
-        .layer(layer_fn(move |inner| Record {
-            inner,
-            seen: seen_by_layer.clone(),
-        }))
-        .start()
-        .await;
+    let (gateway, recorded) = recorded_gateway(&examples("context:\n  mode: discover\n")).await;
     let mut client = Client::serve(&gateway, "default");
     client.initialize().await;
     let res = client
@@ -440,15 +291,7 @@ async fn each_round_of_a_bridged_input_request_enters_the_stack() {
         support::quote(&fixture),
     ));
     let config = only1mcp_proxy::load::load_file(&dir.path).unwrap();
-    let recorded = Arc::new(Mutex::new(Vec::new()));
-    let seen_by_layer = recorded.clone();
-    let gateway = Gateway::builder(&config)
-        .layer(layer_fn(move |inner| Record {
-            inner,
-            seen: seen_by_layer.clone(),
-        }))
-        .start()
-        .await;
+    let (gateway, recorded) = recorded_gateway(&config).await;
     let mut client = Client::serve(&gateway, "default");
     client.initialize().await;
     let res = client

@@ -5,140 +5,23 @@
 //! front of the npm reference server `server-everything`; its clients talk
 //! to the stdio face over in-memory pipes.
 
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-
-use only1mcp_core::Error;
-use only1mcp_core::pipeline::{Reply, Routed};
-use only1mcp_proxy::Gateway;
 use only1mcp_test_support as support;
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tower::Service;
-use tower::layer::layer_fn;
+use serde_json::json;
 
 use crate::init;
-
-/// `(method, resource URI or name)` of every call the layer saw.
-type Seen = Arc<Mutex<Vec<(String, String)>>>;
-
-#[derive(Clone)]
-struct Record<S> {
-    inner: S,
-    seen: Seen,
-}
-
-impl<S> Service<Routed> for Record<S>
-where
-    S: Service<Routed, Response = Reply, Error = Error>,
-{
-    type Response = Reply;
-    type Error = Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, routed: Routed) -> Self::Future {
-        self.seen
-            .lock()
-            .unwrap()
-            .push((routed.method().to_owned(), routed.route.name.to_string()));
-        self.inner.call(routed)
-    }
-}
-
-/// A legacy client of the stdio face over an in-memory pipe; its session
-/// ends when it is [`Client::gone`].
-struct Client {
-    to_gateway: tokio::io::DuplexStream,
-    from_gateway: tokio::io::Lines<BufReader<tokio::io::DuplexStream>>,
-    served: tokio::task::JoinHandle<()>,
-    next_id: i64,
-}
-
-impl Client {
-    async fn connect(gateway: &Gateway) -> Self {
-        let (to_gateway, gateway_in) = tokio::io::duplex(1 << 20);
-        let (gateway_out, from_gateway) = tokio::io::duplex(1 << 20);
-        let gateway = gateway.clone();
-        let served = tokio::spawn(async move {
-            let _ = only1mcp_proxy::serve::serve_stdio(
-                &gateway,
-                "default",
-                BufReader::new(gateway_in),
-                gateway_out,
-                std::future::pending(),
-            )
-            .await;
-        });
-        let mut client = Self {
-            to_gateway,
-            from_gateway: BufReader::new(from_gateway).lines(),
-            served,
-            next_id: 1,
-        };
-        let init = client
-            .request(
-                "initialize",
-                json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "it", "version": "1"}}),
-            )
-            .await;
-        assert!(init.get("result").is_some(), "{init}");
-        client
-            .send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
-        client
-    }
-
-    async fn send(&mut self, message: &Value) {
-        let mut line = serde_json::to_vec(message).unwrap();
-        line.push(b'\n');
-        self.to_gateway.write_all(&line).await.unwrap();
-    }
-
-    async fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = json!(self.next_id);
-        self.next_id += 1;
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-            .await;
-        loop {
-            let line = tokio::time::timeout(support::WAIT, self.from_gateway.next_line())
-                .await
-                .expect("no answer in time")
-                .unwrap()
-                .expect("the gateway closed its output");
-            let message: Value = serde_json::from_str(&line).unwrap();
-            if message.get("method").is_none() && message["id"] == id {
-                return message;
-            }
-        }
-    }
-
-    /// Closes the client's input and waits until its session has been
-    /// served to the end (and dropped).
-    async fn gone(self) {
-        drop(self.to_gateway);
-        drop(self.from_gateway);
-        tokio::time::timeout(support::WAIT, self.served)
-            .await
-            .expect("the session did not end")
-            .unwrap();
-    }
-}
+use crate::inproc::{Client, Recorded, recorded_gateway};
 
 /// How many times `method` was sent upstream for `uri`.
-fn sent(seen: &Seen, method: &str, uri: &str) -> usize {
+fn sent(seen: &Recorded, method: &str, uri: &str) -> usize {
     seen.lock()
         .unwrap()
         .iter()
-        .filter(|(m, u)| m == method && u == uri)
+        .filter(|s| s.method == method && s.name == uri)
         .count()
 }
 
 /// Waits until `method` for `uri` has been sent upstream `n` times.
-async fn until_sent(seen: &Seen, method: &str, uri: &str, n: usize) {
+async fn until_sent(seen: &Recorded, method: &str, uri: &str, n: usize) {
     let deadline = tokio::time::Instant::now() + support::WAIT;
     while sent(seen, method, uri) < n {
         assert!(
@@ -163,17 +46,11 @@ async fn subscriptions_of_sessions_that_end_are_released_upstream() {
         support::quote(&support::npm_bin("mcp-server-everything"))
     ));
     let config = only1mcp_proxy::load::load_file(&dir.path).unwrap();
-    let seen = Seen::default();
-    let recorder = seen.clone();
-    let gateway = Gateway::builder(&config)
-        .layer(layer_fn(move |inner| Record {
-            inner,
-            seen: recorder.clone(),
-        }))
-        .start()
-        .await;
-    let mut first = Client::connect(&gateway).await;
-    let mut second = Client::connect(&gateway).await;
+    let (gateway, seen) = recorded_gateway(&config).await;
+    let mut first = Client::serve(&gateway, "default");
+    first.initialize().await;
+    let mut second = Client::serve(&gateway, "default");
+    second.initialize().await;
     let listed = first.request("resources/list", json!({})).await;
     let uris: Vec<String> = listed["result"]["resources"]
         .as_array()
