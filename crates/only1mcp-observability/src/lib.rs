@@ -1,15 +1,27 @@
 //! Telemetry: the exporters and the layers that feed them.
 //!
-//! This crate will install the Prometheus (`metrics-exporter-prometheus`) and
-//! OpenTelemetry exporters and provide `TraceLayer`/`MetricsLayer` over any
-//! `only1mcp_core::pipeline::CallService`. Other crates emit through the
-//! `tracing`/`metrics` facades only; this is the one place that installs
-//! exporters.
+//! Two halves, one module each, side by side:
+//!
+//! - `metrics`: Prometheus metrics (`metrics` facade, rendered by
+//!   `metrics-exporter-prometheus`): a layer of the call pipeline that times
+//!   and counts every call towards a backend, and the handles for what lives
+//!   outside calls (sessions, backend states and restarts, catalog size,
+//!   reloads, context-diet tokens, bytes in and out). Names follow the
+//!   OpenTelemetry semantic conventions for MCP rendered the Prometheus way
+//!   (`_seconds`, `_total`).
+//! - `trace`: OpenTelemetry traces (OTLP exporter, `tracing-opentelemetry`)
+//!   and the log fields that go with them (trace and request ids, the access
+//!   log).
+//!
+//! Both are tower `Layer`s over any `only1mcp_core::pipeline::CallService`,
+//! so the proxy crate puts them into its call stack like any other layer.
+//! Other crates emit through the `tracing`/`metrics` facades only; this is
+//! the one place that installs exporters.
 //!
 //! # Where it sits
 //!
-//! The outermost per-call layer, so that refused calls (denied, rate limited,
-//! circuit open) are counted and traced too.
+//! The outermost per-call layers, so that refused calls (denied, rate
+//! limited, circuit open) are counted and traced too.
 //!
 //! # Dependencies
 //!
@@ -17,8 +29,3 @@
 //! the transport, the proxy, config loading or another feature crate (the
 //! others emit through the facades and never call it). `cargo xtask check-deps`
 //! (run in CI) fails when it does.
-//!
-//! # Status
-//!
-//! Empty until the metrics issue lands; today, log output is set up by the
-//! proxy crate's `logging` module.
