@@ -1,23 +1,33 @@
-//! Authentication, authorization, rate limits and audit, as tower layers.
+//! Who may call what: inbound authentication, authorization, rate limits and
+//! audit for the Only1MCP gateway.
 //!
-//! This crate will hold JWT/OIDC validation, RBAC policy over the caller's
-//! `only1mcp_core::pipeline::Principal` and the tool the call really reaches,
-//! rate limits, and audit hooks, answering `only1mcp_core::Error::Denied` or
-//! `only1mcp_core::Error::RateLimited`. A token the gateway receives never
-//! leaves this crate and is never forwarded to a backend.
+//! The gateway's HTTP faces and call pipeline use this crate; it depends on
+//! `only1mcp-core` and on nothing else of Only1MCP (`cargo xtask check-deps`
+//! fails when it does).
 //!
-//! # Where it sits
+//! # The parts, and where each sits
 //!
-//! Per-call layers: after observability and the user's layers, before the cache
-//! and routing. Checking a bearer token happens at the HTTP face's admission
-//! step, which hands the principal to the call.
+//! **Admission** (inbound authentication, `authn`): every request to an HTTP
+//! face (`/mcp`, `/mcp/<profile>`, `/sse`, `/ws`, and the plain listener's
+//! HTTP/1.1 lane) is admitted before its body is read: an API key or static
+//! bearer token (stored as a hash, compared in constant time), or a bearer
+//! JWT of an OAuth 2.1 authorization server (the MCP authorization spec's
+//! resource server: RFC 9728 metadata, RFC 8707 audience, JWKS found through
+//! discovery). Admission yields an `only1mcp_core::pipeline::Principal`,
+//! which the session carries and every call of it takes through the
+//! pipeline (`Routed::principal`). The token itself stays at the face: it
+//! never reaches the pipeline, the log, or a backend. stdio is not admitted
+//! (the IDE is the user).
 //!
-//! # Dependencies
+//! **Authorization** (`rbac`): roles and allow/deny rules on server, tool,
+//! prompt and resource-URI globs. The catalog a principal sees is filtered
+//! by the same rules; a call of something the principal may not call is
+//! refused inside the pipeline with `only1mcp_core::Error::Denied`, which
+//! the face answers exactly as it answers an unknown name (no existence
+//! leak), so a layer outside (audit) can still tell the two apart.
 //!
-//! It may depend on `only1mcp-core` and on nothing else of Only1MCP: never on
-//! the transport, the proxy, config loading or another feature crate. `cargo
-//! xtask check-deps` (run in CI) fails when it does.
+//! **Audit, rate limits, and credentials towards remote backends** are
+//! layers and helpers of their own modules beside these.
 //!
-//! # Status
-//!
-//! Empty until the auth issue lands.
+//! Each decision and each representation other parts rely on is written
+//! down in an ADR under docs/adr.
