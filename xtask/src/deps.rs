@@ -87,7 +87,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("only1mcp-auth", &[CORE]),
     ("only1mcp-observability", &[CORE]),
     ("only1mcp-proxy", &LIBRARY_CRATES),
-    ("only1mcp-cli", &[CORE, "only1mcp-proxy"]),
+    (
+        "only1mcp-cli",
+        &[CORE, "only1mcp-proxy", "only1mcp-example-servers"],
+    ),
     ("only1mcp-tui", &[CORE]),
     (TEST_SUPPORT, &[CORE, "only1mcp-proxy"]),
     (CORE_EXAMPLE, &[CORE]),

@@ -114,6 +114,17 @@ enum Command {
     Test(manage::TestArgs),
     /// Make the running gateway re-read its config file.
     Reload(manage::ReloadArgs),
+    /// Serve one of the built-in example MCP servers on stdio: what the
+    /// built-in default config runs (this binary, so it needs no sibling
+    /// executables). Hidden: users configure real servers.
+    #[command(hide = true)]
+    ExampleServer {
+        /// Which server.
+        name: ExampleServer,
+        /// Its own options (`--name NAME`, `--http ADDR`, `--help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Write a starter config file.
     Init {
         /// Where to write it.
@@ -123,6 +134,15 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// The example servers `only1mcp example-server` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExampleServer {
+    /// Legacy-era tools, resources and prompts (`echo`, `reverse`, …).
+    Echo,
+    /// Dual-era arithmetic (`add`, `multiply`, `divide`, …).
+    Arith,
 }
 
 /// How many runtime threads `start` uses.
@@ -160,6 +180,17 @@ impl Cli {
             _ => None,
         }
     }
+
+    /// Runs the command here and now if it needs no async runtime (the
+    /// example servers are plain blocking programs); `None` for the others.
+    pub(crate) fn run_without_runtime(&mut self) -> Option<ExitCode> {
+        match &mut self.command {
+            Command::ExampleServer { name, args } => {
+                Some(serve_example(*name, std::mem::take(args)))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Runs the parsed command.
@@ -184,6 +215,19 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::Reload(args) => manage::reload(args).await,
         Command::Benchmark(args) => crate::benchmark::run(&args).await,
         Command::Tokens(args) => tokens::tokens(args).await,
+        Command::ExampleServer { name, args } => serve_example(name, args),
+    }
+}
+
+/// Serves an example server on stdio until its input ends (blocking).
+fn serve_example(name: ExampleServer, args: Vec<String>) -> ExitCode {
+    match name {
+        ExampleServer::Echo => {
+            only1mcp_example_servers::main_with_args(only1mcp_example_servers::echo::Echo, args)
+        }
+        ExampleServer::Arith => {
+            only1mcp_example_servers::main_with_args(only1mcp_example_servers::arith::Arith, args)
+        }
     }
 }
 

@@ -13,7 +13,10 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = commands::Cli::parse();
+    let mut cli = commands::Cli::parse();
+    if let Some(code) = cli.run_without_runtime() {
+        return code;
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = cli.worker_threads() {
         builder.worker_threads(workers);

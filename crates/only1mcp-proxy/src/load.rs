@@ -313,27 +313,35 @@ fn check_tls(config: &Config) -> Result<(), config::Invalid> {
     }
 }
 
-/// The directory holding the running executable: the example servers are
-/// built next to `only1mcp`.
-fn exe_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_owned))
-        .unwrap_or_default()
+/// The program that serves the built-in default's example servers: the
+/// `only1mcp` CLI, through its hidden `example-server NAME` subcommand. It is
+/// the running executable when that is the CLI (so an installed or copied
+/// binary needs nothing beside it); the lean `only1mcp-proxy` binary, which
+/// has no example servers of its own, names the `only1mcp` beside it.
+pub fn example_program() -> PathBuf {
+    let cli = format!("only1mcp{}", std::env::consts::EXE_SUFFIX);
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&cli));
+    if exe.file_stem().and_then(|stem| stem.to_str()) == Some("only1mcp") {
+        exe
+    } else {
+        exe.with_file_name(cli)
+    }
 }
 
-/// The built-in default: the two example servers shipped in `examples/`,
-/// found next to the `only1mcp` executable. It needs neither Node nor Python.
+/// The built-in default: the echo and arith example servers (`examples/servers`),
+/// each run as `<program> example-server NAME` with `program` from
+/// [`example_program`] (no shell). It needs neither Node nor Python.
 pub fn built_in_yaml() -> String {
-    let dir = exe_dir();
-    let echo = dir.join("only1mcp-echo-server");
-    let arith = dir.join("only1mcp-arith-server");
+    built_in_yaml_for(&example_program())
+}
+
+/// [`built_in_yaml`] with the program given.
+pub fn built_in_yaml_for(program: &Path) -> String {
     // JSON strings are valid YAML scalars and escape any path safely.
-    let quote = |p: &Path| serde_json::to_string(&p.to_string_lossy()).unwrap_or_default();
+    let program = serde_json::to_string(&program.to_string_lossy()).unwrap_or_default();
     format!(
-        "servers:\n  echo:\n    command: {}\n  arith:\n    command: {}\n",
-        quote(&echo),
-        quote(&arith)
+        "servers:\n  echo:\n    command: {program}\n    args: [\"example-server\", \"echo\"]\n  \
+         arith:\n    command: {program}\n    args: [\"example-server\", \"arith\"]\n"
     )
 }
 

@@ -573,8 +573,21 @@ pub fn python_through_gateway(mode: &str, flags: &[&str], config: &Path, ops: &V
 /// crate) with the ops as JSON; returns its JSON output. `target` selects the
 /// server: `["--", "cmd", "arg"]`, `["--url", url]` or `["--sse", url]`.
 pub fn python_client(mode: &str, target: &[&str], ops: &Value, env: &[(&str, &str)]) -> Value {
+    python_client_in(Path::new("."), mode, target, ops, env)
+}
+
+/// [`python_client`] run in the working directory `dir` (so a stdio server it
+/// launches starts there too).
+pub fn python_client_in(
+    dir: &Path,
+    mode: &str,
+    target: &[&str],
+    ops: &Value,
+    env: &[(&str, &str)],
+) -> Value {
     let script = workspace().join("crates/only1mcp-cli/tests/py/mcp_client.py");
     let mut child = Command::new(venv_bin("python"))
+        .current_dir(dir)
         .arg(script)
         .args(["--mode", mode])
         .args(target)

@@ -797,6 +797,16 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String>
 
 /// The whole program of an example server: startup checks, arguments, serving stdio.
 pub fn main_for(catalog: impl Catalog + Clone + 'static) -> ExitCode {
+    main_with_args(catalog, std::env::args().skip(1))
+}
+
+/// [`main_for`] with the arguments given rather than read from the process
+/// (those after the program name): how `only1mcp example-server NAME ARGS…`
+/// serves the built-in default's servers from its own binary.
+pub fn main_with_args(
+    catalog: impl Catalog + Clone + 'static,
+    args: impl IntoIterator<Item = String>,
+) -> ExitCode {
     let program = catalog.default_name();
     if std::env::var_os(STARTUP_FAIL_ENV).is_some_and(|value| value == "1") {
         log(
@@ -805,7 +815,7 @@ pub fn main_for(catalog: impl Catalog + Clone + 'static) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let name = match parse_args(std::env::args().skip(1)) {
+    let name = match parse_args(args) {
         Ok(Cli::Serve { name }) => name,
         Ok(Cli::ServeHttp { name, addr }) => return serve_http(&catalog, name.as_deref(), addr),
         Ok(Cli::Help) => {

@@ -13,6 +13,7 @@ mod admin;
 mod admin_security;
 mod backend_faults;
 mod benchmark;
+mod built_in;
 mod cli;
 mod context;
 mod everything;

@@ -64,11 +64,15 @@ fn rule_violations_are_all_reported() {
 fn built_in_default_has_the_two_example_servers() {
     let config = finish(Figment::from(Yaml::string(&built_in_yaml())), None).unwrap();
     assert_eq!(config.servers.keys().collect::<Vec<_>>(), ["arith", "echo"]);
-    assert!(
-        config.servers["echo"]
-            .command
-            .ends_with("only1mcp-echo-server")
-    );
+    let program = Path::new("/opt/only one/only1mcp");
+    let config = finish(
+        Figment::from(Yaml::string(&built_in_yaml_for(program))),
+        None,
+    )
+    .unwrap();
+    assert_eq!(config.servers["echo"].command, program.to_str().unwrap());
+    assert_eq!(config.servers["echo"].args, ["example-server", "echo"]);
+    assert_eq!(config.servers["arith"].args, ["example-server", "arith"]);
 }
 
 #[test]
