@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify_debouncer_full::notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, new_debouncer};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use tokio::sync::mpsc;
 
 use crate::gateway::{Gateway, ReloadReport};
@@ -31,7 +31,7 @@ pub async fn reload_from(gateway: &Gateway, path: &Path) -> Result<ReloadReport,
 
 /// Watches a config file while alive.
 pub struct Watcher {
-    _debouncer: Debouncer<notify_debouncer_full::notify::RecommendedWatcher, NoCache>,
+    _debouncer: Debouncer<notify_debouncer_full::notify::RecommendedWatcher, RecommendedCache>,
     task: tokio::task::JoinHandle<()>,
 }
 

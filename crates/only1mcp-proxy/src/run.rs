@@ -142,12 +142,23 @@ impl<L, S> GatewayBuilder<L, S> {
     }
 }
 
-/// The process's stdin and stdout as async streams. When they are pipes
-/// (an IDE, or any client that spawns the gateway), they are read and
-/// written directly by the runtime's reactor; otherwise (a terminal, a file)
-/// through tokio's `stdin()`/`stdout()`, which hand every read and write to
-/// the blocking thread pool. The direct path saves a thread hand-off per
-/// operation (docs/performance.md).
+/// The process's stdin and stdout as async streams. On Unix, when they are
+/// pipes (an IDE, or any client that spawns the gateway), they are read and
+/// written directly by the runtime's reactor; otherwise (a terminal, a file,
+/// and always on Windows) through tokio's `stdin()`/`stdout()`, which hand
+/// every read and write to the blocking thread pool. The direct path saves a
+/// thread hand-off per operation (docs/performance.md).
+#[cfg(not(unix))]
+fn stdio_streams() -> (
+    Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+    Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+) {
+    tracing::info!("Serving MCP on stdio");
+    (Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout()))
+}
+
+/// See the Windows version above.
+#[cfg(unix)]
 fn stdio_streams() -> (
     Box<dyn tokio::io::AsyncRead + Unpin + Send>,
     Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
@@ -191,7 +202,9 @@ fn spawn_sighup(trigger: tokio::sync::mpsc::Sender<()>) {
     drop(trigger);
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves on Ctrl-C or SIGTERM (Unix); on Ctrl-C, Ctrl-Break, or the
+/// console closing, the user logging off or the system shutting down
+/// (Windows).
 pub async fn stop_signal() {
     #[cfg(unix)]
     {
@@ -205,7 +218,26 @@ pub async fn stop_signal() {
             _ = term.recv() => {}
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        use tokio::signal::windows::{ctrl_break, ctrl_close, ctrl_logoff, ctrl_shutdown};
+        let (Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) =
+            (ctrl_break(), ctrl_close(), ctrl_logoff(), ctrl_shutdown())
+        else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        // Windows ends the process a few seconds after a close, log-off or
+        // shutdown event: the graceful stop must fit (http.shutdown_timeout).
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = brk.recv() => {}
+            _ = close.recv() => {}
+            _ = logoff.recv() => {}
+            _ = shutdown.recv() => {}
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = tokio::signal::ctrl_c().await;
     }

@@ -3,10 +3,12 @@
 //! [`spawn`] is the one place in the workspace that starts a process: the
 //! command is executed directly (never through a shell), with a small default
 //! environment plus the configured variables, as the leader of a process
-//! group of its own (`process-wrap`), so whatever it starts goes with it.
-//! [`Process::stop`] ends it gracefully: stdin closed first, then `SIGTERM`
-//! to the group, then `SIGKILL`, then the reap; a [`Process`] dropped
-//! without a stop kills its group at once.
+//! group of its own on Unix, in a job object on Windows (`process-wrap`), so
+//! whatever it starts goes with it. [`Process::stop`] ends it gracefully:
+//! stdin closed first, then `SIGTERM` to the group (Unix; Windows has no
+//! polite signal for a console-less child, so it goes straight on), then a
+//! kill, then the reap; a [`Process`] dropped without a stop kills its group
+//! at once.
 //!
 //! [`Connection::start`] wires the child's pipes: a writer task
 //! writes queued messages to stdin in batches (a caller that finds nothing
@@ -30,9 +32,8 @@ use std::time::Duration;
 use only1mcp_core::jsonrpc::{Message, Outcome};
 use only1mcp_core::upstream::{Call, Events, Upstream};
 use only1mcp_core::{Error, config};
-use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
+use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop};
 use tokio::io::BufReader;
-use tokio::net::unix::pipe;
 use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -101,6 +102,8 @@ pub fn spawn(spec: &Spec) -> Result<Process, SpawnError> {
         .iter()
         .map(|arg| config::expand_env(arg, lookup))
         .collect::<Result<Vec<_>, _>>()?;
+    #[cfg(windows)]
+    let command = windows_program(command, spec);
     #[allow(
         clippy::disallowed_methods,
         reason = "this is the one blessed place that spawns backends"
@@ -123,8 +126,12 @@ pub fn spawn(spec: &Spec) -> Result<Process, SpawnError> {
         cmd.current_dir(cwd);
     }
     tracing::info!(server = %spec.server, command = %spec.command, args = ?spec.args, "Spawning backend");
-    let child = CommandWrap::from(cmd)
-        .wrap(ProcessGroup::leader())
+    let mut cmd = CommandWrap::from(cmd);
+    #[cfg(unix)]
+    cmd.wrap(process_wrap::tokio::ProcessGroup::leader());
+    #[cfg(windows)]
+    cmd.wrap(process_wrap::tokio::JobObject);
+    let child = cmd
         .wrap(KillOnDrop)
         .spawn()
         .map_err(|source| SpawnError::Io {
@@ -138,6 +145,32 @@ pub fn spawn(spec: &Spec) -> Result<Process, SpawnError> {
         attached: None,
         reaped: false,
     })
+}
+
+/// On Windows, the file a bare `command` names: looked up in the server's
+/// `PATH` (its `env`, else the gateway's) with the extensions of `PATHEXT`,
+/// so `npx` finds `npx.cmd` as a shell would, without a shell. Windows
+/// itself tries only `.exe`. A batch file (`.cmd`, `.bat`) is run by the
+/// standard library through `cmd.exe` with its arguments escaped (it refuses
+/// arguments it cannot escape safely). Anything not found is left as it is,
+/// for the spawn to report.
+#[cfg(windows)]
+fn windows_program(command: String, spec: &Spec) -> std::ffi::OsString {
+    let path = spec
+        .env
+        .get("PATH")
+        .and_then(|path| config::expand_env(path, |name| std::env::var(name).ok()).ok())
+        .map(std::ffi::OsString::from)
+        .or_else(|| std::env::var_os("PATH"));
+    let cwd = spec
+        .cwd
+        .clone()
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
+    match which::which_in(&command, path, cwd) {
+        Ok(found) => found.into_os_string(),
+        Err(_) => command.into(),
+    }
 }
 
 /// A running backend: the leader of its own process group. Stop it with
@@ -212,7 +245,9 @@ impl Process {
             None => drop(self.child.stdin().take()),
         }
         let mut ended = Ended::Exited;
+        #[cfg_attr(not(unix), allow(unused_mut))]
         let mut status = tokio::time::timeout(grace, self.child.wait()).await.ok();
+        #[cfg(unix)]
         if status.is_none() {
             ended = Ended::Terminated;
             let sigterm = tokio::signal::unix::SignalKind::terminate().as_raw_value();
@@ -270,7 +305,16 @@ struct Shared {
 
 /// Linux's `PIPE_BUF`: a write of at most this many bytes to a pipe is
 /// atomic, all of it or (non-blocking, pipe full) none.
+#[cfg(unix)]
 const PIPE_BUF: usize = 4096;
+
+/// The write end of the backend's stdin: on Unix a non-blocking pipe that
+/// can be tried without waiting (the fast path of [`Stdin::send`]); on
+/// Windows the child's ordinary stdin, always written by the writer task.
+#[cfg(unix)]
+type PipeWriter = tokio::net::unix::pipe::Sender;
+#[cfg(windows)]
+type PipeWriter = tokio::process::ChildStdin;
 
 /// The backend's stdin: a queue drained in batches by the writer task, and a
 /// fast path for a caller that finds nothing queued.
@@ -282,7 +326,7 @@ struct Stdin {
     /// The pipe; `None` if the child has no stdin, or once it is closed.
     /// Locked by the writer task for each batch, tried by callers for the
     /// fast path.
-    pipe: tokio::sync::Mutex<Option<pipe::Sender>>,
+    pipe: tokio::sync::Mutex<Option<PipeWriter>>,
     /// Cancelled by [`Stdin::close`]: the writer task lets go of the pipe
     /// even in the middle of a write the backend does not read.
     closing: CancellationToken,
@@ -296,7 +340,8 @@ impl Stdin {
     /// frames under `PIPE_BUF` qualify: such a write is all or nothing, so a
     /// caller dropped at any point never leaves half a message in the pipe.
     /// Returns whether the message was written or queued.
-    async fn send(&self, mut frame: Vec<u8>) -> bool {
+    async fn send(&self, #[allow(unused_mut)] mut frame: Vec<u8>) -> bool {
+        #[cfg(unix)]
         if frame.len() < PIPE_BUF
             && self.queued.load(Ordering::Acquire) == 0
             && let Ok(pipe) = self.pipe.try_lock()
@@ -342,6 +387,21 @@ impl Stdin {
     }
 }
 
+/// The child's stdin as a [`PipeWriter`].
+#[cfg(unix)]
+fn pipe_writer(stdin: tokio::process::ChildStdin) -> std::io::Result<PipeWriter> {
+    stdin
+        .into_owned_fd()
+        .and_then(tokio::net::unix::pipe::Sender::from_owned_fd)
+}
+
+/// The child's stdin as a [`PipeWriter`].
+#[cfg(windows)]
+#[allow(clippy::unnecessary_wraps, reason = "the same shape as on Unix")]
+fn pipe_writer(stdin: tokio::process::ChildStdin) -> std::io::Result<PipeWriter> {
+    Ok(stdin)
+}
+
 /// A connection to a stdio backend: a cheap-to-clone [`Upstream`] service.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -359,9 +419,7 @@ impl Connection {
         let (correlator, events) = Correlator::new(server.clone());
         let child = &mut process.child;
         let pipe = child.stdin().take().and_then(|stdin| {
-            stdin
-                .into_owned_fd()
-                .and_then(pipe::Sender::from_owned_fd)
+            pipe_writer(stdin)
                 .inspect_err(
                     |e| tracing::warn!(server = %server, error = %e, "Backend stdin unusable"),
                 )
