@@ -20,6 +20,8 @@
 //! - `check-deps`: reads `cargo metadata` and fails when a dependency breaks the crate layering
 //!   of docs/ARCHITECTURE.md, or when top-level modules of a crate import each other in a
 //!   circle (see `deps.rs`).
+//! - `windows [--check-only]`: the Windows build checked from Linux (clippy for
+//!   `x86_64-pc-windows-gnu`, then a smoke run under Wine; see `windows.rs`).
 //! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo deny check bans licenses
 //!   sources`, `check-deps`, then `test`.
 //!
@@ -40,6 +42,7 @@ mod conformance;
 mod corpus;
 mod deps;
 mod peers;
+mod windows;
 
 use std::{
     env,
@@ -80,6 +83,10 @@ Commands:
                  Run `peers`, then capture the tool catalogs of six real MCP servers into
                  docs/corpus/<id>.json; --check captures into target/corpus/ and fails unless
                  the files are byte-identical to the committed ones
+  windows [--check-only]
+                 clippy -D warnings for x86_64-pc-windows-gnu, then (unless --check-only) a
+                 build and a smoke run under Wine: one call through `only1mcp.exe start --stdio`
+                 to a server found through PATHEXT (see windows.rs)
   help           Show this message
 
 Environment:
@@ -114,6 +121,7 @@ fn run() -> Result<()> {
         Some("bench") => bench::run(&workspace, &rest),
         Some("check-deps") => deps::run(&workspace, &rest),
         Some("corpus") => corpus::run(&workspace, &peers_dir(&workspace)?, &rest),
+        Some("windows") => windows::run(&workspace, &rest),
         Some("ci") => {
             no_extra_args("ci", &rest)?;
             ci(&workspace)

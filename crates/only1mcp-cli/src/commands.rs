@@ -33,8 +33,10 @@ enum Command {
     /// as an IDE launches it.
     ///
     /// With no --config, uses ./only1mcp.yaml, ./only1mcp.yml or
-    /// ./only1mcp.toml if present, else a built-in config of two example
-    /// servers. Logs go to stderr.
+    /// ./only1mcp.toml if present, else the same names in the user's config
+    /// directory (~/.config/only1mcp on Linux, ~/Library/Application
+    /// Support/only1mcp on macOS, %APPDATA%\only1mcp on Windows), else a
+    /// built-in config of two example servers. Logs go to stderr.
     Start {
         /// The config file (.yaml, .yml, .toml, or .json with mcpServers).
         #[arg(long, short, env = "ONLY1MCP_CONFIG")]

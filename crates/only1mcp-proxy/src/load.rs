@@ -141,18 +141,31 @@ fn merge_include_dir(config: &mut Config, dir: &Path) -> Result<(), LoadError> {
 }
 
 /// Loads the config `start` uses: `path` if given, else the first of
-/// [`DEFAULT_FILES`] in the working directory, else the built-in default.
+/// [`DEFAULT_FILES`] in the working directory, else the first of them in the
+/// user's config directory ([`user_config_dir`]), else the built-in default.
 pub fn load(path: Option<&Path>) -> Result<(Config, Origin), LoadError> {
     if let Some(path) = path {
         return load_file(path).map(|c| (c, Origin::File(path.to_owned())));
     }
-    for name in DEFAULT_FILES {
-        let path = Path::new(name);
-        if path.exists() {
-            return load_file(path).map(|c| (c, Origin::File(path.to_owned())));
+    let dirs = [Some(PathBuf::new()), user_config_dir()];
+    for dir in dirs.iter().flatten() {
+        for name in DEFAULT_FILES {
+            let path = dir.join(name);
+            if path.exists() {
+                return load_file(&path).map(|c| (c, Origin::File(path)));
+            }
         }
     }
     finish(Figment::from(Yaml::string(&built_in_yaml())), None).map(|c| (c, Origin::BuiltIn))
+}
+
+/// The user's own config directory for Only1MCP, where `start` looks when
+/// the working directory has no config (an IDE often starts the gateway in
+/// `/` or a project it knows nothing of): `$XDG_CONFIG_HOME/only1mcp` or
+/// `~/.config/only1mcp` on Linux, `~/Library/Application Support/only1mcp`
+/// on macOS, `%APPDATA%\only1mcp` on Windows.
+pub fn user_config_dir() -> Option<PathBuf> {
+    dirs::config_dir().map(|dir| dir.join("only1mcp"))
 }
 
 fn finish(figment: Figment, path: Option<&Path>) -> Result<Config, LoadError> {

@@ -46,8 +46,31 @@ use crate::framing::{Line, LineReader, LogLines, write_batch};
 /// The variables a child inherits from the gateway, as the MCP SDKs do; any
 /// other variable must be configured explicitly, so secrets in the gateway's
 /// own environment do not leak to every backend.
+#[cfg(not(windows))]
 pub const INHERITED_ENV: &[&str] = &[
     "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR",
+];
+
+/// The variables a child inherits from the gateway, as the MCP SDKs do on
+/// Windows (a program started without `SYSTEMROOT` cannot even open a
+/// socket there); any other variable must be configured explicitly, so
+/// secrets in the gateway's own environment do not leak to every backend.
+#[cfg(windows)]
+pub const INHERITED_ENV: &[&str] = &[
+    "APPDATA",
+    "HOMEDRIVE",
+    "HOMEPATH",
+    "LOCALAPPDATA",
+    "PATH",
+    "PATHEXT",
+    "PROCESSOR_ARCHITECTURE",
+    "PROGRAMFILES",
+    "SYSTEMDRIVE",
+    "SYSTEMROOT",
+    "TEMP",
+    "TMP",
+    "USERNAME",
+    "USERPROFILE",
 ];
 
 /// The largest line a backend may send (responses can carry big resources).

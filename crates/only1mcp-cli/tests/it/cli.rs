@@ -103,3 +103,36 @@ fn claude_desktop_config_is_imported() {
     let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listing["tools"].as_array().unwrap().len(), 6, "{listing}");
 }
+
+#[test]
+fn without_a_config_here_the_users_config_dir_is_used() {
+    init();
+    let cwd = tempfile::tempdir().unwrap();
+    let user = tempfile::tempdir().unwrap();
+    let dir = user.path().join("only1mcp");
+    std::fs::create_dir(&dir).unwrap();
+    let echo = support::example_server("only1mcp-echo-server");
+    std::fs::write(
+        dir.join("only1mcp.yaml"),
+        format!("servers:\n  mine:\n    command: '{}'\n", echo.display()),
+    )
+    .unwrap();
+    let out = support::run_cli_with(
+        &["list", "--json"],
+        cwd.path(),
+        &[("XDG_CONFIG_HOME", user.path().to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = listing["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| tool["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 6, "{listing}");
+    assert!(
+        names.iter().all(|name| name.starts_with("mine__")),
+        "{names:?}"
+    );
+}
