@@ -503,6 +503,28 @@ pub struct ServerConfig {
     /// Unset: such a request gets an error, never another client's roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roots: Option<Vec<RootConfig>>,
+    /// How a reload replaces this server when its config changes
+    /// (ADR 0014): `make-before-break` (default) starts the new one beside
+    /// the old, which serves until the new one is ready; `break-before-make`
+    /// stops the old one first (a server holding an exclusive resource), and
+    /// calls in the gap wait for the new one, bounded by the request
+    /// timeout.
+    #[serde(default)]
+    pub swap: SwapMode,
+}
+
+/// See [`ServerConfig::swap`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SwapMode {
+    /// Start the new backend beside the old one; swap when it is ready; the
+    /// old one drains and stops. A replacement that fails to start leaves
+    /// the old one serving.
+    #[default]
+    MakeBeforeBreak,
+    /// Drain and stop the old backend, then start the new one; calls in the
+    /// gap wait for it.
+    BreakBeforeMake,
 }
 
 /// See [`ServerConfig::client_requests`].

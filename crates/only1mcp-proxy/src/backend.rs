@@ -151,6 +151,16 @@ pub struct Backend {
     drained: tokio::sync::Notify,
     /// Requests, errors, latencies, uptime (for the admin API).
     stats: stats::Stats,
+    /// Set when a reload took it out of the backend set: a call that reaches
+    /// it after that (it looked the backend up just before the swap) goes to
+    /// `successor`, if it has one. Checked after the call is counted in
+    /// flight, so the drain either waits for the call or the call moves on.
+    retired: std::sync::atomic::AtomicBool,
+    /// The backend that replaced it, if one did.
+    successor: ArcSwapOption<Self>,
+    /// Why the last change to its config was not applied: the replacement
+    /// failed to start, so this backend serves on (ADR 0014).
+    replace_failed: ArcSwapOption<String>,
 }
 
 impl Backend {
@@ -188,7 +198,45 @@ impl Backend {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             drained: tokio::sync::Notify::new(),
             stats: stats::Stats::default(),
+            retired: std::sync::atomic::AtomicBool::new(false),
+            successor: ArcSwapOption::empty(),
+            replace_failed: ArcSwapOption::empty(),
         })
+    }
+
+    /// Takes it out of service after a reload swapped it out: calls that
+    /// still reach it go to `successor` (if any) from now on.
+    pub(crate) fn retire(&self, successor: Option<Arc<Self>>) {
+        self.successor.store(successor);
+        self.retired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The backend that replaced it, once it is retired.
+    pub(crate) fn successor(&self) -> Option<Arc<Self>> {
+        if self.retired.load(std::sync::atomic::Ordering::SeqCst) {
+            self.successor.load_full()
+        } else {
+            None
+        }
+    }
+
+    /// Why the last change to its config was not applied (its replacement
+    /// failed to start), if it was not.
+    pub fn replace_failed(&self) -> Option<Arc<String>> {
+        self.replace_failed.load_full()
+    }
+
+    /// Records that a replacement failed to start (`None`: the config it
+    /// runs on is the current one again).
+    pub(crate) fn set_replace_failed(&self, reason: Option<String>) {
+        self.replace_failed.store(reason.map(Arc::new));
+    }
+
+    /// Starts with `lists` as its lists, so the catalog keeps the tools of
+    /// the backend it replaces while it starts (break-before-make).
+    pub(crate) fn seed_lists(&self, lists: Arc<Lists>) {
+        self.lists.store(lists);
     }
 
     /// Whether it can take calls now (for balancers and health checks).
@@ -222,8 +270,19 @@ impl Backend {
         source: &only1mcp_core::config::ServerConfig,
         settings: &Settings,
     ) -> bool {
-        self.source == *source
-            && self.settings.request_timeout == settings.request_timeout
+        // The swap mode says how the next replacement goes; changing only it
+        // replaces nothing.
+        let unswapped =
+            |s: &only1mcp_core::config::ServerConfig| only1mcp_core::config::ServerConfig {
+                swap: only1mcp_core::config::SwapMode::default(),
+                ..s.clone()
+            };
+        let same = if self.source.swap == source.swap {
+            self.source == *source
+        } else {
+            unswapped(&self.source) == unswapped(source)
+        };
+        same && self.settings.request_timeout == settings.request_timeout
             && self.settings.startup_timeout == settings.startup_timeout
             && self.settings.max_log_line == settings.max_log_line
             && self.settings.prefix == settings.prefix
@@ -263,6 +322,18 @@ impl Backend {
     /// rest of [`Backend::established`]; every forwarded call asks).
     pub fn era(&self) -> Option<Era> {
         self.live.load().as_ref().map(|l| l.established.era)
+    }
+
+    /// Marks a backend whose supervisor never ran as stopped (the gateway
+    /// shut down first), so nothing waits for it to start.
+    pub(crate) fn mark_stopped(&self) {
+        self.status.send_replace(Status::Stopped);
+    }
+
+    /// Waits until its supervisor has stopped (its process is gone).
+    pub(crate) async fn stopped(&self) {
+        let mut rx = self.status.subscribe();
+        let _ = rx.wait_for(|s| *s == Status::Stopped).await;
     }
 
     /// Waits until the backend has finished its current start attempt

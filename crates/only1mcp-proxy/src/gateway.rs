@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use only1mcp_core::catalog::{Catalog, Prefix, ServerListing, ToolFilter};
-use only1mcp_core::config::{Config, ContextMode, ServerConfig};
+use only1mcp_core::config::{Config, ContextMode, ServerConfig, SwapMode};
 use only1mcp_core::jsonrpc::{Message, Notification};
 use only1mcp_core::mcp::{self, Implementation, ListKind, ServerCapabilities};
 use only1mcp_core::naming::Namespace;
@@ -330,6 +330,30 @@ fn resource_call(
 /// flight before it is stopped.
 const DRAIN: Duration = Duration::from_secs(30);
 
+/// The longest a backend's stop takes (stdin closed, `SIGTERM`, `SIGKILL`,
+/// each given its grace), with room to spare.
+const STOP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Drains a backend a reload took out of the set (its calls in flight
+/// finish, at most [`DRAIN`]) and stops it; then, for a break-before-make
+/// replacement (`gap`), runs the replacement's supervisor.
+async fn drain_and_stop(backend: Arc<Backend>, gap: Option<Arc<Backend>>, shared: Arc<Shared>) {
+    if !backend.drain(DRAIN).await {
+        tracing::warn!(server = %backend.id(), in_flight = backend.in_flight(), "Drain timed out; stopping anyway");
+    }
+    backend.stop_token().cancel();
+    let Some(next) = gap else { return };
+    backend.stopped().await;
+    if next.stop_token().is_cancelled() {
+        next.mark_stopped();
+        return;
+    }
+    tracing::info!(server = %next.id(), "The previous backend stopped; starting its replacement");
+    let hub: Arc<dyn Hub> = shared;
+    let stop = next.stop_token();
+    next.supervise(hub, stop).await;
+}
+
 /// What a reload did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadReport {
@@ -341,6 +365,10 @@ pub struct ReloadReport {
     pub stopped: Vec<Arc<str>>,
     /// Started backends whose first start failed.
     pub failed: Vec<Arc<str>>,
+    /// Changed servers whose replacement failed to start: the running
+    /// backend serves on with its previous config (make-before-break); the
+    /// next reload tries the change again.
+    pub kept_previous: Vec<Arc<str>>,
     /// Microseconds from the start of the reload until the new backend set
     /// and catalog were in place (new processes' own start-up excluded).
     pub applied_us: u64,
@@ -475,6 +503,7 @@ impl Gateway {
             started = ?report.started,
             stopped = ?report.stopped,
             failed = ?report.failed,
+            kept_previous = ?report.kept_previous,
             "Config reloaded"
         );
         report
@@ -494,70 +523,163 @@ impl Gateway {
         let old = self.shared.backends.load_full();
         let mut next = BTreeMap::new();
         let mut report = ReloadReport::default();
+        // New servers, and break-before-make replacements: started after
+        // the swap (a replacement once its predecessor has stopped).
         let mut started = Vec::new();
+        let mut gapped = Vec::new();
+        // Make-before-break replacements: started now, beside the old one,
+        // which stays in the set until its replacement is ready.
+        let mut overlapping = Vec::new();
         for (id, server) in config.servers.iter().filter(|(_, s)| s.enabled) {
             let id: Arc<str> = id.as_str().into();
             let settings = settings_for(&id, server, config);
-            match old.get(&id) {
-                Some(member) if member.backend.same_source(server, &settings) => {
-                    report.kept.push(id.clone());
-                    next.insert(id, member.clone());
+            let current = old.get(&id);
+            if let Some(member) = current
+                && member.backend.same_source(server, &settings)
+            {
+                // Back on the config it runs on: no change is pending.
+                member.backend.set_replace_failed(None);
+                report.kept.push(id.clone());
+                next.insert(id, member.clone());
+                continue;
+            }
+            let backend = Backend::new(
+                settings,
+                server.clone(),
+                &identity,
+                self.shutdown.child_token(),
+            );
+            // Its server stack, made once; it lives as long as the backend
+            // stays in the set.
+            let stack = self.shared.server_stacks.build(Endpoint::new(&backend));
+            let member = Member { backend, stack };
+            report.started.push(id.clone());
+            match (current, server.swap) {
+                (Some(old_member), SwapMode::MakeBeforeBreak) => {
+                    self.supervise(&member.backend);
+                    next.insert(id.clone(), old_member.clone());
+                    overlapping.push((id, member));
                 }
-                _ => {
-                    let backend = Backend::new(
-                        settings,
-                        server.clone(),
-                        &identity,
-                        self.shutdown.child_token(),
-                    );
-                    // Its server stack, made once; it lives as long as the
-                    // backend stays in the set.
-                    let stack = self.shared.server_stacks.build(Endpoint::new(&backend));
-                    report.started.push(id.clone());
-                    started.push(backend.clone());
-                    next.insert(id, Member { backend, stack });
+                (Some(old_member), SwapMode::BreakBeforeMake) => {
+                    // The catalog keeps the old one's tools while the new
+                    // one starts; calls in the gap wait for it.
+                    member.backend.seed_lists(old_member.backend.lists());
+                    gapped.push((old_member.backend.clone(), member.backend.clone()));
+                    next.insert(id, member);
+                }
+                (None, _) => {
+                    started.push(member.backend.clone());
+                    next.insert(id, member);
                 }
             }
         }
-        let retired: Vec<Arc<Backend>> = old
+        let limit = config.defaults.startup_timeout + Duration::from_secs(1);
+        // Make before break: each replacement takes the old one's place only
+        // once it is ready; one that fails to start is stopped, and the old
+        // one serves on. It gets what a start can take: the era probe and
+        // then `initialize`, each bounded by the start-up timeout.
+        let overlap_limit = config.defaults.startup_timeout * 2 + Duration::from_secs(1);
+        futures::future::join_all(
+            overlapping
+                .iter()
+                .map(|(_, m)| m.backend.settled(overlap_limit)),
+        )
+        .await;
+        for (id, member) in overlapping {
+            match member.backend.status() {
+                Status::Ready => {
+                    next.insert(id, member);
+                }
+                status => {
+                    let reason = match status {
+                        Status::Failed(reason) => reason,
+                        other => format!("not ready within {overlap_limit:?} ({other})"),
+                    };
+                    tracing::error!(server = %id, reason = %reason, "The changed server's replacement failed to start; the running one keeps serving on its previous config");
+                    member.backend.stop_token().cancel();
+                    if let Some(running) = next.get(&id) {
+                        running.backend.set_replace_failed(Some(format!(
+                            "the new config failed to start: {reason}"
+                        )));
+                    }
+                    report.failed.push(id.clone());
+                    report.kept_previous.push(id);
+                }
+            }
+        }
+        // Everything of the old set that the new one does not hold, with
+        // what replaced it (if anything).
+        let retired: Vec<(Arc<Backend>, Option<Arc<Backend>>)> = old
             .iter()
             .filter(|(id, member)| {
                 !next
                     .get(*id)
                     .is_some_and(|m| Arc::ptr_eq(&m.backend, &member.backend))
             })
-            .map(|(_, member)| member.backend.clone())
+            .map(|(id, member)| {
+                let successor = next.get(id).map(|m| m.backend.clone());
+                (member.backend.clone(), successor)
+            })
             .collect();
         // The swap: from here on, new requests see only the new set.
         self.shared.backends.store(Arc::new(next));
-        {
-            let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
-            for backend in &started {
-                let hub: Arc<dyn Hub> = self.shared.clone();
-                tasks.spawn(backend.clone().supervise(hub, backend.stop_token()));
-            }
+        for backend in &started {
+            self.supervise(backend);
         }
         let shared = self.shared.clone();
         let large = shared.catalog_items() > LARGE_CATALOG;
         catalog_work(large, move || shared.rebuild()).await;
         report.applied_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-        for backend in retired {
+        for (backend, successor) in retired {
             report.stopped.push(backend.id().clone());
-            tokio::spawn(async move {
-                if !backend.drain(DRAIN).await {
-                    tracing::warn!(server = %backend.id(), in_flight = backend.in_flight(), "Drain timed out; stopping anyway");
+            let gap = successor
+                .as_ref()
+                .filter(|s| gapped.iter().any(|(_, g)| Arc::ptr_eq(g, s)))
+                .cloned();
+            backend.retire(successor);
+            let task = drain_and_stop(backend, gap.clone(), self.shared.clone());
+            match gap {
+                // Break before make: the replacement's supervisor runs once
+                // the old one has stopped; it is a gateway task like any
+                // supervisor, so shutdown waits for it.
+                Some(_) => {
+                    self.tasks
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .spawn(task);
                 }
-                backend.stop_token().cancel();
-            });
+                None => {
+                    tokio::spawn(task);
+                }
+            }
         }
-        let limit = config.defaults.startup_timeout + Duration::from_secs(1);
-        futures::future::join_all(started.iter().map(|b| b.settled(limit))).await;
-        report.failed = started
-            .iter()
-            .filter(|b| matches!(b.status(), Status::Failed(_)))
-            .map(|b| b.id().clone())
-            .collect();
+        // A break-before-make replacement first waits for the old one to
+        // drain and stop.
+        let gap_limit = limit + DRAIN + STOP_LIMIT;
+        futures::future::join_all(
+            started
+                .iter()
+                .map(|b| b.settled(limit))
+                .chain(gapped.iter().map(|(_, b)| b.settled(gap_limit))),
+        )
+        .await;
+        report.failed.extend(
+            started
+                .iter()
+                .chain(gapped.iter().map(|(_, b)| b))
+                .filter(|b| matches!(b.status(), Status::Failed(_)))
+                .map(|b| b.id().clone()),
+        );
         report
+    }
+
+    /// Runs `backend`'s supervisor as a gateway task.
+    fn supervise(&self, backend: &Arc<Backend>) {
+        let hub: Arc<dyn Hub> = self.shared.clone();
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .spawn(backend.clone().supervise(hub, backend.stop_token()));
     }
 
     /// The config the gateway runs on: the one last applied by

@@ -451,6 +451,12 @@ pub(crate) async fn status(args: StatusArgs) -> ExitCode {
                 ));
             }
             for server in &list.servers {
+                if let Some(reason) = &server.replace_failed {
+                    output::note(&format!(
+                        "{}: runs on its previous config: {reason}",
+                        server.id
+                    ));
+                }
                 if let Some(reason) = &server.reason {
                     output::note(&format!("{}: {reason}", server.id));
                 } else if let Some(last) = &server.last_error {
@@ -657,12 +663,20 @@ pub(crate) async fn reload(args: ReloadArgs) -> ExitCode {
                     ids.join(", ")
                 }
             };
-            let rows = vec![
+            let mut rows = vec![
                 vec!["kept".to_owned(), join(&report.kept)],
                 vec!["started".to_owned(), join(&report.started)],
                 vec!["stopped".to_owned(), join(&report.stopped)],
                 vec!["failed".to_owned(), join(&report.failed)],
             ];
+            // Changed servers whose replacement failed to start: they serve
+            // on with their previous config.
+            if !report.kept_previous.is_empty() {
+                rows.push(vec![
+                    "kept previous".to_owned(),
+                    join(&report.kept_previous),
+                ]);
+            }
             output::line("Reloaded.");
             output::line(&output::table(&["CHANGE", "SERVERS"], &rows));
             ExitCode::SUCCESS

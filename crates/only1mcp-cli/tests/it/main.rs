@@ -27,6 +27,7 @@ mod relay;
 mod reload;
 mod stdio;
 mod subscriptions;
+mod swap;
 
 /// Points the harness at the binary under test.
 fn init() {

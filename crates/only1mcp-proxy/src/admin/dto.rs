@@ -60,6 +60,11 @@ pub struct ServerStatus {
     /// Its last failure.
     #[serde(default)]
     pub last_error: Option<LastErrorDto>,
+    /// Why the last change to its config is not applied: the replacement
+    /// failed to start, so it serves on with its previous config (the next
+    /// reload tries again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_failed: Option<String>,
 }
 
 /// A server's last failure.
@@ -82,6 +87,10 @@ pub struct ReloadDto {
     pub stopped: Vec<String>,
     /// Started servers whose first start failed (they keep retrying).
     pub failed: Vec<String>,
+    /// Changed servers whose replacement failed to start: they serve on
+    /// with their previous config (the next reload tries again).
+    #[serde(default)]
+    pub kept_previous: Vec<String>,
 }
 
 impl From<&crate::gateway::ReloadReport> for ReloadDto {
@@ -92,6 +101,7 @@ impl From<&crate::gateway::ReloadReport> for ReloadDto {
             started: names(&report.started),
             stopped: names(&report.stopped),
             failed: names(&report.failed),
+            kept_previous: names(&report.kept_previous),
         }
     }
 }

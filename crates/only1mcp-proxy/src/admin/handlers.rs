@@ -151,6 +151,7 @@ fn status_of(
         p50_ms: None,
         uptime_secs: None,
         last_error: None,
+        replace_failed: None,
     };
     let Some(backend) = backend else {
         return status;
@@ -178,6 +179,7 @@ fn status_of(
     status.in_flight = stats.in_flight;
     status.p50_ms = stats.p50.map(|d| d.as_secs_f64() * 1000.0);
     status.uptime_secs = stats.uptime.map(|d| d.as_secs());
+    status.replace_failed = backend.replace_failed().map(|reason| (*reason).clone());
     status.last_error = stats.last_error.map(|e| LastErrorDto {
         message: e.message,
         at: humantime::format_rfc3339_seconds(e.at).to_string(),

@@ -64,7 +64,15 @@ impl Backend {
     /// all within the request timeout. Dropping the future or running out of
     /// time cancels the request on the backend.
     pub async fn call(&self, call: Call) -> Result<(Era, Outcome), Error> {
-        let _in_flight = InFlight::new(self);
+        let in_flight = InFlight::new(self);
+        // A call that looked this backend up just before a reload replaced
+        // it goes to its successor: counted first, so a drain either waits
+        // for it or it is not sent here (ADR 0014).
+        if let Some(successor) = self.successor() {
+            drop(in_flight);
+            return Box::pin(successor.call(call)).await;
+        }
+        let _in_flight = in_flight;
         self.stats.started();
         let begun = Instant::now();
         let timeout = self.settings.request_timeout;
