@@ -273,8 +273,8 @@ async fn start(
     if let Some(listen) = listen {
         config.http.listen = listen;
     }
-    if let Err(e) = logging::init(&config.logging) {
-        output::error(&format!("cannot open the log file: {e}"));
+    if let Err(e) = logging::init_with_traces(&config.logging, &config.traces) {
+        output::error(&e.to_string());
         return ExitCode::from(EXIT_CONFIG);
     }
     let options = only1mcp_proxy::run::RunOptions {

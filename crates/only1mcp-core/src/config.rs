@@ -16,9 +16,11 @@ use crate::naming::Namespace;
 
 pub mod context;
 pub mod limits;
+pub mod traces;
 
 pub use context::{ContextConfig, ContextMode, ContextOverride, ProfileConfig, ToolsetRule};
 pub use limits::LimitsConfig;
+pub use traces::{OtlpProtocol, TracesConfig};
 
 /// The whole gateway config.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -49,6 +51,9 @@ pub struct Config {
     /// How much of the tool catalog clients see (the context diet).
     #[serde(default)]
     pub context: ContextConfig,
+    /// OpenTelemetry traces (off by default).
+    #[serde(default)]
+    pub traces: TracesConfig,
     /// The backends, keyed by server id. Collisions are resolved in key order.
     #[serde(default)]
     pub servers: BTreeMap<String, ServerConfig>,
@@ -239,6 +244,12 @@ pub struct LoggingConfig {
     /// Write logs to this file instead of stderr.
     #[serde(default)]
     pub file: Option<std::path::PathBuf>,
+    /// One `info` line per client request (target `only1mcp::access`):
+    /// method, target (tool or prompt name, resource URI), outcome,
+    /// duration, request id, and the principal's subject when the client
+    /// authenticated; never an argument or a secret. Default `false`.
+    #[serde(default)]
+    pub access_log: bool,
 }
 
 /// Log line format.
@@ -800,6 +811,9 @@ impl Config {
         }
         let ids: Vec<&str> = self.servers.keys().map(String::as_str).collect();
         for (field, message) in self.context.problems(&ids) {
+            problem(field, message);
+        }
+        for (field, message) in self.traces.problems() {
             problem(field, message);
         }
         for (field, message) in self.limits.problems() {

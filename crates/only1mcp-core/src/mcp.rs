@@ -133,6 +133,11 @@ pub mod meta {
     pub const PROGRESS_TOKEN: &str = "progressToken";
     /// The prefix every modern protocol key shares.
     pub const PROTOCOL_PREFIX: &str = "io.modelcontextprotocol/";
+    /// The W3C trace context, unprefixed (OpenTelemetry's MCP convention,
+    /// SEP-414).
+    pub const TRACEPARENT: &str = "traceparent";
+    /// The W3C trace state, beside [`TRACEPARENT`].
+    pub const TRACESTATE: &str = "tracestate";
 }
 
 /// MCP-specific error codes.
@@ -328,6 +333,76 @@ pub struct RequestMeta {
     /// `progressToken`.
     #[serde(rename = "progressToken", default)]
     pub progress_token: Option<Box<RawValue>>,
+    /// `traceparent`: the caller's W3C trace context (the OpenTelemetry MCP
+    /// convention's place for it). A value that is not a string is
+    /// ignored, not an error: the gateway does not own these keys.
+    #[serde(default, deserialize_with = "string_or_none")]
+    pub traceparent: Option<String>,
+    /// `tracestate`, beside `traceparent`, read the same way.
+    #[serde(default, deserialize_with = "string_or_none")]
+    pub tracestate: Option<String>,
+}
+
+/// A string, or `None` for any other JSON value.
+fn string_or_none<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    struct StringOrNone;
+
+    impl<'de> serde::de::Visitor<'de> for StringOrNone {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any value")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_owned()))
+        }
+
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(None)
+        }
+    }
+
+    de.deserialize_any(StringOrNone)
 }
 
 #[derive(Deserialize)]

@@ -9,9 +9,15 @@
 //!   reloads, context-diet tokens, bytes in and out). Names follow the
 //!   OpenTelemetry semantic conventions for MCP rendered the Prometheus way
 //!   (`_seconds`, `_total`).
-//! - `trace`: OpenTelemetry traces (OTLP exporter, `tracing-opentelemetry`)
-//!   and the log fields that go with them (trace and request ids, the access
-//!   log).
+//! - [`trace`]: OpenTelemetry traces (OTLP exporter, `tracing-opentelemetry`),
+//!   off by default: one server span per client request
+//!   ([`trace::ServerSpan`], made by the proxy's session, so requests that
+//!   reach no backend are traced too), a client span per backend call
+//!   ([`trace::TraceLayer`], outside each server's layers), and the W3C
+//!   trace context from the client's `params._meta` to the backend's
+//!   (ADR 0015). Sampling is decided when a request arrives, so an unsampled
+//!   request costs no span work; [`trace::install`] gives the
+//!   `tracing-subscriber` layer the proxy's logging adds.
 //!
 //! Both are tower `Layer`s over any `only1mcp_core::pipeline::CallService`,
 //! so the proxy crate puts them into its call stack like any other layer.
@@ -29,3 +35,5 @@
 //! the transport, the proxy, config loading or another feature crate (the
 //! others emit through the facades and never call it). `cargo xtask check-deps`
 //! (run in CI) fails when it does.
+
+pub mod trace;

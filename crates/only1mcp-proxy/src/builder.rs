@@ -96,6 +96,17 @@ impl<L, S> GatewayBuilder<L, S> {
         }
     }
 
+    /// Adds `layer` to every server's stack, outside the server layers
+    /// given so far (the gateway's own, such as the trace layer of
+    /// `run`).
+    pub(crate) fn outer_server_layer<N>(self, layer: N) -> GatewayBuilder<L, Stack<S, N>> {
+        GatewayBuilder {
+            config: self.config,
+            layers: self.layers,
+            server_layers: Stack::new(self.server_layers, layer),
+        }
+    }
+
     /// Starts every enabled backend, as [`Gateway::start`] does, with these
     /// layers in the call stacks.
     pub async fn start(self) -> Gateway

@@ -42,8 +42,8 @@ fn main() -> ExitCode {
             return ExitCode::from(78);
         }
     };
-    if let Err(e) = only1mcp_proxy::logging::init(&config.logging) {
-        eprintln!("error: cannot open the log file: {e}");
+    if let Err(e) = only1mcp_proxy::logging::init_with_traces(&config.logging, &config.traces) {
+        eprintln!("error: {e}");
         return ExitCode::from(78);
     }
     // One runtime thread, as `only1mcp start` by default (ADR 0008).

@@ -49,8 +49,31 @@ pub enum RunError {
 
 impl<L, S> GatewayBuilder<L, S> {
     /// Runs the gateway process until Ctrl-C or SIGTERM (see the module
-    /// docs). Logging must already be set up.
+    /// docs). Logging must already be set up (`logging::init_with_traces`):
+    /// when it turned traces on, every server's stack gets the
+    /// [`TraceLayer`](only1mcp_observability::trace::TraceLayer) outside
+    /// its server layers (a client span per backend call); with traces off
+    /// the stacks stay as given.
     pub async fn run(self, options: RunOptions) -> Result<(), RunError>
+    where
+        L: Layer<Router>,
+        L::Service: CallService + Sync,
+        S: Layer<Endpoint> + Send + Sync + 'static,
+        S::Service: CallService + Sync,
+    {
+        let res = if only1mcp_observability::trace::enabled() {
+            self.outer_server_layer(only1mcp_observability::trace::TraceLayer::new())
+                .run_as_given(options)
+                .await
+        } else {
+            self.run_as_given(options).await
+        };
+        only1mcp_observability::trace::shutdown();
+        res
+    }
+
+    /// [`GatewayBuilder::run`] with exactly the layers given.
+    async fn run_as_given(self, options: RunOptions) -> Result<(), RunError>
     where
         L: Layer<Router>,
         L::Service: CallService + Sync,

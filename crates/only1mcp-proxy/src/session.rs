@@ -37,6 +37,7 @@ use only1mcp_core::mcp::{
 };
 use only1mcp_core::pipeline::{Affinity, Principal, Routed};
 use only1mcp_core::upstream::Call;
+use only1mcp_observability::trace;
 use only1mcp_transport::downstream::Outbound;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
@@ -652,12 +653,42 @@ impl ClientSession {
         notes: Option<Outbound>,
     ) -> Response {
         let id = req.id.clone();
-        let span = tracing::info_span!("request", request_id = %id, method = %req.method);
+        let traced = if trace::enabled() {
+            self.server_span(&req, &meta)
+        } else {
+            None
+        };
+        let span = match &traced {
+            Some(traced) => traced.span().clone(),
+            None => tracing::info_span!("request", request_id = %id, method = %req.method),
+        };
         let outcome = self.dispatch(req, meta, notes).instrument(span).await;
+        if let Some(traced) = traced {
+            traced.finish(&outcome);
+        }
         Response {
             id: Some(id),
             outcome,
         }
+    }
+
+    /// The OpenTelemetry server span of `req`, if it is sampled (traces
+    /// are on): its parent is the trace context of its `_meta`.
+    fn server_span(
+        &self,
+        req: &Request,
+        meta: &Result<mcp::RequestMeta, ErrorObject>,
+    ) -> Option<trace::ServerSpan> {
+        let meta = meta.as_ref().ok();
+        let carrier = trace::Carrier {
+            traceparent: meta.and_then(|m| m.traceparent.as_deref()),
+            tracestate: meta.and_then(|m| m.tracestate.as_deref()),
+        };
+        let version = match meta.and_then(|m| m.protocol_version.as_deref()) {
+            Some(version) => Some(version),
+            None => self.legacy_version(),
+        };
+        trace::ServerSpan::start(req, carrier, version)
     }
 
     /// Answers one request.

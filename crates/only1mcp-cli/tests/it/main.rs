@@ -28,6 +28,7 @@ mod reload;
 mod stdio;
 mod subscriptions;
 mod swap;
+mod traces;
 
 /// Points the harness at the binary under test.
 fn init() {

@@ -47,6 +47,30 @@ fn request_meta_reads_modern_keys() {
 }
 
 #[test]
+fn request_meta_reads_trace_context_and_ignores_it_when_not_a_string() {
+    let params = serde_json::value::to_raw_value(&serde_json::json!({
+        "_meta": {
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "tracestate": "rojo=00f067aa0ba902b7"
+        }
+    }))
+    .unwrap();
+    let meta = request_meta(Some(&params)).unwrap();
+    assert_eq!(
+        meta.traceparent.as_deref(),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    );
+    assert_eq!(meta.tracestate.as_deref(), Some("rojo=00f067aa0ba902b7"));
+    let odd = serde_json::value::to_raw_value(&serde_json::json!({
+        "_meta": {"traceparent": {"not": ["a string"]}, "tracestate": 7, "progressToken": 1}
+    }))
+    .unwrap();
+    let meta = request_meta(Some(&odd)).unwrap();
+    assert!(meta.traceparent.is_none() && meta.tracestate.is_none());
+    assert_eq!(meta.progress_token.unwrap().get(), "1");
+}
+
+#[test]
 fn list_pages_keep_items_raw() {
     let result = serde_json::value::RawValue::from_string(
         r#"{"tools":[{"name":"a","x":{"deep":[1,2.50]}}],"nextCursor":"c2","ttlMs":100}"#
