@@ -30,7 +30,8 @@
 //! the whole run: `--pairs N` (interleaved HTTP→HTTP pairs of `--requests`
 //! calls with each process's CPU), `--callgrind` (instructions per call under
 //! valgrind, HTTP→HTTP and the stdio face), `--reload N` (hot reload under
-//! load).
+//! load), `--swap N` (the called server's own config changed under load,
+//! `bench/swap.rs`).
 //!
 //! Every process it starts is a child it stops itself (SIGTERM, then kill),
 //! and every request goes to 127.0.0.1.
@@ -43,6 +44,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+
+mod swap;
 
 /// `cargo xtask bench --help`: every option.
 const USAGE: &str = "\
@@ -78,6 +81,8 @@ Runs of their own (one at a time; each writes target/bench/<name>-report.md):
   --requests N           calls per run of --pairs (default 150000) or --callgrind (default 20000)
   --unmeasured N         --callgrind: calls before the counters are zeroed (default 2000)
   --reload N             hot reload: N config changes under load, the time each took to apply
+  --swap N               hot swap: N changes of the called server's own config under load (and
+                         N whose replacement cannot start), latency against a run without reloads
 
   -h, --help             this message
 
@@ -126,6 +131,8 @@ struct Options {
 enum Only {
     /// Hot reload: this many config changes under load.
     Reload(u32),
+    /// Hot swap: this many changes of the called server's own config.
+    Swap(u32),
     /// This many interleaved HTTP→HTTP pairs.
     Pairs(u32),
     /// Instructions per call under callgrind.
@@ -189,6 +196,11 @@ fn parse_options(args: &[OsString]) -> Result<Option<Options>> {
                 let changes = u32::try_from(number(value("--reload")?, "--reload")?)
                     .context("--reload is too large")?;
                 set_only(Only::Reload(changes), &mut options)?;
+            }
+            "--swap" => {
+                let changes = u32::try_from(number(value("--swap")?, "--swap")?)
+                    .context("--swap is too large")?;
+                set_only(Only::Swap(changes), &mut options)?;
             }
             "--pairs" => {
                 let pairs = u32::try_from(number(value("--pairs")?, "--pairs")?)
@@ -277,6 +289,9 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     match options.only {
         Some(Only::Reload(changes)) => return reload_run(&bins, &dir, changes, &options.profile),
+        Some(Only::Swap(changes)) => {
+            return swap::swap_run(&bins, &dir, changes, &options.profile);
+        }
         Some(Only::Pairs(pairs)) => return pairs_run(&bins, &dir, &options, pairs),
         Some(Only::Callgrind) => return callgrind_run(&bins, &dir, &options),
         None => {}

@@ -231,8 +231,11 @@ async fn the_called_server_changed_ten_times_under_load_fails_no_call() {
     let mut echo = Echo::new(0);
     let cfg = config(&echo.yaml());
     // The same program under another path.
-    let link = cfg.dir.path().join("echo-link");
-    std::os::unix::fs::symlink(&echo.command, &link).unwrap();
+    let link = cfg
+        .dir
+        .path()
+        .join(format!("echo-copy{}", std::env::consts::EXE_SUFFIX));
+    std::fs::copy(&echo.command, &link).unwrap();
     let gw = HttpGateway::start(&cfg.path);
     let url = gw.mcp_url();
     let log = || gw.log();
