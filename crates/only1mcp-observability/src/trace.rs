@@ -22,6 +22,7 @@
 //! parent's sampled flag (parent-based sampling); an unsampled one passes
 //! its `traceparent` to the backend untouched.
 
+mod access;
 mod context;
 mod export;
 mod layer;
@@ -30,6 +31,7 @@ mod server;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use access::{ACCESS_TARGET, AccessLog, set_access_log};
 pub use context::{Carrier, extract, inject_meta};
 pub use export::{InstallError, Installed, install, shutdown};
 pub use layer::{BackendTraceContext, Trace, TraceLayer, future::ResponseFuture};

@@ -60,6 +60,7 @@ pub fn init_with_traces(config: &LoggingConfig, traces: &TracesConfig) -> Result
         LogFormat::Human => output.boxed(),
         LogFormat::Json => output.json().boxed(),
     };
+    only1mcp_observability::trace::set_access_log(config.access_log);
     let traces = only1mcp_observability::trace::install(traces)?.map(|installed| installed.layer);
     let res = tracing_subscriber::registry()
         .with(output.with_filter(filter))

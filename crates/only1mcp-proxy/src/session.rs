@@ -658,13 +658,23 @@ impl ClientSession {
         } else {
             None
         };
+        let access = trace::AccessLog::start(&req);
         let span = match &traced {
             Some(traced) => traced.span().clone(),
             None => tracing::info_span!("request", request_id = %id, method = %req.method),
         };
+        // The access line is written inside the request's span (its ids).
+        let access = access.map(|access| (access, span.clone()));
         let outcome = self.dispatch(req, meta, notes).instrument(span).await;
         if let Some(traced) = traced {
             traced.finish(&outcome);
+        }
+        if let Some((access, span)) = access {
+            let _in_request = span.enter();
+            access.finish(
+                &outcome,
+                self.principal.as_deref().map(|p| p.subject.as_str()),
+            );
         }
         Response {
             id: Some(id),

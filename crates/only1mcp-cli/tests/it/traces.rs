@@ -310,3 +310,81 @@ fn traces_off_leave_the_client_trace_context_to_the_backend() {
     gateway.finish();
     assert!(receiver.spans.0.lock().unwrap().is_empty());
 }
+
+/// The JSON log lines of `gateway` so far.
+fn json_lines(gateway: &Gateway) -> Vec<Value> {
+    gateway
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+#[test]
+fn json_logs_carry_request_and_trace_ids_and_the_access_log_never_an_argument() {
+    init();
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("meta.jsonl");
+    let config = config(&receiver, "", &record);
+    let yaml = std::fs::read_to_string(&config.path).unwrap();
+    std::fs::write(
+        &config.path,
+        format!("logging:\n  format: json\n  access_log: true\n{yaml}"),
+    )
+    .unwrap();
+    let mut gateway = Gateway::start(&config.path, &[("OTEL_BSP_SCHEDULE_DELAY", "50")]);
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let init = gateway.request(
+        "initialize",
+        json!({
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+            "_meta": {"traceparent": format!("00-{trace}-b7ad6b7169203331-01")}
+        }),
+    );
+    assert!(init["result"].is_object(), "{init}");
+    gateway.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let secret = "an-argument-value-never-logged";
+    call(&mut gateway, secret, json!({}));
+    let unknown = gateway.request("tools/call", json!({"name": "rec__nope", "arguments": {}}));
+    assert!(unknown["error"].is_object(), "{unknown}");
+    gateway.wait_for_log("rec__nope");
+
+    let lines = json_lines(&gateway);
+    // A line written inside the initialize request: its request id, and
+    // the trace id the client sent.
+    let initialized = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "Client initialized a session")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(initialized["span"]["request_id"], "1", "{initialized}");
+    assert_eq!(initialized["span"]["trace_id"], trace, "{initialized}");
+
+    let access: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "only1mcp::access")
+        .collect();
+    let line_of = |target: &str| {
+        access
+            .iter()
+            .find(|l| l["fields"]["target"] == target)
+            .unwrap_or_else(|| panic!("no access line for {target}: {access:#?}"))
+    };
+    let ok = line_of("rec__whoami");
+    assert_eq!(ok["fields"]["method"], "tools/call", "{ok}");
+    assert_eq!(ok["fields"]["outcome"], "ok", "{ok}");
+    assert!(ok["fields"]["duration_us"].as_u64().is_some(), "{ok}");
+    assert_eq!(ok["span"]["request_id"], ok["fields"]["request_id"], "{ok}");
+    // No principal on stdio: the field is absent, not empty.
+    assert!(ok["fields"].get("principal").is_none(), "{ok}");
+    let refused = line_of("rec__nope");
+    assert_eq!(refused["fields"]["outcome"], "error", "{refused}");
+    assert_eq!(refused["fields"]["code"], -32602, "{refused}");
+    // One line per request: initialize, whoami, nope.
+    assert_eq!(access.len(), 3, "{access:#?}");
+    let log = gateway.log();
+    assert!(!log.contains(secret), "an argument reached the log:\n{log}");
+    gateway.finish();
+}

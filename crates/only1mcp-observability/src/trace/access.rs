@@ -40,9 +40,9 @@ impl AccessLog {
         let params = req.params.as_deref();
         let target = match req.method.as_str() {
             method::TOOLS_CALL | method::PROMPTS_GET => mcp::param_string(params, "name"),
-            method::RESOURCES_READ | method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE => {
-                mcp::param_string(params, "uri")
-            }
+            method::RESOURCES_READ
+            | method::RESOURCES_SUBSCRIBE
+            | method::RESOURCES_UNSUBSCRIBE => mcp::param_string(params, "uri"),
             _ => None,
         };
         Some(Self {

@@ -174,7 +174,7 @@ pub(crate) fn record_error(span: &tracing::Span, code: i64, message: &str) {
 }
 
 /// Whether a `tools/call` result says `isError: true`.
-fn is_tool_error(result: &RawValue) -> bool {
+pub(crate) fn is_tool_error(result: &RawValue) -> bool {
     let text = result.get();
     text.contains("\"isError\"")
         && serde_json::from_str::<ToolResult>(text).is_ok_and(|r| r.is_error)
