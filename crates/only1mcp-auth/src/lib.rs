@@ -31,3 +31,10 @@
 //!
 //! Each decision and each representation other parts rely on is written
 //! down in an ADR under docs/adr.
+
+pub mod authn;
+mod oauth;
+pub mod rbac;
+
+pub use authn::{Admission, Refusal};
+pub use rbac::{Policy, SharedPolicy};

@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::naming::Namespace;
 
+pub mod auth;
 pub mod context;
 pub mod limits;
 pub mod traces;
 
+pub use auth::{AuthConfig, OAuthConfig};
 pub use context::{ContextConfig, ContextMode, ContextOverride, ProfileConfig, ToolsetRule};
 pub use limits::LimitsConfig;
 pub use traces::{OtlpProtocol, TracesConfig};
@@ -54,6 +56,9 @@ pub struct Config {
     /// OpenTelemetry traces (off by default).
     #[serde(default)]
     pub traces: TracesConfig,
+    /// Who may use the HTTP faces, and what each caller may see and call.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// The backends, keyed by server id. Collisions are resolved in key order.
     #[serde(default)]
     pub servers: BTreeMap<String, ServerConfig>,
@@ -817,6 +822,11 @@ impl Config {
             problem(field, message);
         }
         for (field, message) in self.limits.problems() {
+            problem(field, message);
+        }
+        let profiles = self.context.resolved_profiles();
+        let profiles: Vec<&str> = profiles.keys().map(String::as_str).collect();
+        for (field, message) in self.auth.problems(&profiles) {
             problem(field, message);
         }
         if problems.is_empty() {

@@ -111,6 +111,18 @@ pub enum Error {
         /// Why, in words the client may see.
         reason: String,
     },
+    /// An authorization policy refused the call, and the client must not
+    /// learn that what it named exists: the client gets exactly `shown` (the
+    /// error of an unknown tool, prompt or resource: same code, message and
+    /// data), while a layer outside the policy's sees the refusal and its
+    /// reason (ADR 0014).
+    #[error("{shown}")]
+    Concealed {
+        /// What the client is answered.
+        shown: Box<Self>,
+        /// Why it was refused (for the audit log, never for the client).
+        reason: String,
+    },
     /// The caller sent more calls than it may.
     #[error("Too many requests{}", retry_after.map(|d| format!("; retry after {}s", d.as_millis().div_ceil(1000).max(1))).unwrap_or_default())]
     RateLimited {
@@ -156,6 +168,7 @@ impl Error {
             | Self::UpstreamAnswerTooLarge { .. }
             | Self::UpstreamProtocol { .. } => code::INTERNAL_ERROR,
             Self::Denied { .. } => error_code::DENIED,
+            Self::Concealed { shown, .. } => shown.jsonrpc_code(),
             Self::RateLimited { .. } => error_code::RATE_LIMITED,
             Self::CircuitOpen { .. } => error_code::CIRCUIT_OPEN,
             Self::TooManySessions { .. } => error_code::TOO_MANY_SESSIONS,
@@ -181,6 +194,7 @@ impl Error {
             | Self::PromptNotFound(_)
             | Self::ResourceNotFound(_)
             | Self::Denied { .. }
+            | Self::Concealed { .. }
             | Self::RateLimited { .. } => Source::Downstream,
             Self::UpstreamUnavailable { .. }
             | Self::UpstreamClosed { .. }
@@ -209,6 +223,7 @@ impl Error {
     pub fn to_error_object(&self) -> ErrorObject {
         let message = self.to_string();
         match self {
+            Self::Concealed { shown, .. } => shown.to_error_object(),
             Self::UnsupportedProtocolVersion { requested } => ErrorObject::with_data(
                 self.jsonrpc_code(),
                 message,

@@ -27,7 +27,7 @@ use only1mcp_core::pipeline::CallService;
 use tower::layer::Layer;
 use tower::layer::util::{Identity, Stack};
 
-use crate::gateway::Gateway;
+use crate::gateway::{Access, Gateway};
 use crate::stack::{self, Endpoint, Router};
 
 /// A gateway about to start, collecting layers: `L` over the per-call stack,
@@ -109,6 +109,10 @@ impl<L, S> GatewayBuilder<L, S> {
 
     /// Starts every enabled backend, as [`Gateway::start`] does, with these
     /// layers in the call stacks.
+    ///
+    /// With `auth` in the config (admission or roles), the role check is
+    /// the router's, inside every layer given here: those see the calls it
+    /// refuses, as [`only1mcp_core::Error::Concealed`] (ADR 0014).
     pub async fn start(self) -> Gateway
     where
         L: Layer<Router>,
@@ -117,10 +121,17 @@ impl<L, S> GatewayBuilder<L, S> {
         S::Service: CallService + Sync,
     {
         let layers = self.layers;
+        let auth = &self.config.auth;
+        let access = Access {
+            policy: only1mcp_auth::SharedPolicy::default(),
+            enforced: auth.enabled() || !auth.roles.is_empty() || auth.default_deny,
+        };
+        let policy = access.enforced.then(|| access.policy.clone());
         Gateway::start_with(
             &self.config,
-            move |backends| stack::build(&layers, backends),
+            move |backends| stack::build(&layers, backends, policy),
             stack::server_stacks(self.server_layers),
+            access,
         )
         .await
     }

@@ -81,6 +81,16 @@ struct Shared {
     log_routes: Mutex<HashMap<Arc<str>, Vec<(u64, Outbound)>>>,
     /// The config last applied (the admin API edits a copy of it).
     config: ArcSwap<Config>,
+    /// Who may use the HTTP faces (`auth:`); `None`: everyone, unchecked.
+    /// Rebuilt when a reload changes `auth` (its caches start empty).
+    admission: arc_swap::ArcSwapOption<only1mcp_auth::Admission>,
+    /// What each principal may see and call (`auth.roles`), shared with
+    /// the call stack's `rbac::Enforce` layer.
+    policy: only1mcp_auth::SharedPolicy,
+    /// Whether the call stack's router checks the role policy; when it does
+    /// not (the gateway started without `auth` and a reload added roles),
+    /// the session checks calls itself.
+    enforced: bool,
 }
 
 /// Catalog rebuilds, one at a time and no more than needed.
@@ -420,6 +430,33 @@ pub struct BackendReport {
     pub protocol: Option<(mcp::Era, String)>,
 }
 
+/// How the builder set up authorization: the policy cell the call stack's
+/// router reads, and whether it reads it.
+#[derive(Debug, Default)]
+pub(crate) struct Access {
+    pub(crate) policy: only1mcp_auth::SharedPolicy,
+    pub(crate) enforced: bool,
+}
+
+/// The admission `config.auth` asks for. A config that cannot be admitted
+/// with (checked by `load::check` before it gets here; an embedder may skip
+/// that) gets an admission that refuses every request: never an open door.
+fn admission_for(config: &Config) -> Option<only1mcp_auth::Admission> {
+    only1mcp_auth::Admission::new(&config.auth).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "auth: cannot admit with this config; refusing every HTTP request");
+        Some(only1mcp_auth::Admission::closed(e))
+    })
+}
+
+/// The role policy `config.auth` asks for (a bad one, which `load::check`
+/// refuses first, allows nothing).
+fn policy_for(config: &Config) -> Option<only1mcp_auth::Policy> {
+    only1mcp_auth::Policy::new(&config.auth).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "auth.roles: cannot build the policy; allowing nothing");
+        Some(only1mcp_auth::Policy::deny_all())
+    })
+}
+
 /// The running gateway. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -436,12 +473,14 @@ impl Gateway {
         config: &Config,
         stack: impl FnOnce(crate::stack::Backends) -> CallStack,
         server_stacks: crate::stack::ServerStacks,
+        access: Access,
     ) -> Self {
         let backends: crate::stack::Backends = Arc::new(ArcSwap::from_pointee(BTreeMap::new()));
         let stack = stack(backends.clone());
         let shared = Arc::new(Shared {
             namespace: ArcSwap::from_pointee(Namespace::default()),
-            direct: stack.is_bare_router() && server_stacks.is_identity(),
+            // (The role check is the router's: with it, calls go through it.)
+            direct: stack.is_bare_router() && server_stacks.is_identity() && !access.enforced,
             stack,
             server_stacks,
             backends,
@@ -457,7 +496,11 @@ impl Gateway {
             reload: tokio::sync::Mutex::new(()),
             log_routes: Mutex::new(HashMap::new()),
             config: ArcSwap::from_pointee(config.clone()),
+            admission: arc_swap::ArcSwapOption::from(admission_for(config).map(Arc::new)),
+            policy: access.policy,
+            enforced: access.enforced,
         });
+        shared.policy.store(policy_for(config).map(Arc::new));
         let gateway = Self {
             shared,
             shutdown: CancellationToken::new(),
@@ -512,7 +555,18 @@ impl Gateway {
     async fn apply(&self, config: &Config) -> ReloadReport {
         let _one_at_a_time = self.shared.reload.lock().await;
         let began = std::time::Instant::now();
-        self.shared.config.store(Arc::new(config.clone()));
+        let previous = self.shared.config.swap(Arc::new(config.clone()));
+        if previous.auth != config.auth {
+            self.shared
+                .admission
+                .store(admission_for(config).map(Arc::new));
+            self.shared.policy.store(policy_for(config).map(Arc::new));
+            if self.shared.policy.load().is_some() && !self.shared.enforced {
+                tracing::warn!(
+                    "auth.roles came with a reload: calls are checked by the session until a restart puts the check in the call stack"
+                );
+            }
+        }
         let identity = implementation();
         self.shared.namespace.store(Arc::new(
             Namespace::new(&config.naming.separator).unwrap_or_default(),
@@ -686,6 +740,23 @@ impl Gateway {
     /// [`Gateway::start`] or [`Gateway::reload`].
     pub fn config(&self) -> Arc<Config> {
         self.shared.config.load_full()
+    }
+
+    /// Who may use the HTTP faces; `None` when `auth` configures no
+    /// admission.
+    pub fn admission(&self) -> arc_swap::Guard<Option<Arc<only1mcp_auth::Admission>>> {
+        self.shared.admission.load()
+    }
+
+    /// The role policy in force, if any.
+    pub fn policy(&self) -> Option<Arc<only1mcp_auth::Policy>> {
+        self.shared.policy.load_full()
+    }
+
+    /// Whether the session must check calls against the policy itself (the
+    /// call stack has no `rbac::Enforce` layer).
+    pub(crate) fn checks_calls_itself(&self) -> bool {
+        !self.shared.enforced
     }
 
     /// Items per page of the merged lists (0: whole lists).

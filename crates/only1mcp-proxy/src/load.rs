@@ -191,7 +191,12 @@ fn finish(figment: Figment, path: Option<&Path>) -> Result<Config, LoadError> {
 /// files, [`check_commands`]).
 pub fn check(config: &Config) -> Result<(), config::Invalid> {
     let mut problems = Vec::new();
-    for res in [config.validate(), check_tls(config), check_commands(config)] {
+    for res in [
+        config.validate(),
+        check_tls(config),
+        check_commands(config),
+        check_auth(config),
+    ] {
         if let Err(invalid) = res {
             problems.extend(invalid.0);
         }
@@ -201,6 +206,22 @@ pub fn check(config: &Config) -> Result<(), config::Invalid> {
     } else {
         Err(config::Invalid(problems))
     }
+}
+
+/// Checks that `auth` can be set up as configured: API keys named by an
+/// environment variable are set, the issuer's URLs are usable.
+fn check_auth(config: &Config) -> Result<(), config::Invalid> {
+    if !config.auth.enabled() {
+        return Ok(());
+    }
+    only1mcp_auth::Admission::new(&config.auth)
+        .map(drop)
+        .map_err(|message| {
+            config::Invalid(vec![config::Problem {
+                field: "auth".to_owned(),
+                message,
+            }])
+        })
 }
 
 /// Checks every stdio server's `command` against

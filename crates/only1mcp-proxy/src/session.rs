@@ -270,6 +270,27 @@ impl ClientSession {
         self.principal.as_ref()
     }
 
+    /// The role policy and the principal it applies to, when both exist
+    /// (an anonymous client, on stdio or without `auth`, sees everything).
+    pub(crate) fn visibility(&self) -> Option<(Arc<only1mcp_auth::Policy>, &Principal)> {
+        let principal = self.principal.as_deref()?;
+        Some((self.gateway.policy()?, principal))
+    }
+
+    /// Whether the caller may see `entry` of `kind` (always, without a
+    /// policy or a principal).
+    pub(crate) fn sees(&self, kind: ListKind, entry: &Entry) -> bool {
+        self.visibility().is_none_or(|(policy, principal)| {
+            entry.route.server.is_empty()
+                || policy.allows(
+                    principal,
+                    rule_kind(kind),
+                    &entry.route.server,
+                    &entry.exposed,
+                )
+        })
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -836,6 +857,24 @@ impl ClientSession {
             (ListKind::Tools, None) => &[],
             _ => catalog.entries(kind),
         };
+        // What the caller's roles let it see (auth.roles); the meta tools
+        // (no server) always.
+        let visible: Vec<Entry>;
+        let all = match self.visibility() {
+            Some((policy, principal)) => {
+                let rule = rule_kind(kind);
+                visible = all
+                    .iter()
+                    .filter(|e| {
+                        e.route.server.is_empty()
+                            || policy.allows(principal, rule, &e.route.server, &e.exposed)
+                    })
+                    .cloned()
+                    .collect();
+                &visible
+            }
+            None => all,
+        };
         let (entries, next) =
             only1mcp_core::catalog::page(kind, all, cursor.as_deref(), self.gateway.page_size())
                 .map_err(|e| Error::InvalidParams(e.to_string()).to_error_object())?;
@@ -1123,6 +1162,16 @@ fn empty() -> Box<RawValue> {
 fn cancelled_id(params: Option<&RawValue>) -> Option<Id> {
     let params = mcp::params_object(params).ok()?;
     serde_json::from_str(params.get("requestId")?.get()).ok()
+}
+
+/// The kind of `auth.roles` rule that speaks of items of `kind`.
+pub(crate) fn rule_kind(kind: ListKind) -> only1mcp_core::config::auth::RuleKind {
+    use only1mcp_core::config::auth::RuleKind;
+    match kind {
+        ListKind::Tools => RuleKind::Tool,
+        ListKind::Prompts => RuleKind::Prompt,
+        ListKind::Resources | ListKind::ResourceTemplates => RuleKind::Resource,
+    }
 }
 
 #[cfg(test)]

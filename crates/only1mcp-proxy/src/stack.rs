@@ -161,6 +161,9 @@ impl Service<Routed> for CallStack {
 #[derive(Clone)]
 pub struct Router {
     backends: Backends,
+    /// The role policy a call must pass first (`auth.roles`; ADR 0014),
+    /// when the gateway started with `auth`.
+    policy: Option<only1mcp_auth::SharedPolicy>,
 }
 
 impl std::fmt::Debug for Router {
@@ -170,11 +173,17 @@ impl std::fmt::Debug for Router {
 }
 
 impl Router {
-    pub(crate) fn new(backends: Backends) -> Self {
-        Self { backends }
+    pub(crate) fn new(backends: Backends, policy: Option<only1mcp_auth::SharedPolicy>) -> Self {
+        Self { backends, policy }
     }
 
     fn route(&self, routed: Routed) -> CallFuture {
+        if let Some(policy) = &self.policy
+            && let Some(policy) = policy.load().as_deref()
+            && let Some(refused) = only1mcp_auth::rbac::refusal(policy, &routed)
+        {
+            return Box::pin(std::future::ready(Err(refused)));
+        }
         let backends = self.backends.load();
         match backends.get(routed.server()) {
             Some(member) => member.stack.dispatch(routed),
@@ -298,12 +307,16 @@ impl std::fmt::Debug for ServerStacks {
 }
 
 /// The per-call stack: `layers` over the router.
-pub(crate) fn build<L>(layers: &L, backends: Backends) -> CallStack
+pub(crate) fn build<L>(
+    layers: &L,
+    backends: Backends,
+    policy: Option<only1mcp_auth::SharedPolicy>,
+) -> CallStack
 where
     L: Layer<Router>,
     L::Service: CallService + Sync,
 {
-    CallStack::new(layers.layer(Router::new(backends)))
+    CallStack::new(layers.layer(Router::new(backends, policy)))
 }
 
 /// The factory of per-server stacks: `layers` over each endpoint.

@@ -763,9 +763,15 @@ impl HttpGateway {
     /// Starts `only1mcp start --config <config> --listen 127.0.0.1:0` and
     /// waits until it logs the address it listens on.
     pub fn start(config: &Path) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    /// [`HttpGateway::start`] with extra environment variables.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("gateway.log");
         let child = Command::new(gateway_bin())
+            .envs(env.iter().copied())
             .args([
                 "start",
                 "--listen",

@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn::{self, Conn, Version};
 use super::streamable::{self, Answer, PostHeaders};
-use super::{Face, guard};
+use super::{Face, authn, guard};
 
 /// A request head longer than this goes to hyper (which allows more).
 const HEAD_LIMIT: usize = 64 * 1024;
@@ -139,8 +139,12 @@ pub(super) async fn serve(mut tcp: TcpStream, face: Face, shutdown: Cancellation
                 if let Some(refused) = guard::refusal(&face.state, &headers.presented()) {
                     return Answer::Other(refused);
                 }
-                let profile = ContextConfig::DEFAULT_PROFILE.into();
-                streamable::post_as(&face.state, profile, &headers, &buf[body]).await
+                let profile = ContextConfig::DEFAULT_PROFILE;
+                let caller = match authn::admit(&face.state, headers.authorization, profile).await {
+                    Ok(caller) => caller,
+                    Err(refused) => return Answer::Other(refused),
+                };
+                streamable::post_as(&face.state, profile.into(), caller, &headers, &buf[body]).await
             });
             watching(&tcp, &mut early, answer).await
         };

@@ -6,6 +6,7 @@
 //! Sessions belong to one client each: what a session receives (its
 //! responses, its progress, its `list_changed`) reaches only that client.
 
+mod authn;
 mod conn;
 mod guard;
 mod lane;
@@ -28,7 +29,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
-use only1mcp_core::config::{HttpConfig, TlsConfig};
+use only1mcp_core::config::{ContextConfig, HttpConfig, TlsConfig};
 use only1mcp_core::jsonrpc::{self, ErrorObject, Message};
 use tokio_util::sync::CancellationToken;
 
@@ -186,6 +187,7 @@ impl HttpState {
 /// The router of the HTTP face.
 pub fn router(state: HttpState) -> Router {
     let max_body = state.inner.max_body;
+    let metadata = authn::METADATA_ROUTE;
     Router::new()
         .route(
             "/mcp",
@@ -203,6 +205,14 @@ pub fn router(state: HttpState) -> Router {
         .route("/messages", post(sse::message))
         .route("/message", post(sse::message))
         .route("/ws", get(ws::upgrade))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authn::check,
+        ))
+        // RFC 9728 metadata: what a client reads to learn how to get a
+        // token, so it needs none.
+        .route(metadata, get(authn::metadata))
+        .route(&format!("{metadata}/{{*resource}}"), get(authn::metadata))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::check,
@@ -263,7 +273,17 @@ impl Face {
         if let Some(refused) = guard::refusal(&self.state, &guard::Presented::of(&request)) {
             return Ok(refused);
         }
-        let request = request.map(axum::body::Body::new);
+        let authorization = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let caller =
+            match authn::admit(&self.state, authorization, ContextConfig::DEFAULT_PROFILE).await {
+                Ok(caller) => caller,
+                Err(refused) => return Ok(refused),
+            };
+        let mut request = request.map(axum::body::Body::new);
+        request.extensions_mut().insert(caller);
         Ok(streamable::post(State(self.state), request).await)
     }
 }

@@ -30,7 +30,10 @@ impl Drop for Forget {
 }
 
 /// `GET /sse`.
-pub(super) async fn open(State(state): State<HttpState>) -> Response {
+pub(super) async fn open(
+    State(state): State<HttpState>,
+    axum::Extension(caller): axum::Extension<super::authn::Caller>,
+) -> Response {
     let Some(slot) = state.session_slot() else {
         let limit = state.inner.gateway.config().limits.max_sessions;
         let error = only1mcp_core::Error::TooManySessions { limit }.to_error_object();
@@ -40,7 +43,12 @@ pub(super) async fn open(State(state): State<HttpState>) -> Response {
     // A client that does not read its stream is cut off once this much
     // waits for it.
     let (outbound, mut rx) = Outbound::channel(state.inner.max_queued_bytes, OnFull::Disconnect);
-    let session = ClientSession::new(state.inner.gateway.clone(), Some(outbound));
+    let session = ClientSession::with_principal(
+        state.inner.gateway.clone(),
+        Some(outbound),
+        only1mcp_core::config::ContextConfig::DEFAULT_PROFILE.into(),
+        caller.0,
+    );
     session.forward_list_changes();
     state.sse_sessions().insert(id.clone(), session);
     tracing::info!(session = %id, "SSE session opened");
@@ -73,6 +81,7 @@ pub(super) async fn open(State(state): State<HttpState>) -> Response {
 /// `POST /messages?sessionId=…`: 202, the answer goes to the stream.
 pub(super) async fn message(
     State(state): State<HttpState>,
+    axum::Extension(caller): axum::Extension<super::authn::Caller>,
     Query(query): Query<HashMap<String, String>>,
     request: axum::extract::Request,
 ) -> Response {
@@ -80,7 +89,11 @@ pub(super) async fn message(
         .get("sessionId")
         .map(String::as_str)
         .unwrap_or_default();
-    let session = state.sse_sessions().get(id).cloned();
+    let session = state
+        .sse_sessions()
+        .get(id)
+        .cloned()
+        .filter(|session| caller.owns(session));
     // A session whose client was cut off (it read nothing of its stream) is
     // gone, whether or not its stream has ended yet.
     let session = session.filter(|session| {

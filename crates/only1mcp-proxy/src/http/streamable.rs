@@ -32,6 +32,7 @@ use only1mcp_core::mcp::{self, Era, RequestMeta, error_code, method, version};
 use only1mcp_transport::downstream::{Inbox, OnFull, Outbound};
 use tokio::sync::Notify;
 
+use super::authn::Caller;
 use super::{HttpState, error_response, json_body, sse_body, status_for};
 use crate::session::ClientSession;
 
@@ -100,6 +101,8 @@ pub(super) struct PostHeaders<'a> {
     pub(super) version: Option<&'a str>,
     pub(super) method: Option<&'a str>,
     pub(super) name: Option<&'a str>,
+    /// `Authorization` (read by admission, `super::authn`).
+    pub(super) authorization: Option<&'a str>,
     /// The first of `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` that
     /// came more than once (a modern request is refused for it).
     pub(super) repeated: Option<&'static str>,
@@ -108,7 +111,7 @@ pub(super) struct PostHeaders<'a> {
     /// the guard itself.
     guard_repeated: Option<&'static str>,
     /// Which headers [`PostHeaders::record`] has seen.
-    seen: u8,
+    seen: u16,
 }
 
 impl<'a> PostHeaders<'a> {
@@ -128,6 +131,7 @@ impl<'a> PostHeaders<'a> {
             version: header(headers, &VERSION_HEADER),
             method: header(headers, &METHOD_HEADER),
             name: header(headers, &NAME_HEADER),
+            authorization: header(headers, &header::AUTHORIZATION),
             repeated,
             guard_repeated: None,
             seen: 0,
@@ -161,12 +165,13 @@ impl<'a> PostHeaders<'a> {
             }
             10 if name.eq_ignore_ascii_case(b"mcp-method") => (6, &mut self.method, None),
             8 if name.eq_ignore_ascii_case(b"mcp-name") => (7, &mut self.name, None),
+            13 if name.eq_ignore_ascii_case(b"authorization") => (8, &mut self.authorization, None),
             _ => return,
         };
         // As `HeaderMap::get`: the first value counts, a later one only as a
         // repetition (of the three a modern request must not repeat).
         if self.seen & (1 << bit) != 0 {
-            if bit >= 5 && self.repeated.is_none() {
+            if (5..8).contains(&bit) && self.repeated.is_none() {
                 self.repeated = Some(REPEATABLE[bit - 5].1);
             } else if bit < 2 && self.guard_repeated.is_none() {
                 self.guard_repeated = Some(if bit == 0 { "Host" } else { "Origin" });
@@ -205,6 +210,15 @@ pub(super) async fn post(
     post_request(&state, ContextConfig::DEFAULT_PROFILE.into(), request).await
 }
 
+/// Who sent `request`, as admission (`super::authn::check`) found.
+fn caller_of<B>(request: &http::Request<B>) -> Caller {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// `POST /mcp/{profile}`: a named context profile (404 if there is none).
 pub(super) async fn post_profile(
     State(state): State<HttpState>,
@@ -227,11 +241,18 @@ async fn post_request(
     profile: Arc<str>,
     request: axum::extract::Request,
 ) -> Response {
+    let caller = caller_of(&request);
     let (parts, body) = request.into_parts();
     match read_body(state, body).await {
-        Ok(body) => post_as(state, profile, &PostHeaders::of(&parts.headers), &body)
-            .await
-            .into_response(),
+        Ok(body) => post_as(
+            state,
+            profile,
+            caller,
+            &PostHeaders::of(&parts.headers),
+            &body,
+        )
+        .await
+        .into_response(),
         Err(refused) => refused,
     }
 }
@@ -307,6 +328,7 @@ impl IntoResponse for Answer {
 pub(super) async fn post_as(
     state: &HttpState,
     profile: Arc<str>,
+    caller: Caller,
     headers: &PostHeaders<'_>,
     body: &[u8],
 ) -> Answer {
@@ -345,9 +367,9 @@ pub(super) async fn post_as(
         None => session_id.is_none() && frame_is_modern(&frame),
     };
     if modern {
-        modern_post(state, profile, headers, frame, accepts).await
+        modern_post(state, profile, caller, headers, frame, accepts).await
     } else {
-        legacy_post(state, profile, headers, frame, accepts).await
+        legacy_post(state, profile, caller, headers, frame, accepts).await
     }
 }
 
@@ -363,6 +385,7 @@ fn frame_is_modern(frame: &Frame) -> bool {
 async fn modern_post(
     state: &HttpState,
     profile: Arc<str>,
+    caller: Caller,
     headers: &PostHeaders<'_>,
     frame: Frame,
     accepts: Accepts,
@@ -398,7 +421,8 @@ async fn modern_post(
         }
         return listen(state, req).into();
     }
-    let session = ClientSession::with_profile(state.inner.gateway.clone(), None, profile);
+    let session =
+        ClientSession::with_principal(state.inner.gateway.clone(), None, profile, caller.0);
     let (notes, notes_rx) = Outbound::for_request(64);
     let notes = accepts.sse.then_some(notes);
     // Answered in place: if the client goes away, this future is dropped and
@@ -643,12 +667,18 @@ impl GetStream {
 }
 
 impl LegacySession {
-    fn new(state: &HttpState, profile: Arc<str>, slot: super::SessionSlot) -> Arc<Self> {
+    fn new(
+        state: &HttpState,
+        profile: Arc<str>,
+        caller: Caller,
+        slot: super::SessionSlot,
+    ) -> Arc<Self> {
         let inner = &state.inner;
         // Drained as soon as a message comes: the replay bound is what
         // holds (the queue only hands messages over).
         let (outbound, mut inbox) = Outbound::channel(inner.max_queued_bytes, OnFull::Disconnect);
-        let session = ClientSession::with_profile(inner.gateway.clone(), Some(outbound), profile);
+        let session =
+            ClientSession::with_principal(inner.gateway.clone(), Some(outbound), profile, caller.0);
         session.forward_list_changes();
         let stream = Arc::new(Mutex::new(GetStream {
             next_id: 0,
@@ -710,6 +740,7 @@ impl LegacySession {
 async fn legacy_post(
     state: &HttpState,
     profile: Arc<str>,
+    caller: Caller,
     headers: &PostHeaders<'_>,
     frame: Frame,
     accepts: Accepts,
@@ -722,7 +753,7 @@ async fn legacy_post(
         let Frame::Single(Message::Request(req)) = frame else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response().into();
         };
-        return initialize(state, profile, req).await;
+        return initialize(state, profile, caller, req).await;
     }
     let Some(session_id) = session_id else {
         return error_response(
@@ -732,7 +763,9 @@ async fn legacy_post(
         )
         .into();
     };
-    let Some(legacy) = state.sessions().get(session_id).cloned() else {
+    let legacy = state.sessions().get(session_id).cloned();
+    // Another principal's session is not found, as an unknown one.
+    let Some(legacy) = legacy.filter(|l| caller.owns(&l.session)) else {
         return error_response(
             StatusCode::NOT_FOUND,
             jsonrpc::code::INVALID_REQUEST,
@@ -782,7 +815,7 @@ async fn legacy_post(
 
 /// `initialize` without a session: a new session, if the face holds fewer
 /// than `limits.max_sessions` (503 and -32033 otherwise).
-async fn initialize(state: &HttpState, profile: Arc<str>, req: Request) -> Answer {
+async fn initialize(state: &HttpState, profile: Arc<str>, caller: Caller, req: Request) -> Answer {
     let Some(slot) = state.session_slot() else {
         let limit = state.inner.gateway.config().limits.max_sessions;
         let error = only1mcp_core::Error::TooManySessions { limit };
@@ -792,7 +825,7 @@ async fn initialize(state: &HttpState, profile: Arc<str>, req: Request) -> Answe
         ));
         return Answer::Json(StatusCode::SERVICE_UNAVAILABLE, res.to_vec());
     };
-    let legacy = LegacySession::new(state, profile, slot);
+    let legacy = LegacySession::new(state, profile, caller, slot);
     let response = legacy.session.respond(req, None).await;
     if response.outcome.is_err() {
         return json_answer(response, Era::Legacy);
@@ -810,11 +843,16 @@ async fn initialize(state: &HttpState, profile: Arc<str>, req: Request) -> Answe
 /// `GET /mcp`: the legacy session's stream of unsolicited messages, read
 /// from what the session keeps; a newer GET replaces it, and one that falls
 /// behind what is kept is closed (the client resumes with `Last-Event-ID`).
-pub(super) async fn get(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+pub(super) async fn get(
+    State(state): State<HttpState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
     let Some(session_id) = header(&headers, &SESSION_HEADER) else {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
     };
-    let Some(legacy) = state.sessions().get(session_id).cloned() else {
+    let legacy = state.sessions().get(session_id).cloned();
+    let Some(legacy) = legacy.filter(|l| caller.owns(&l.session)) else {
         return error_response(
             StatusCode::NOT_FOUND,
             jsonrpc::code::INVALID_REQUEST,
@@ -901,11 +939,25 @@ impl Drop for OpenStream {
 }
 
 /// `DELETE /mcp`: ends a legacy session.
-pub(super) async fn delete(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+pub(super) async fn delete(
+    State(state): State<HttpState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
     let Some(session_id) = header(&headers, &SESSION_HEADER) else {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
     };
-    let removed = state.sessions().remove(session_id);
+    let removed = {
+        let mut sessions = state.sessions();
+        let owned = sessions
+            .get(session_id)
+            .is_some_and(|l| caller.owns(&l.session));
+        if owned {
+            sessions.remove(session_id)
+        } else {
+            None
+        }
+    };
     match removed {
         Some(legacy) => {
             legacy.close_stream();

@@ -17,15 +17,19 @@ use crate::session::ClientSession;
 const READ_BUFFER: usize = 8 * 1024;
 
 /// `GET /ws` with an upgrade.
-pub(super) async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade) -> Response {
+pub(super) async fn upgrade(
+    State(state): State<HttpState>,
+    axum::Extension(caller): axum::Extension<super::authn::Caller>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let max = state.inner.max_body;
     ws.protocols(["mcp"])
         .max_message_size(max)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| serve(state, socket))
+        .on_upgrade(move |socket| serve(state, caller, socket))
 }
 
-async fn serve(state: HttpState, socket: WebSocket) {
+async fn serve(state: HttpState, caller: super::authn::Caller, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let (outbound, mut rx) = Outbound::channel(state.inner.max_queued_bytes, OnFull::Disconnect);
     let overflowed = rx.overflowed();
@@ -54,7 +58,12 @@ async fn serve(state: HttpState, socket: WebSocket) {
             () = overflowed => {}
         }
     });
-    let session = ClientSession::new(state.inner.gateway.clone(), Some(outbound));
+    let session = ClientSession::with_principal(
+        state.inner.gateway.clone(),
+        Some(outbound),
+        only1mcp_core::config::ContextConfig::DEFAULT_PROFILE.into(),
+        caller.0,
+    );
     session.forward_list_changes();
     let shutdown = state.inner.shutdown.clone();
     tracing::info!("WebSocket session opened");

@@ -41,6 +41,21 @@ impl ClientSession {
         params: Option<Box<RawValue>>,
         ctx: &Ctx,
     ) -> Outcome {
+        // A policy that came with a reload, before a restart put its check
+        // in the call stack (the stack's own check is `rbac::Enforce`).
+        if self.gateway.checks_calls_itself()
+            && let Some(policy) = self.gateway.policy()
+        {
+            let probe = self.routed(
+                Call::new(method.clone(), params.clone()),
+                target.route.clone(),
+                target.exposed.clone(),
+                ctx.era,
+            );
+            if let Some(refused) = only1mcp_auth::rbac::refusal(&policy, &probe) {
+                return Err(refused.to_error_object());
+            }
+        }
         let server: &str = &target.route.server;
         let backend = self.gateway.backend(server).ok_or_else(|| {
             Error::UpstreamUnavailable {

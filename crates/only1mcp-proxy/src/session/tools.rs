@@ -60,7 +60,7 @@ impl ClientSession {
                 }
                 meta::DESCRIBE_TOOL => {
                     let params = mcp::params_object(req.params.as_deref())?;
-                    return describe_tool(&views, view, &params);
+                    return describe_tool(&views, view, &params, |e| self.sees(ListKind::Tools, e));
                 }
                 meta::CALL_TOOL => {
                     let mut params = mcp::Members::parse(req.params.as_deref())?;
@@ -131,10 +131,18 @@ impl ClientSession {
             })
             .clamp(1, meta::MAX_LIMIT);
         let load = args.get("load").and_then(Value::as_bool).unwrap_or(false);
+        // With a role policy, more are searched and the hidden ones left out.
+        let searched = if self.visibility().is_some() {
+            meta::MAX_LIMIT.max(limit * 4)
+        } else {
+            limit
+        };
         let found: Vec<Entry> = view
-            .search(query, limit)
+            .search(query, searched)
             .into_iter()
             .filter_map(|pos| view.entry_at(views.catalog(), pos))
+            .filter(|entry| self.sees(ListKind::Tools, entry))
+            .take(limit)
             .collect();
         if found.is_empty() {
             return jsonrpc::to_raw(&meta::text_result(
@@ -192,7 +200,12 @@ impl ClientSession {
 }
 
 /// `describe_tool`: a reachable tool's whole definition, as `full` lists it.
-fn describe_tool(views: &Views, view: &View, params: &RawObject) -> Outcome {
+fn describe_tool(
+    views: &Views,
+    view: &View,
+    params: &RawObject,
+    sees: impl Fn(&Entry) -> bool,
+) -> Outcome {
     let args = meta_arguments(params)?;
     let Some(name) = args.get("name").and_then(Value::as_str) else {
         return Err(
@@ -203,7 +216,8 @@ fn describe_tool(views: &Views, view: &View, params: &RawObject) -> Outcome {
         .catalog()
         .tool_position(name)
         .filter(|&pos| view.reachable(pos))
-        .map(|pos| &views.catalog().entries(ListKind::Tools)[pos]);
+        .map(|pos| &views.catalog().entries(ListKind::Tools)[pos])
+        .filter(|entry| sees(entry));
     match entry {
         Some(entry) => jsonrpc::to_raw(&meta::text_result(entry.item.get(), false)),
         None => jsonrpc::to_raw(&meta::text_result(
