@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The `auth:` section.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct AuthConfig {
     /// API keys (static bearer tokens), each naming the principal it stands
@@ -37,15 +37,24 @@ pub struct AuthConfig {
     /// `default` profile is `/mcp`, `/sse` and `/ws`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, ProfileAccess>,
-    /// A principal holding this role may use the admin API with its own
-    /// token, besides the admin token (unset: only the admin token).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin_role: Option<String>,
     /// How many validated tokens are remembered (default 10 000, 1 to
     /// 1 000 000), each until it expires: a token seen again costs a lookup,
     /// not a signature check. When full, the entry nearest its expiry goes.
     #[serde(default = "default_cache_size")]
     pub cache_size: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            oauth: None,
+            roles: BTreeMap::new(),
+            default_deny: false,
+            profiles: BTreeMap::new(),
+            cache_size: default_cache_size(),
+        }
+    }
 }
 
 impl AuthConfig {
@@ -137,7 +146,6 @@ impl fmt::Debug for AuthConfig {
             .field("roles", &self.roles)
             .field("default_deny", &self.default_deny)
             .field("profiles", &self.profiles)
-            .field("admin_role", &self.admin_role)
             .field("cache_size", &self.cache_size)
             .finish()
     }
