@@ -115,7 +115,7 @@ pub enum Error {
     /// learn that what it named exists: the client gets exactly `shown` (the
     /// error of an unknown tool, prompt or resource: same code, message and
     /// data), while a layer outside the policy's sees the refusal and its
-    /// reason (ADR 0014).
+    /// reason (ADR 0016).
     #[error("{shown}")]
     Concealed {
         /// What the client is answered.

@@ -112,7 +112,7 @@ impl<L, S> GatewayBuilder<L, S> {
     ///
     /// With `auth` in the config (admission or roles), the role check is
     /// the router's, inside every layer given here: those see the calls it
-    /// refuses, as [`only1mcp_core::Error::Concealed`] (ADR 0014).
+    /// refuses, as [`only1mcp_core::Error::Concealed`] (ADR 0016).
     pub async fn start(self) -> Gateway
     where
         L: Layer<Router>,

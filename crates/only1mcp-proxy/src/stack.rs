@@ -161,7 +161,7 @@ impl Service<Routed> for CallStack {
 #[derive(Clone)]
 pub struct Router {
     backends: Backends,
-    /// The role policy a call must pass first (`auth.roles`; ADR 0014),
+    /// The role policy a call must pass first (`auth.roles`; ADR 0016),
     /// when the gateway started with `auth`.
     policy: Option<only1mcp_auth::SharedPolicy>,
 }

@@ -5,7 +5,7 @@
 //! HTTP client is anonymous, as before (and stdio always is). With either,
 //! every request to `/mcp`, `/mcp/<profile>`, `/sse`, `/messages` and `/ws`
 //! must carry `Authorization: Bearer <token>`: an API key, or a JWT of the
-//! configured authorization server. See ADR 0014.
+//! configured authorization server. See ADR 0016.
 
 use std::collections::BTreeMap;
 use std::fmt;
