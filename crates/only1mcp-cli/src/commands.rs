@@ -11,6 +11,7 @@ use only1mcp_proxy::{Gateway, logging};
 
 use crate::output;
 
+mod import;
 mod manage;
 mod tokens;
 
@@ -127,6 +128,11 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Move the MCP servers of Claude Desktop, Claude Code, Cursor, VS Code,
+    /// Windsurf and Zed (or --from FILE) into ./only1mcp.yaml; --install
+    /// then points those clients at `only1mcp start --stdio` (backups kept,
+    /// --undo restores them); --dry-run shows the diff.
+    Import(import::ImportArgs),
     /// Write a starter config file.
     Init {
         /// Where to write it.
@@ -217,6 +223,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::Reload(args) => manage::reload(args).await,
         Command::Benchmark(args) => crate::benchmark::run(&args).await,
         Command::Tokens(args) => tokens::tokens(args).await,
+        Command::Import(args) => import::import(&args),
         Command::ExampleServer { name, args } => serve_example(name, args),
     }
 }

@@ -19,6 +19,7 @@ mod cli;
 mod context;
 mod everything;
 mod http;
+mod import;
 mod inproc;
 mod limits;
 mod origin;

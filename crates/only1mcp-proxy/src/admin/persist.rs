@@ -74,6 +74,13 @@ pub fn edited(path: &Path, edit: Edit<'_>) -> Result<String, PersistError> {
     })
 }
 
+/// `text`, a YAML config, with `edit` applied the way [`persist`] edits a
+/// `.yaml` file (only that entry's lines change); `Err` says why it cannot be
+/// edited safely. `only1mcp import` writes its servers through this.
+pub fn edited_yaml(text: &str, edit: Edit<'_>) -> Result<String, String> {
+    edit_yaml(text, edit)
+}
+
 /// Replaces the file at `path` with `text`, atomically: a new file under a
 /// random name, created exclusively (`O_EXCL`, so never through a planted
 /// symlink) in the same directory with the original's permissions, renamed
