@@ -509,7 +509,7 @@ fn string_map(value: Option<&Value>, field: &str) -> Result<BTreeMap<String, Str
 /// `${env:VAR}` (Cursor, Windsurf, VS Code) becomes `${VAR}`; `${VAR}` stays;
 /// `${VAR:-default}` (Claude Code) becomes `${VAR}`, noted, since the
 /// gateway has no defaults; VS Code's `${input:id}` becomes `${ID}` and
-/// `${userHome}` `${HOME}`; `${workspaceFolder}` becomes the project's folder
+/// `${userHome}` `${HOME}`, `${pathSeparator}` the OS's; `${workspaceFolder}` becomes the project's folder
 /// where there is one. Anything else is kept and noted.
 pub(crate) fn gateway_text(
     text: &str,
@@ -546,6 +546,8 @@ pub(crate) fn gateway_text(
             out.push_str(&format!("${{{var}}}"));
         } else if inner == "userHome" {
             out.push_str("${HOME}");
+        } else if inner == "pathSeparator" || inner == "/" {
+            out.push_str(std::path::MAIN_SEPARATOR_STR);
         } else if inner == "workspaceFolder" {
             match &refs.project {
                 Some(folder) => out.push_str(&folder.to_string_lossy()),
@@ -715,7 +717,8 @@ mod tests {
         assert_eq!(convert("${workspaceFolder}/src"), "/work/app/src");
         assert_eq!(convert("${userHome}/x"), "${HOME}/x");
         assert_eq!(convert("cost: $5 and $$"), "cost: $5 and $$$$");
-        assert_eq!(convert("${pathSeparator}"), "${pathSeparator}");
+        assert_eq!(convert("a${pathSeparator}b"), "a/b");
+        assert_eq!(convert("${config:editor.x}"), "${config:editor.x}");
         assert_eq!(notes.len(), 3, "{notes:?}");
         assert!(notes[1].contains("GitHub token") && notes[1].contains("GH_TOKEN"));
     }
