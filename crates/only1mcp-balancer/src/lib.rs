@@ -1,25 +1,34 @@
-//! Backend selection for replicated MCP servers, as tower layers.
+//! Backend selection for replicated MCP servers, as a tower service.
 //!
-//! A server with several replicas needs one of them picked for each call. This
-//! crate is where that happens: a `Selection` trait and its algorithms
-//! (round-robin, consistent hashing with `hashring` for affinity, the power of
-//! two choices over peak-EWMA load) as a tower `Layer`/`Service` pair over any
-//! `only1mcp_core::pipeline::CallService`. It learns what it needs of each
-//! replica through `only1mcp_core::pipeline::Endpoint` (is it available, how
-//! loaded is it) and honours the call's `only1mcp_core::pipeline::Affinity`.
+//! A server with several replicas needs one of them picked for each call.
+//! [`Balance`] is a [`CallService`](only1mcp_core::pipeline::CallService)
+//! over a server's replicas (each itself a `CallService`, usually a circuit
+//! breaker over an endpoint) that picks one per call by the server's
+//! [`Strategy`](only1mcp_core::config::replicas::Strategy): the power of two
+//! choices over peak-EWMA latency (the default), round robin, least in
+//! flight, or consistent hashing ([`ring`], `hashring` with virtual nodes)
+//! on a key the proxy puts in the call's
+//! [`Affinity`](only1mcp_core::pipeline::Affinity). It learns what it needs
+//! of each replica through
+//! [`only1mcp_core::pipeline::Endpoint`] (is it available, how many calls
+//! are in flight), passes over replicas that refuse a call before it is
+//! sent, and sends a call again to another replica only when the proxy's
+//! [`Repeatable`] hook says it is safe, within a [`budget`] (ADR 0017).
 //!
 //! # Where it sits
 //!
-//! A per-server layer: the proxy's builder adds it with
-//! `GatewayBuilder::server_layer`, above the circuit breaker and the endpoint
-//! of each replica.
+//! At the bottom of a replicated server's stack, in place of the single
+//! endpoint: the proxy's `stack::Endpoint` of such a server is a balancer.
 //!
 //! # Dependencies
 //!
 //! It may depend on `only1mcp-core` and on nothing else of Only1MCP: never on
 //! the transport, the proxy, config loading or another feature crate. `cargo
 //! xtask check-deps` (run in CI) fails when it does.
-//!
-//! # Status
-//!
-//! Empty until the load-balancing issue lands.
+
+pub mod balance;
+pub mod budget;
+mod load;
+pub mod ring;
+
+pub use balance::{Balance, NeverRepeat, Repeatable, ReplicaLoad};

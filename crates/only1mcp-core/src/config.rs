@@ -17,11 +17,13 @@ use crate::naming::Namespace;
 pub mod auth;
 pub mod context;
 pub mod limits;
+pub mod replicas;
 pub mod traces;
 
 pub use auth::{AuthConfig, OAuthConfig};
 pub use context::{ContextConfig, ContextMode, ContextOverride, ProfileConfig, ToolsetRule};
 pub use limits::LimitsConfig;
+pub use replicas::{BalanceConfig, BreakerConfig, HealthConfig};
 pub use traces::{OtlpProtocol, TracesConfig};
 
 /// The whole gateway config.
@@ -527,6 +529,24 @@ pub struct ServerConfig {
     /// timeout.
     #[serde(default)]
     pub swap: SwapMode,
+    /// How many copies of `command` to run as one server (default 1, at
+    /// most 64); calls are spread over them (`balance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Further URLs of the same server, each a replica besides `url`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+    /// How calls are spread over the replicas (default `p2c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance: Option<BalanceConfig>,
+    /// Each replica's circuit breaker (on with its defaults for a server
+    /// with more than one replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerConfig>,
+    /// Active health checks of each replica (on with its defaults for a
+    /// server with more than one replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthConfig>,
 }
 
 /// See [`ServerConfig::swap`].
@@ -807,6 +827,9 @@ impl Config {
                         problem(at(&format!("tools.{list}[{idx}]")), e.kind().to_string());
                     }
                 }
+            }
+            for (field, message) in replicas::problems(server) {
+                problem(at(field), message);
             }
             for key in server.env.keys() {
                 if key.is_empty() || key.contains('=') || key.contains('\0') {

@@ -128,6 +128,8 @@ pub struct Settings {
 struct Live {
     connection: AnyConnection,
     established: Established,
+    /// The process id, for a command.
+    pid: Option<u32>,
 }
 
 /// One backend and its supervisor's shared state.
@@ -161,6 +163,11 @@ pub struct Backend {
     /// Why the last change to its config was not applied: the replacement
     /// failed to start, so this backend serves on (ADR 0014).
     replace_failed: ArcSwapOption<String>,
+    /// Which replica of its server it is (0 for a server of one).
+    replica: u32,
+    /// Whether its server's calls go through a pool of replicas
+    /// (`crate::replicas`), never straight to it.
+    pooled: bool,
 }
 
 impl Backend {
@@ -169,14 +176,21 @@ impl Backend {
         source: only1mcp_core::config::ServerConfig,
         identity: &Implementation,
         stop: CancellationToken,
+        replica: u32,
+        first: Option<&Self>,
     ) -> Arc<Self> {
+        let pooled = source.is_replicated();
         let id = settings.launch.server().clone();
-        let relay = Relay::new(
-            id.clone(),
-            source.client_requests,
-            source.roots.as_deref(),
-            settings.request_timeout,
-        );
+        // The replicas of a server share who their requests go to.
+        let relay = match first {
+            Some(first) => first.relay.sibling(),
+            None => Relay::new(
+                id.clone(),
+                source.client_requests,
+                source.roots.as_deref(),
+                settings.request_timeout,
+            ),
+        };
         // A relaying backend is offered sampling, elicitation and roots in
         // its handshake (legacy backends act on these; modern ones get each
         // client's own capabilities per request).
@@ -201,6 +215,8 @@ impl Backend {
             retired: std::sync::atomic::AtomicBool::new(false),
             successor: ArcSwapOption::empty(),
             replace_failed: ArcSwapOption::empty(),
+            replica,
+            pooled,
         })
     }
 
@@ -237,6 +253,21 @@ impl Backend {
     /// the backend it replaces while it starts (break-before-make).
     pub(crate) fn seed_lists(&self, lists: Arc<Lists>) {
         self.lists.store(lists);
+    }
+
+    /// Which replica of its server it is (0 for a server of one).
+    pub fn replica(&self) -> u32 {
+        self.replica
+    }
+
+    /// Whether its server's calls go through a pool of replicas.
+    pub(crate) fn pooled(&self) -> bool {
+        self.pooled
+    }
+
+    /// The process id of its command, while connected.
+    pub fn pid(&self) -> Option<u32> {
+        self.live.load().as_ref().and_then(|l| l.pid)
     }
 
     /// Whether it can take calls now (for balancers and health checks).

@@ -31,6 +31,7 @@ use crate::context::{self, Views};
 use crate::holds::Holds;
 use crate::stack::{CallStack, Endpoint, Member};
 use crate::subscriptions::{Added, Subscriber, Subscriptions};
+use only1mcp_core::pipeline::Affinity;
 
 /// The gateway's name towards clients and backends.
 pub fn implementation() -> Implementation {
@@ -145,12 +146,11 @@ impl Shared {
             .backends
             .load()
             .values()
-            .map(|member| &member.backend)
-            .map(|backend| ServerListing {
-                server: backend.id().clone(),
-                prefix: backend.settings().prefix,
-                filter: backend.settings().filter.clone(),
-                lists: (*backend.lists()).clone(),
+            .map(|member| ServerListing {
+                server: member.backend.id().clone(),
+                prefix: member.backend.settings().prefix,
+                filter: member.backend.settings().filter.clone(),
+                lists: (*member.lists()).clone(),
             })
             .collect();
         let next = Arc::new(Catalog::build(&listings, &self.namespace.load()));
@@ -193,7 +193,7 @@ impl Hub for Shared {
         self.backends
             .load()
             .values()
-            .map(|member| member.backend.lists().items())
+            .map(|member| member.lists().items())
             .sum()
     }
 
@@ -419,6 +419,18 @@ fn settings_for(id: &Arc<str>, server: &ServerConfig, config: &Config) -> Settin
     }
 }
 
+/// The settings of replica `replica` of `server`: a network server's
+/// replicas are its `url` and then each of its `endpoints`.
+fn replica_settings(settings: &Settings, server: &ServerConfig, replica: usize) -> Settings {
+    let mut settings = settings.clone();
+    if let Launch::Network(spec) = &mut settings.launch
+        && let Some(url) = replica.checked_sub(1).and_then(|i| server.endpoints.get(i))
+    {
+        spec.url.clone_from(url);
+    }
+    settings
+}
+
 /// A backend's status, for `only1mcp list` and logs.
 #[derive(Debug, Clone)]
 pub struct BackendReport {
@@ -532,6 +544,57 @@ impl Gateway {
         gateway
     }
 
+    /// A server of the set, not yet started: one backend, or its replicas
+    /// and their pool (ADR 0017), with its server stack, made once; it
+    /// lives as long as the server stays in the set.
+    fn member(
+        &self,
+        settings: Settings,
+        server: &ServerConfig,
+        identity: &Implementation,
+    ) -> Member {
+        let id = settings.launch.server().clone();
+        let new = |settings: Settings, replica: usize, first: Option<&Backend>| {
+            Backend::new(
+                settings,
+                server.clone(),
+                identity,
+                self.shutdown.child_token(),
+                u32::try_from(replica).unwrap_or(u32::MAX),
+                first,
+            )
+        };
+        if !server.is_replicated() {
+            let backend = new(settings, 0, None);
+            let stack = self.shared.server_stacks.build(Endpoint::new(&backend));
+            return Member {
+                backend,
+                stack,
+                pool: None,
+            };
+        }
+        let first = new(settings.clone(), 0, None);
+        let replicas: Arc<[Arc<Backend>]> = std::iter::once(first.clone())
+            .chain((1..server.replica_count()).map(|replica| {
+                new(
+                    replica_settings(&settings, server, replica),
+                    replica,
+                    Some(&first),
+                )
+            }))
+            .collect();
+        let pool = Arc::new(crate::stack::pool::Pool::new(id, server, &replicas));
+        let stack = self
+            .shared
+            .server_stacks
+            .build(Endpoint::pool(pool.clone()));
+        Member {
+            backend: replicas[0].clone(),
+            stack,
+            pool: Some((replicas, pool)),
+        }
+    }
+
     /// Applies a new config: backends whose config did not change keep their
     /// process and connection; added ones start; removed or changed ones stop
     /// taking new requests at once, finish the calls in flight (at most
@@ -584,6 +647,9 @@ impl Gateway {
         // Make-before-break replacements: started now, beside the old one,
         // which stays in the set until its replacement is ready.
         let mut overlapping = Vec::new();
+        // Pools of replicas whose health checks start once they are in the
+        // set (ADR 0017).
+        let mut pools = Vec::new();
         for (id, server) in config.servers.iter().filter(|(_, s)| s.enabled) {
             let id: Arc<str> = id.as_str().into();
             let settings = settings_for(&id, server, config);
@@ -597,20 +663,20 @@ impl Gateway {
                 next.insert(id, member.clone());
                 continue;
             }
-            let backend = Backend::new(
-                settings,
-                server.clone(),
-                &identity,
-                self.shutdown.child_token(),
-            );
-            // Its server stack, made once; it lives as long as the backend
-            // stays in the set.
-            let stack = self.shared.server_stacks.build(Endpoint::new(&backend));
-            let member = Member { backend, stack };
+            let member = self.member(settings, server, &identity);
             report.started.push(id.clone());
-            match (current, server.swap) {
+            // A server with replicas is always replaced make before break.
+            let swap = match current {
+                Some(old_member) if old_member.pool.is_none() && member.pool.is_none() => {
+                    server.swap
+                }
+                _ => SwapMode::MakeBeforeBreak,
+            };
+            match (current, swap) {
                 (Some(old_member), SwapMode::MakeBeforeBreak) => {
-                    self.supervise(&member.backend);
+                    for backend in member.replicas() {
+                        self.supervise(backend);
+                    }
                     next.insert(id.clone(), old_member.clone());
                     overlapping.push((id, member));
                 }
@@ -622,26 +688,29 @@ impl Gateway {
                     next.insert(id, member);
                 }
                 (None, _) => {
-                    started.push(member.backend.clone());
+                    started.extend(member.replicas().iter().cloned());
+                    pools.extend(member.pool.clone());
                     next.insert(id, member);
                 }
             }
         }
         let limit = config.defaults.startup_timeout + Duration::from_secs(1);
         // Make before break: each replacement takes the old one's place only
-        // once it is ready; one that fails to start is stopped, and the old
-        // one serves on. It gets what a start can take: the era probe and
-        // then `initialize`, each bounded by the start-up timeout.
+        // once it is ready (a pool: one of its replicas); one that fails to
+        // start is stopped, and the old one serves on. It gets what a start
+        // can take: the era probe and then `initialize`, each bounded by the
+        // start-up timeout.
         let overlap_limit = config.defaults.startup_timeout * 2 + Duration::from_secs(1);
         futures::future::join_all(
             overlapping
                 .iter()
-                .map(|(_, m)| m.backend.settled(overlap_limit)),
+                .flat_map(|(_, m)| m.replicas().iter().map(|b| b.settled(overlap_limit))),
         )
         .await;
         for (id, member) in overlapping {
-            match member.backend.status() {
+            match member.status() {
                 Status::Ready => {
+                    pools.extend(member.pool.clone());
                     next.insert(id, member);
                 }
                 status => {
@@ -650,7 +719,9 @@ impl Gateway {
                         other => format!("not ready within {overlap_limit:?} ({other})"),
                     };
                     tracing::error!(server = %id, reason = %reason, "The changed server's replacement failed to start; the running one keeps serving on its previous config");
-                    member.backend.stop_token().cancel();
+                    for backend in member.replicas() {
+                        backend.stop_token().cancel();
+                    }
                     if let Some(running) = next.get(&id) {
                         running.backend.set_replace_failed(Some(format!(
                             "the new config failed to start: {reason}"
@@ -661,8 +732,8 @@ impl Gateway {
                 }
             }
         }
-        // Everything of the old set that the new one does not hold, with
-        // what replaced it (if anything).
+        // Everything of the old set that the new one does not hold (each
+        // replica), with what replaced it (if anything).
         let retired: Vec<(Arc<Backend>, Option<Arc<Backend>>)> = old
             .iter()
             .filter(|(id, member)| {
@@ -670,9 +741,12 @@ impl Gateway {
                     .get(*id)
                     .is_some_and(|m| Arc::ptr_eq(&m.backend, &member.backend))
             })
-            .map(|(id, member)| {
+            .flat_map(|(id, member)| {
                 let successor = next.get(id).map(|m| m.backend.clone());
-                (member.backend.clone(), successor)
+                member
+                    .replicas()
+                    .iter()
+                    .map(move |backend| (backend.clone(), successor.clone()))
             })
             .collect();
         // The swap: from here on, new requests see only the new set.
@@ -680,12 +754,17 @@ impl Gateway {
         for backend in &started {
             self.supervise(backend);
         }
+        for (replicas, pool) in &pools {
+            pool.watch(replicas);
+        }
         let shared = self.shared.clone();
         let large = shared.catalog_items() > LARGE_CATALOG;
         catalog_work(large, move || shared.rebuild()).await;
         report.applied_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
         for (backend, successor) in retired {
-            report.stopped.push(backend.id().clone());
+            if report.stopped.last() != Some(backend.id()) {
+                report.stopped.push(backend.id().clone());
+            }
             let gap = successor
                 .as_ref()
                 .filter(|s| gapped.iter().any(|(_, g)| Arc::ptr_eq(g, s)))
@@ -724,6 +803,7 @@ impl Gateway {
                 .filter(|b| matches!(b.status(), Status::Failed(_)))
                 .map(|b| b.id().clone()),
         );
+        report.failed.dedup();
         report
     }
 
@@ -780,13 +860,25 @@ impl Gateway {
         self.shared.views.load_full()
     }
 
-    /// A backend by server id.
+    /// A backend by server id: for a server with replicas, the first ready
+    /// one (else the first).
     pub fn backend(&self, server: &str) -> Option<Arc<Backend>> {
         self.shared
             .backends
             .load()
             .get(server)
-            .map(|member| member.backend.clone())
+            .map(|member| member.lead().clone())
+    }
+
+    /// Each replica's state and what their lists disagree on, for a server
+    /// with a pool of replicas.
+    pub(crate) fn replicas(
+        &self,
+        server: &str,
+    ) -> Option<(Vec<crate::stack::pool::ReplicaReport>, Vec<String>)> {
+        let backends = self.shared.backends.load();
+        let (replicas, pool) = backends.get(server)?.pool.as_ref()?;
+        Some((pool.report(replicas), pool.differences()))
     }
 
     /// Every backend's status.
@@ -864,7 +956,7 @@ impl Gateway {
         backend: &Backend,
         routed: only1mcp_core::pipeline::Routed,
     ) -> Result<only1mcp_core::pipeline::Reply, only1mcp_core::Error> {
-        if self.shared.direct {
+        if self.shared.direct && !backend.pooled() {
             let (era, outcome) = backend.call(routed.call).await?;
             return Ok(only1mcp_core::pipeline::Reply { era, outcome });
         }
@@ -904,13 +996,17 @@ impl Gateway {
             mcp::Era::Legacy => {
                 let params =
                     serde_json::value::to_raw_value(&serde_json::json!({ "uri": uri })).ok();
-                let routed = resource_call(
+                let mut routed = resource_call(
                     &**session,
                     mcp::method::RESOURCES_SUBSCRIBE,
                     params,
                     server,
                     uri,
                 );
+                // Its updates come from the replica subscribed to.
+                if backend.pooled() {
+                    routed.affinity = Affinity::Replica(backend.replica());
+                }
                 let res = self.stack().dispatch(routed).await;
                 match res.map(|reply| reply.outcome) {
                     Ok(Ok(_)) => Ok(()),
@@ -954,13 +1050,17 @@ impl Gateway {
             return None;
         }
         let params = serde_json::value::to_raw_value(&serde_json::json!({ "uri": uri })).ok();
-        Some(resource_call(
+        let mut routed = resource_call(
             session,
             mcp::method::RESOURCES_UNSUBSCRIBE,
             params,
             &server,
             uri,
-        ))
+        );
+        if backend.pooled() {
+            routed.affinity = Affinity::Replica(backend.replica());
+        }
+        Some(routed)
     }
 
     /// Releases the subscriptions of `session`, which is ending, to `uris`:

@@ -50,14 +50,60 @@ use crate::backend::Backend;
 /// The future of a call through an erased stack.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Reply, Error>> + Send>>;
 
-/// One backend of the set, with its server stack (made once when the
-/// backend starts; kept with it across reloads that keep it).
+/// One server of the set, with its server stack (made once when the
+/// server starts; kept with it across reloads that keep it).
 #[derive(Debug, Clone)]
 pub(crate) struct Member {
-    /// The backend.
+    /// The backend (the first replica of a pool).
     pub(crate) backend: Arc<Backend>,
     /// The server layers over its endpoint.
     pub(crate) stack: CallStack,
+    /// Its replicas, the first being `backend`, and their pool, when it
+    /// has one (ADR 0017).
+    pub(crate) pool: Option<(Arc<[Arc<Backend>]>, Arc<pool::Pool>)>,
+}
+
+impl Member {
+    /// Every backend of the server: its replicas, or the one.
+    pub(crate) fn replicas(&self) -> &[Arc<Backend>] {
+        match &self.pool {
+            Some((replicas, _)) => replicas,
+            None => std::slice::from_ref(&self.backend),
+        }
+    }
+
+    /// The backend that speaks for the server now: a ready replica (the
+    /// first), else the first.
+    pub(crate) fn lead(&self) -> &Arc<Backend> {
+        match &self.pool {
+            Some((replicas, _)) => replicas
+                .iter()
+                .find(|b| b.availability() == Availability::Ready)
+                .unwrap_or(&self.backend),
+            None => &self.backend,
+        }
+    }
+
+    /// Where the server stands: ready if any replica is, else where its
+    /// first stands.
+    pub(crate) fn status(&self) -> crate::backend::Status {
+        let replicas = self.replicas();
+        if replicas
+            .iter()
+            .any(|b| b.status() == crate::backend::Status::Ready)
+        {
+            return crate::backend::Status::Ready;
+        }
+        self.backend.status()
+    }
+
+    /// Its lists: what every replica offers.
+    pub(crate) fn lists(&self) -> Arc<only1mcp_core::catalog::Lists> {
+        match &self.pool {
+            Some((replicas, pool)) => Arc::new(pool.lists(replicas)),
+            None => self.backend.lists(),
+        }
+    }
 }
 
 /// The backends by id, as the gateway swaps them on reload.
@@ -212,50 +258,77 @@ impl Service<Routed> for Router {
     }
 }
 
-/// One backend as a service: the innermost part of a server's stack.
+/// One server as a service: the innermost part of its stack.
 ///
-/// Its `poll_ready` fails at once when the backend is down (failed or
-/// stopped) and is ready otherwise; a call to a starting backend waits for
-/// it, bounded by the server's request timeout, which also bounds the call.
-/// It counts the call in the backend's stats and in-flight gauge (what
-/// draining and `only1mcp status` read).
+/// For a server of one backend: its `poll_ready` fails at once when the
+/// backend is down (failed or stopped) and is ready otherwise; a call to a
+/// starting backend waits for it, bounded by the server's request timeout,
+/// which also bounds the call. It counts the call in the backend's stats
+/// and in-flight gauge (what draining and `only1mcp status` read). For a
+/// server with replicas it is their pool (`pool::Pool`: a balancer over
+/// each replica's breaker over that replica's own endpoint).
 #[derive(Clone)]
-pub struct Endpoint {
-    backend: Arc<Backend>,
+pub struct Endpoint(Target);
+
+#[derive(Clone)]
+enum Target {
+    /// One backend.
+    One(Arc<Backend>),
+    /// The replicas of a server.
+    Pool(Arc<pool::Pool>),
 }
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("server", self.backend.id())
-            .finish()
+        match &self.0 {
+            Target::One(backend) => f
+                .debug_struct("Endpoint")
+                .field("server", backend.id())
+                .field("replica", &backend.replica())
+                .finish(),
+            Target::Pool(pool) => f.debug_tuple("Endpoint").field(pool).finish(),
+        }
     }
 }
 
 impl Endpoint {
     /// The endpoint of `backend`.
     pub(crate) fn new(backend: &Arc<Backend>) -> Self {
-        Self {
-            backend: backend.clone(),
-        }
+        Self(Target::One(backend.clone()))
+    }
+
+    /// The endpoint of a server with replicas.
+    pub(crate) fn pool(pool: Arc<pool::Pool>) -> Self {
+        Self(Target::Pool(pool))
     }
 
     fn dispatch(&self, routed: Routed) -> CallFuture {
-        let backend = self.backend.clone();
-        Box::pin(async move {
-            let (era, outcome) = backend.call(routed.call).await?;
-            Ok(Reply { era, outcome })
-        })
+        match &self.0 {
+            Target::One(backend) => {
+                let backend = backend.clone();
+                Box::pin(async move {
+                    let (era, outcome) = backend.call(routed.call).await?;
+                    Ok(Reply { era, outcome })
+                })
+            }
+            Target::Pool(pool) => pool.dispatch(routed),
+        }
     }
 }
 
 impl only1mcp_core::pipeline::Endpoint for Endpoint {
     fn availability(&self) -> Availability {
-        self.backend.availability()
+        match &self.0 {
+            Target::One(backend) => backend.availability(),
+            Target::Pool(pool) => pool.availability(),
+        }
     }
 
     fn in_flight(&self) -> usize {
-        self.backend.in_flight()
+        match &self.0 {
+            Target::One(backend) => backend.in_flight(),
+            Target::Pool(pool) => pool.in_flight(),
+        }
     }
 }
 
@@ -265,10 +338,14 @@ impl Service<Routed> for Endpoint {
     type Future = CallFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        match self.backend.availability() {
+        let Target::One(backend) = &self.0 else {
+            // The pool picks a replica that is ready.
+            return Poll::Ready(Ok(()));
+        };
+        match backend.availability() {
             Availability::Ready | Availability::Starting => Poll::Ready(Ok(())),
             Availability::Down => Poll::Ready(Err(Error::UpstreamUnavailable {
-                server: self.backend.id().to_string(),
+                server: backend.id().to_string(),
                 reason: "down".to_owned(),
             })),
         }
@@ -331,5 +408,6 @@ where
     }
 }
 
+pub(crate) mod pool;
 #[cfg(test)]
 mod tests;

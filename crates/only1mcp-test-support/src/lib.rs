@@ -546,6 +546,16 @@ pub fn process_state(pid: u32) -> Option<char> {
         .next()
 }
 
+/// Sends `signal` (`-KILL`, `-STOP`, `-CONT`, …) to process `pid` with
+/// `kill(1)`, checking it was delivered.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
 /// Whether a process still runs (exists and is neither a zombie nor dead).
 pub fn process_running(pid: u32) -> bool {
     process_state(pid).is_some_and(|state| state != 'Z' && state != 'X')

@@ -451,6 +451,25 @@ pub(crate) async fn status(args: StatusArgs) -> ExitCode {
                 ));
             }
             for server in &list.servers {
+                for replica in &server.replicas {
+                    output::note(&format!(
+                        "{} replica {}: {} (breaker {}, ejected {} times), {} in flight, EWMA {}",
+                        server.id,
+                        replica.replica,
+                        replica.state,
+                        replica.breaker,
+                        replica.ejections,
+                        replica.in_flight,
+                        latency(replica.ewma_ms),
+                    ));
+                }
+                if !server.replicas_differ.is_empty() {
+                    output::note(&format!(
+                        "{}: replicas differ; left out of the catalog: {}",
+                        server.id,
+                        server.replicas_differ.join(", ")
+                    ));
+                }
                 if let Some(reason) = &server.replace_failed {
                     output::note(&format!(
                         "{}: runs on its previous config: {reason}",

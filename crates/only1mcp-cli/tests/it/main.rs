@@ -27,6 +27,7 @@ mod peers;
 mod pipeline;
 mod relay;
 mod reload;
+mod replicas;
 mod stdio;
 mod subscriptions;
 mod swap;

@@ -65,6 +65,34 @@ pub struct ServerStatus {
     /// reload tries again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replace_failed: Option<String>,
+    /// Its replicas, for a server with a pool of them (ADR 0017).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaDto>,
+    /// Tools, prompts and resources some of its replicas offer and others
+    /// do not (left out of the catalog).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas_differ: Vec<String>,
+}
+
+/// One replica of a server, as `GET /servers` reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplicaDto {
+    /// Its index (0 is the first).
+    pub replica: u32,
+    /// `ready`, `starting`, `ejected` (its breaker is open), `half-open` or
+    /// `down`.
+    pub state: String,
+    /// Its breaker: `closed`, `open` or `half-open`.
+    pub breaker: String,
+    /// How many times its breaker opened.
+    pub ejections: u64,
+    /// Calls in flight on it.
+    pub in_flight: usize,
+    /// Its peak-EWMA latency, in milliseconds.
+    pub ewma_ms: f64,
+    /// Its process id, for a command that runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 /// A server's last failure.

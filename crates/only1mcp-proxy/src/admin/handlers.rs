@@ -21,8 +21,8 @@ use serde_json::{Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::dto::{
-    ChangeDto, ErrorDto, LastErrorDto, LogLineDto, LogsDto, ReloadDto, ServerList, ServerStatus,
-    TestDto,
+    ChangeDto, ErrorDto, LastErrorDto, LogLineDto, LogsDto, ReloadDto, ReplicaDto, ServerList,
+    ServerStatus, TestDto,
 };
 use super::persist::{self, Edit};
 use super::{AdminState, transport_name};
@@ -108,7 +108,23 @@ pub(super) async fn list(State(state): State<AdminState>) -> Json<ServerList> {
         .iter()
         .map(|(id, server)| {
             let backend = server.enabled.then(|| gateway.backend(id)).flatten();
-            status_of(id, server, backend.as_deref(), &exposed)
+            let mut status = status_of(id, server, backend.as_deref(), &exposed);
+            if let Some((replicas, differ)) = gateway.replicas(id) {
+                status.replicas = replicas
+                    .into_iter()
+                    .map(|r| ReplicaDto {
+                        replica: r.replica,
+                        state: r.state.to_owned(),
+                        breaker: r.breaker,
+                        ejections: r.ejections,
+                        in_flight: r.in_flight,
+                        ewma_ms: r.ewma_ms,
+                        pid: r.pid,
+                    })
+                    .collect();
+                status.replicas_differ = differ;
+            }
+            status
         })
         .collect();
     // Token counts build the tokenizer on first use: off the runtime.
@@ -152,6 +168,8 @@ fn status_of(
         uptime_secs: None,
         last_error: None,
         replace_failed: None,
+        replicas: Vec::new(),
+        replicas_differ: Vec::new(),
     };
     let Some(backend) = backend else {
         return status;

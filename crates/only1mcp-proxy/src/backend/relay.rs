@@ -105,6 +105,13 @@ pub(crate) struct Pending {
     pub(crate) answer: oneshot::Sender<Outcome>,
 }
 
+/// The clients of the calls in flight, and the next id to give one.
+#[derive(Debug, Default)]
+struct Callers {
+    map: Mutex<HashMap<u64, Weak<Caller>, foldhash::fast::RandomState>>,
+    next: AtomicU64,
+}
+
 /// One backend's relay.
 #[derive(Debug)]
 pub(crate) struct Relay {
@@ -118,9 +125,10 @@ pub(crate) struct Relay {
     /// each). A plain mutex, held for one insert or remove, never across an
     /// await: a lock-free map (papaya) measured slower here, its
     /// reclamation sending a `membarrier` IPI to every core.
-    /// By the ids this relay chose (so foldhash, not SipHash).
-    callers: Mutex<HashMap<u64, Weak<Caller>, foldhash::fast::RandomState>>,
-    next: AtomicU64,
+    /// By the ids this relay chose (so foldhash, not SipHash). Shared by
+    /// the replicas of one server (ADR 0017): a call registers its client
+    /// before a replica is picked, and whichever replica takes it finds it.
+    callers: Arc<Callers>,
     /// The backend's requests being answered, by their id, so the
     /// backend's `notifications/cancelled` can stop one.
     answering: Mutex<HashMap<Id, tokio::task::AbortHandle>>,
@@ -175,16 +183,34 @@ impl Relay {
             mode,
             roots,
             timeout,
-            callers: Mutex::new(HashMap::default()),
+            callers: Arc::new(Callers {
+                map: Mutex::new(HashMap::default()),
+                next: AtomicU64::new(1),
+            }),
             answering: Mutex::new(HashMap::new()),
-            next: AtomicU64::new(1),
+        })
+    }
+
+    /// A relay for another replica of the same server: the same settings,
+    /// and the same registered callers (its own requests being answered).
+    pub(crate) fn sibling(&self) -> Arc<Self> {
+        Arc::new(Self {
+            server: self.server.clone(),
+            mode: self.mode,
+            roots: self.roots.clone(),
+            timeout: self.timeout,
+            callers: self.callers.clone(),
+            answering: Mutex::new(HashMap::new()),
         })
     }
 
     fn callers(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<Caller>, foldhash::fast::RandomState>> {
-        self.callers.lock().unwrap_or_else(PoisonError::into_inner)
+        self.callers
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether this backend relays (and so declares the capabilities).
@@ -194,7 +220,7 @@ impl Relay {
 
     /// Registers the client of a call for as long as the guard lives.
     pub(crate) fn register(self: &Arc<Self>, caller: Caller) -> CallerGuard {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = self.callers.next.fetch_add(1, Ordering::Relaxed);
         let caller = Arc::new(caller);
         self.callers().insert(id, Arc::downgrade(&caller));
         CallerGuard {

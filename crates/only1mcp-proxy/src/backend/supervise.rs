@@ -172,6 +172,7 @@ impl Backend {
         self.live.store(Some(Arc::new(Live {
             connection: connection.clone(),
             established: established.clone(),
+            pid: child.as_ref().and_then(stdio::Process::id),
         })));
         // The catalog includes this backend before anyone waiting for
         // readiness goes on.
