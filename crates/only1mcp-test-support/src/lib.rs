@@ -937,6 +937,13 @@ pub fn free_port() -> u16 {
 #[derive(Debug)]
 pub struct Peer(Child);
 
+impl Peer {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -434,3 +434,125 @@ fn when_every_replica_is_down_calls_fail_at_once() {
         support::signal(*pid, "-CONT");
     }
 }
+
+/// Three network replicas (`mcp-server-everything` over Streamable HTTP on
+/// three ports): one is killed under load and started again on its port.
+/// No read-only call (`echo` is annotated read-only) fails; the replica
+/// comes back and takes calls again.
+#[test]
+fn a_network_replica_stopped_and_restarted_under_load_fails_no_read_only_call() {
+    init();
+    let everything = support::npm_bin("mcp-server-everything");
+    let ports: Vec<u16> = (0..3).map(|_| support::free_port()).collect();
+    let start = |port: u16| {
+        support::start_peer(
+            &everything,
+            &["streamableHttp"],
+            &[("PORT", &port.to_string())],
+            port,
+        )
+    };
+    let mut peers: Vec<Option<support::Peer>> = ports.iter().map(|&p| Some(start(p))).collect();
+    let cfg = config(&format!(
+        "servers:\n  r:\n    url: http://127.0.0.1:{}/mcp\n    endpoints:\n      - http://127.0.0.1:{}/mcp\n      - http://127.0.0.1:{}/mcp\n    health:\n      interval: 200ms\n      timeout: 500ms\n",
+        ports[0], ports[1], ports[2]
+    ));
+    let mut gateway = Gateway::start(&cfg.path, &[]);
+    gateway.initialize();
+    wait_all_ready(&gateway, cfg.dir.path(), 3);
+
+    let began = Instant::now();
+    let mut id = 0;
+    let (mut calls_made, mut killed, mut restarted) = (0usize, false, false);
+    while began.elapsed() < Duration::from_secs(8) {
+        if !killed && began.elapsed() > Duration::from_secs(1) {
+            drop(peers[1].take());
+            killed = true;
+        }
+        if !restarted && began.elapsed() > Duration::from_secs(4) {
+            peers[1] = Some(start(ports[1]));
+            restarted = true;
+        }
+        let calls: Vec<(&str, Value)> = (0..8)
+            .map(|i| ("r__echo", json!({"message": format!("m{i}")})))
+            .collect();
+        for (response, _) in burst(&mut gateway, &calls, &mut id) {
+            assert!(
+                response["result"]["content"][0]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains('m')),
+                "a read-only call failed: {response}\n{}",
+                gateway.log()
+            );
+            calls_made += 1;
+        }
+    }
+    assert!(calls_made > 100, "only {calls_made} calls");
+    let back = wait_all_ready(&gateway, cfg.dir.path(), 3);
+    let before = back["replicas"][1]["requests"].as_u64().unwrap();
+    let calls: Vec<(&str, Value)> = (0..60)
+        .map(|_| ("r__echo", json!({"message": "x"})))
+        .collect();
+    burst(&mut gateway, &calls, &mut id);
+    let after = status_of_r(&gateway, cfg.dir.path())["replicas"][1]["requests"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        after > before,
+        "the restarted replica got no calls ({before} → {after})"
+    );
+}
+
+/// A legacy backend's sampling and elicitation requests reach the client
+/// whose call caused them when the server has three replicas (they share
+/// the relay's callers, and each replica answers on its own connection):
+/// a legacy client gets real requests, a 2026-07-28 client `input_required`
+/// and the gateway's signed state, and its retry completes the call.
+#[test]
+fn backend_requests_reach_their_client_through_three_replicas() {
+    init();
+    let cfg = config(&format!(
+        "servers:\n  everything:\n    command: {}\n    replicas: 3\n",
+        support::quote(&support::npm_bin("mcp-server-everything")),
+    ));
+    let ops = json!([
+        {"op": "call_tool", "name": "everything__trigger-sampling-request", "arguments": {"prompt": "hello there", "maxTokens": 20}},
+        {"op": "call_tool", "name": "everything__trigger-elicitation-request", "arguments": {}},
+        {"op": "call_tool", "name": "everything__trigger-sampling-request", "arguments": {"prompt": "again", "maxTokens": 20}},
+    ]);
+    for mode in ["legacy", "2026-07-28"] {
+        let out = support::python_through_gateway(mode, &["--callbacks"], &cfg.path, &ops);
+        let results = out["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{mode}: {out}"));
+        let text = |idx: usize| {
+            results[idx]["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(text(0).contains("context: hello there"), "{mode}: {out}");
+        assert!(
+            results[1]["content"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("Ada Lovelace")))),
+            "{mode}: {out}"
+        );
+        assert!(text(2).contains("context: again"), "{mode}: {out}");
+        let kinds: Vec<&str> = out["received"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            // A replica may also ask the calling client for its roots.
+            .filter(|kind| *kind != "roots")
+            .collect();
+        assert_eq!(
+            kinds,
+            ["sampling", "elicitation", "sampling"],
+            "{mode}: {out}"
+        );
+    }
+}

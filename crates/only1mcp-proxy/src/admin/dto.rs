@@ -88,6 +88,8 @@ pub struct ReplicaDto {
     pub ejections: u64,
     /// Calls in flight on it.
     pub in_flight: usize,
+    /// Calls it got (its health checks included).
+    pub requests: u64,
     /// Its peak-EWMA latency, in milliseconds.
     pub ewma_ms: f64,
     /// Its process id, for a command that runs.

@@ -118,6 +118,7 @@ pub(super) async fn list(State(state): State<AdminState>) -> Json<ServerList> {
                         breaker: r.breaker,
                         ejections: r.ejections,
                         in_flight: r.in_flight,
+                        requests: r.requests,
                         ewma_ms: r.ewma_ms,
                         pid: r.pid,
                     })

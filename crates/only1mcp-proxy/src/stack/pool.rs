@@ -72,6 +72,8 @@ pub(crate) struct ReplicaReport {
     pub(crate) ejections: u64,
     /// Calls in flight on it.
     pub(crate) in_flight: usize,
+    /// Calls it got (health checks included).
+    pub(crate) requests: u64,
     /// Its peak-EWMA latency, in milliseconds.
     pub(crate) ewma_ms: f64,
     /// Its process id, for a command.
@@ -185,6 +187,7 @@ impl Pool {
                     breaker: breaker_state.to_string(),
                     ejections: breaker.times_opened(),
                     in_flight: load.in_flight,
+                    requests: backend.stats().requests,
                     ewma_ms: load.ewma.as_secs_f64() * 1000.0,
                     pid: backend.pid(),
                 }
