@@ -25,6 +25,8 @@ struct VNode {
 #[derive(Debug)]
 pub struct Ring {
     ring: HashRing<VNode>,
+    /// How many replicas it was made for.
+    replicas: usize,
 }
 
 impl Ring {
@@ -35,7 +37,7 @@ impl Ring {
             .flat_map(|replica| (0..VNODES).map(move |point| VNode { replica, point }))
             .collect();
         ring.batch_add(nodes);
-        Self { ring }
+        Self { ring, replicas }
     }
 
     /// Takes replica `replica` out of the ring (its keys move to the others).
@@ -49,18 +51,23 @@ impl Ring {
     }
 
     /// The replica owning `key`, or, when `usable` refuses it, the owner of
-    /// the key hashed again (at most [`REHASHES`] times); `None` if none of
-    /// them is usable.
+    /// the key hashed again (at most [`REHASHES`] times), or else the first
+    /// usable replica after the owner; `None` if no replica is usable.
     pub fn get(&self, key: u64, usable: impl Fn(usize) -> bool) -> Option<usize> {
-        (0..=REHASHES).find_map(|attempt| {
-            let node = if attempt == 0 {
-                self.ring.get(&key)
-            } else {
-                self.ring.get(&(key, attempt))
-            }?;
-            let replica = node.replica as usize;
-            usable(replica).then_some(replica)
-        })
+        let owner = self.ring.get(&key)?.replica as usize;
+        if usable(owner) {
+            return Some(owner);
+        }
+        (1..=REHASHES)
+            .find_map(|attempt| {
+                let replica = self.ring.get(&(key, attempt))?.replica as usize;
+                usable(replica).then_some(replica)
+            })
+            .or_else(|| {
+                (1..self.replicas)
+                    .map(|step| (owner + step) % self.replicas)
+                    .find(|&replica| usable(replica))
+            })
     }
 }
 
@@ -114,6 +121,14 @@ mod tests {
             }
         }
         assert_eq!(ring.get(7, |_| false), None);
+    }
+
+    #[test]
+    fn the_last_usable_replica_of_many_still_gets_every_key() {
+        let ring = Ring::new(64);
+        for key in 0..500u64 {
+            assert_eq!(ring.get(key, |r| r == 41), Some(41));
+        }
     }
 
     #[quickcheck]

@@ -973,6 +973,17 @@ impl Gateway {
             .collect()
     }
 
+    /// Every backend, each replica of a server with replicas included (a
+    /// snapshot).
+    pub(crate) fn all_backends(&self) -> Vec<Arc<Backend>> {
+        self.shared
+            .backends
+            .load()
+            .values()
+            .flat_map(|member| member.replicas().iter().cloned())
+            .collect()
+    }
+
     /// Catalog changes, one message per changed list kind.
     pub fn subscribe(&self) -> broadcast::Receiver<ListKind> {
         self.shared.changes.subscribe()

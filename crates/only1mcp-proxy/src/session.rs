@@ -1070,7 +1070,8 @@ impl ClientSession {
             );
         }
         self.state().log_level = level;
-        let backends = self.gateway.backends();
+        // Every replica of a server with replicas: each has its own session.
+        let backends = self.gateway.all_backends();
         let calls = backends.iter().filter_map(|backend| {
             let established = backend.established()?;
             let wanted = established.era == Era::Legacy && established.capabilities.logging.is_some();
@@ -1080,7 +1081,11 @@ impl ClientSession {
                     server: backend.id().clone(),
                     name: "".into(),
                 };
-                let call = self.gateway.stack().dispatch(self.routed(call, route, None, Era::Legacy));
+                let mut routed = self.routed(call, route, None, Era::Legacy);
+                if backend.pooled() {
+                    routed.affinity = Affinity::Replica(backend.replica());
+                }
+                let call = self.gateway.stack().dispatch(routed);
                 async move {
                     if let Err(e) = call.await {
                         tracing::warn!(server = %backend.id(), error = %e, "logging/setLevel failed");

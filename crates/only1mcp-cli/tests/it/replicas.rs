@@ -556,3 +556,31 @@ fn backend_requests_reach_their_client_through_three_replicas() {
         );
     }
 }
+
+/// A legacy client's `logging/setLevel` reaches every replica (each has its
+/// own session with the backend), not one picked by the balancer.
+#[test]
+fn set_level_reaches_every_replica() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let calls_file = dir.path().join("calls.txt");
+    let cfg = replicated(3, &["--calls", &calls_file.to_string_lossy()], "");
+    let mut gateway = Gateway::start(&cfg.path, &[]);
+    gateway.initialize();
+    let status = wait_all_ready(&gateway, cfg.dir.path(), 3);
+    let response = gateway.request("logging/setLevel", json!({"level": "debug"}));
+    assert_eq!(response["result"], json!({}), "{response}");
+    let text = std::fs::read_to_string(&calls_file).unwrap();
+    let pids: BTreeSet<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("setLevel debug "))
+        .map(|pid| pid.parse().unwrap())
+        .collect();
+    let replicas: BTreeSet<u64> = status["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids, replicas, "{text}");
+}

@@ -7,6 +7,7 @@ JSON-RPC message per line, each request answered from its own thread.
   file given with `--calls FILE`, then answers its process id. A call sent
   twice shows up twice in that file.
 - slow {ms}: read-only; waits `ms` milliseconds, then answers its process id.
+- logging/setLevel: appends `setLevel <level> <pid>` to the `--calls` file.
 
 With `--only-one FILE`, the replica that creates FILE first (O_EXCL) also
 lists a tool `only_here`, so the replicas' tool lists differ.
@@ -70,7 +71,7 @@ def handle(message):
     if method == "initialize":
         send({"jsonrpc": "2.0", "id": req_id, "result": {
             "protocolVersion": message.get("params", {}).get("protocolVersion", "2025-11-25"),
-            "capabilities": {"tools": {}},
+            "capabilities": {"tools": {}, "logging": {}},
             "serverInfo": {"name": "replica", "version": "1.0.0"},
         }})
     elif method == "tools/list":
@@ -80,6 +81,12 @@ def handle(message):
         threading.Thread(
             target=call, args=(req_id, params.get("name"), params.get("arguments") or {}), daemon=True
         ).start()
+    elif method == "logging/setLevel":
+        if CALLS:
+            with LOCK:
+                with open(CALLS, "a") as f:
+                    f.write(f"setLevel {message.get('params', {}).get('level')} {os.getpid()}\n")
+        send({"jsonrpc": "2.0", "id": req_id, "result": {}})
     elif method == "ping":
         send({"jsonrpc": "2.0", "id": req_id, "result": {}})
     else:
