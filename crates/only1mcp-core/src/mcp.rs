@@ -14,6 +14,7 @@ use crate::jsonrpc::{ErrorObject, code};
 
 mod members;
 mod named;
+pub mod param_headers;
 pub use members::Members;
 pub use named::Named;
 

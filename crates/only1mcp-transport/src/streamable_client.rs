@@ -12,8 +12,12 @@
 //! `io.modelcontextprotocol/protocolVersion` are **modern** (2026-07-28):
 //! they carry `MCP-Protocol-Version`, `Mcp-Method` and, for `tools/call`,
 //! `prompts/get` and `resources/read`, `Mcp-Name` (base64-wrapped when the
-//! value is not plain visible ASCII), no session, and a call is cancelled by
-//! closing its response stream. Anything else is **legacy** (2025-03-26 to
+//! value is not plain visible ASCII), and for `tools/call` an
+//! `Mcp-Param-{Name}` for each argument the tool's schema marks with
+//! `x-mcp-header` (SEP-2243: the declarations are read from the backend's
+//! modern `tools/list` answers as they pass, and a tool whose declarations
+//! break the rules is left out of them, with a warning), no session, and a
+//! call is cancelled by closing its response stream. Anything else is **legacy** (2025-03-26 to
 //! 2025-11-25): the `Mcp-Session-Id` returned with the `initialize` result
 //! and the negotiated version go on every later request; a call is cancelled
 //! with a POSTed `notifications/cancelled`; once `notifications/initialized`
@@ -32,6 +36,7 @@ use std::time::Duration;
 
 use only1mcp_core::Error;
 use only1mcp_core::jsonrpc::{Id, Message, Outcome, Request};
+use only1mcp_core::mcp::param_headers::{self, ParamHeader};
 use only1mcp_core::mcp::{self, method};
 use only1mcp_core::upstream::{Call, Events, Upstream};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -100,7 +105,14 @@ struct Link {
     // A plain mutex: held to copy or set the values, never across an await.
     session: Mutex<Session>,
     listening: AtomicBool,
+    /// The `x-mcp-header` declarations of the backend's tools, by the
+    /// backend's tool name, from its last modern `tools/list` (SEP-2243).
+    param_headers: Mutex<ParamHeaders>,
 }
+
+/// Tools with `x-mcp-header` declarations, by name.
+type ParamHeaders =
+    std::collections::HashMap<Box<str>, Arc<[ParamHeader]>, foldhash::fast::RandomState>;
 
 /// What a legacy `initialize` established.
 #[derive(Debug, Default, Clone)]
@@ -138,6 +150,7 @@ impl Connection {
             headers,
             session: Mutex::new(Session::default()),
             listening: AtomicBool::new(false),
+            param_headers: Mutex::default(),
         });
         let poster = link.clone();
         let outbox = Outbox::start(correlator.closed_token().clone(), move |message| {
@@ -187,6 +200,19 @@ impl Upstream for Connection {
 
 impl Inner {
     async fn call(self: Arc<Self>, call: Call) -> Result<Outcome, Error> {
+        // A modern tools/list answer teaches the tools' header declarations.
+        let learn = (call.method == method::TOOLS_LIST
+            && modern_version(call.params.as_deref()).is_some())
+        .then(|| mcp::param_string(call.params.as_deref(), "cursor").is_none());
+        let link = self.link.clone();
+        let mut outcome = self.exchange(call).await?;
+        if let (Some(first_page), Ok(result)) = (learn, &mut outcome) {
+            link.learn_param_headers(result, first_page);
+        }
+        Ok(outcome)
+    }
+
+    async fn exchange(self: Arc<Self>, call: Call) -> Result<Outcome, Error> {
         let link = &self.link;
         let correlator = &link.correlator;
         if correlator.is_closed() {
@@ -371,14 +397,129 @@ impl Link {
             if let Some(value) = header_text(method) {
                 headers.insert(MCP_METHOD, value);
             }
-            if let Some(name) = mcp_name(method, params).and_then(|name| header_text(&name)) {
-                headers.insert(MCP_NAME, name);
+            if let Some(name) = mcp_name(method, params) {
+                if method == method::TOOLS_CALL {
+                    self.add_param_headers(&mut headers, &name, params);
+                }
+                if let Some(name) = header_text(&name) {
+                    headers.insert(MCP_NAME, name);
+                }
             }
         }
         Post {
             headers: Arc::new(headers),
             modern: true,
             sent_session: false,
+        }
+    }
+
+    /// Adds `Mcp-Param-{Name}` for each argument of a call of `tool` that
+    /// the tool's schema marks with `x-mcp-header`; an argument that is
+    /// absent or `null` sends none.
+    fn add_param_headers(&self, headers: &mut HeaderMap, tool: &str, params: Option<&RawValue>) {
+        #[derive(serde::Deserialize)]
+        struct Arguments {
+            arguments: Option<serde_json::Value>,
+        }
+        let declared = {
+            let table = self
+                .param_headers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if table.is_empty() {
+                return;
+            }
+            match table.get(tool) {
+                Some(declared) => declared.clone(),
+                None => return,
+            }
+        };
+        let Some(arguments) = params
+            .and_then(|p| serde_json::from_str::<Arguments>(p.get()).ok())
+            .and_then(|a| a.arguments)
+        else {
+            return;
+        };
+        for decl in declared.iter() {
+            let value = param_headers::value_at(&arguments, &decl.path)
+                .and_then(param_headers::encode)
+                .and_then(|text| HeaderValue::from_str(&text).ok());
+            let name = HeaderName::from_bytes(
+                format!(
+                    "{}{}",
+                    param_headers::PREFIX,
+                    decl.name.to_ascii_lowercase()
+                )
+                .as_bytes(),
+            );
+            if let (Some(value), Ok(name)) = (value, name) {
+                headers.insert(name, value);
+            }
+        }
+    }
+
+    /// Reads the `x-mcp-header` declarations of the tools in a modern
+    /// `tools/list` result (a `first_page` starts the table afresh) and
+    /// leaves out of it each tool whose declarations break the rules, as a
+    /// Streamable HTTP client must.
+    fn learn_param_headers(&self, result: &mut Box<RawValue>, first_page: bool) {
+        if !result.get().contains("x-mcp-header") {
+            if first_page {
+                self.param_headers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clear();
+            }
+            return;
+        }
+        let Ok(mut parsed) =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(result.get())
+        else {
+            return;
+        };
+        let Some(serde_json::Value::Array(tools)) = parsed.get_mut("tools") else {
+            return;
+        };
+        let mut learned = ParamHeaders::default();
+        let before = tools.len();
+        tools.retain(|tool| {
+            let name = tool.get("name").and_then(serde_json::Value::as_str);
+            let declared = tool
+                .get("inputSchema")
+                .and_then(|schema| serde_json::value::to_raw_value(schema).ok())
+                .map_or(Ok(Vec::new()), |schema| param_headers::declared(&schema));
+            match (name, declared) {
+                (Some(name), Ok(declared)) => {
+                    if !declared.is_empty() {
+                        learned.insert(name.into(), declared.into());
+                    }
+                    true
+                }
+                (name, Err(reason)) => {
+                    tracing::warn!(
+                        server = %self.server(),
+                        tool = name.unwrap_or("(unnamed)"),
+                        %reason,
+                        "Tool left out: its x-mcp-header declarations break SEP-2243's rules"
+                    );
+                    false
+                }
+                (None, Ok(_)) => true,
+            }
+        });
+        if tools.len() != before
+            && let Ok(rewritten) = serde_json::value::to_raw_value(&parsed)
+        {
+            *result = rewritten;
+        }
+        let mut table = self
+            .param_headers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if first_page {
+            *table = learned;
+        } else {
+            table.extend(learned);
         }
     }
 
@@ -722,36 +863,12 @@ fn mcp_name(method: &str, params: Option<&RawValue>) -> Option<String> {
 /// A header value carrying `text`: as it is when it is visible ASCII without
 /// edge spaces, else wrapped as `=?base64?…?=` (UTF-8), as MCP specifies.
 fn header_text(text: &str) -> Option<HeaderValue> {
-    let plain = text.bytes().all(|b| (0x20..=0x7e).contains(&b))
-        && text.trim() == text
-        && !(text.starts_with("=?base64?") && text.ends_with("?="));
-    if plain {
+    if param_headers::is_plain(text) {
         HeaderValue::from_str(text).ok()
     } else {
-        HeaderValue::from_str(&format!("=?base64?{}?=", base64(text.as_bytes()))).ok()
+        let encoded = param_headers::base64_encode(text.as_bytes());
+        HeaderValue::from_str(&format!("=?base64?{encoded}?=")).ok()
     }
-}
-
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let b = [
-            group[0],
-            group.get(1).copied().unwrap_or(0),
-            group.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= group.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -760,15 +877,6 @@ mod tests {
 
     fn raw(json: &str) -> Box<RawValue> {
         RawValue::from_string(json.to_owned()).unwrap()
-    }
-
-    #[test]
-    fn base64_matches_the_standard_alphabet_with_padding() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64("héllo wörld".as_bytes()), "aMOpbGxvIHfDtnJsZA==");
     }
 
     #[test]

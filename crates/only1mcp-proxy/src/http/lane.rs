@@ -289,6 +289,9 @@ fn scan(buf: &[u8], max_body: usize) -> Scan<'_> {
                     close |= token.eq_ignore_ascii_case(b"close");
                 }
             }
+            // SEP-2243's argument headers are checked against the header
+            // map (`streamable::param_mismatch`): hyper's path.
+            n if n > 10 && name[..10].eq_ignore_ascii_case(b"mcp-param-") => return Scan::Hyper,
             _ => headers.record(name, line.value),
         }
     }

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use only1mcp_core::config::ContextConfig;
 use only1mcp_core::jsonrpc::{self, Frame, Message, Notification, Request};
-use only1mcp_core::mcp::{self, Era, RequestMeta, error_code, method, version};
+use only1mcp_core::mcp::{self, Era, RequestMeta, error_code, method, param_headers, version};
 use only1mcp_transport::downstream::{Inbox, OnFull, Outbound};
 use tokio::sync::Notify;
 
@@ -112,6 +112,10 @@ pub(super) struct PostHeaders<'a> {
     guard_repeated: Option<&'static str>,
     /// Which headers [`PostHeaders::record`] has seen.
     seen: u16,
+    /// The whole header map, for the `Mcp-Param-*` headers of a modern
+    /// `tools/call` (SEP-2243). `None` on the HTTP/1.1 lane, which hands a
+    /// request carrying any of them to hyper.
+    map: Option<&'a HeaderMap>,
 }
 
 impl<'a> PostHeaders<'a> {
@@ -135,6 +139,7 @@ impl<'a> PostHeaders<'a> {
             repeated,
             guard_repeated: None,
             seen: 0,
+            map: Some(headers),
         }
     }
 
@@ -410,6 +415,7 @@ async fn modern_post(
         .as_ref()
         .ok()
         .and_then(|meta| header_mismatch(headers, &req, meta))
+        .or_else(|| param_mismatch(state, headers, &req))
     {
         let error = jsonrpc::ErrorObject::new(error_code::HEADER_MISMATCH, mismatch);
         let res = Message::Response(jsonrpc::Response::error(Some(req.id), error));
@@ -450,27 +456,49 @@ fn header_mismatch(headers: &PostHeaders<'_>, req: &Request, meta: &RequestMeta)
         _ => return None,
     };
     let body_name = mcp::param_string(req.params.as_deref(), name_key)?;
-    let header_name = headers.name.map(decode_header_value);
-    if header_name.as_deref() != Some(body_name.as_str()) {
+    let header_name = headers.name.map(param_headers::decode);
+    if header_name.as_ref().and_then(|name| name.as_ref().ok()) != Some(&body_name) {
         return Some(format!("Mcp-Name header does not match params.{name_key}"));
     }
     None
 }
 
-/// Decodes the `=?base64?…?=` form MCP uses for header values that are not
-/// plain ASCII.
-fn decode_header_value(value: &str) -> String {
-    value
-        .strip_prefix("=?base64?")
-        .and_then(|rest| rest.strip_suffix("?="))
-        .and_then(|encoded| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .ok()
-        })
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .unwrap_or_else(|| value.to_owned())
+/// Checks the `Mcp-Param-*` headers of a modern `tools/call` against its
+/// arguments, by the `x-mcp-header` declarations of the tool as its backend
+/// listed it (SEP-2243). Headers no declaration names pass unchecked; a
+/// tool the catalog does not have is left to the call to refuse.
+fn param_mismatch(state: &HttpState, headers: &PostHeaders<'_>, req: &Request) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Call {
+        name: String,
+        arguments: Option<serde_json::Value>,
+    }
+    if req.method != method::TOOLS_CALL {
+        return None;
+    }
+    let call: Call = serde_json::from_str(req.params.as_deref()?.get()).ok()?;
+    let catalog = state.inner.gateway.catalog();
+    let position = catalog.tool_position(&call.name)?;
+    let tool = &catalog.entries(mcp::ListKind::Tools).get(position)?.item;
+    if !tool.get().contains("x-mcp-header") {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Tool {
+        #[serde(rename = "inputSchema")]
+        input_schema: Option<Box<serde_json::value::RawValue>>,
+    }
+    let schema = serde_json::from_str::<Tool>(tool.get())
+        .ok()?
+        .input_schema?;
+    // A declaration that breaks the rules declares nothing a client could
+    // have followed; the backend's own check, if any, still applies.
+    let declared = param_headers::declared(&schema).ok()?;
+    let map = headers.map;
+    param_headers::mismatch(&declared, call.arguments.as_ref(), |name| {
+        let name = format!("{}{name}", param_headers::PREFIX);
+        map?.get(name.as_str()).and_then(|v| v.to_str().ok())
+    })
 }
 
 /// Waits for the answer; if a notification comes first and the client
@@ -1044,13 +1072,6 @@ mod tests {
         }
         assert_eq!(stream.replay.len(), REPLAY);
         assert_eq!(stream.replay_bytes, REPLAY);
-    }
-
-    #[test]
-    fn base64_header_values_decode() {
-        assert_eq!(decode_header_value("=?base64?aMOpbGxv?="), "héllo");
-        assert_eq!(decode_header_value("plain"), "plain");
-        assert_eq!(decode_header_value("=?base64?!!?="), "=?base64?!!?=");
     }
 
     #[test]
