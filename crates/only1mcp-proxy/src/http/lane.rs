@@ -603,6 +603,8 @@ mod tests {
             b"POST /mcp HTTP/1.1\r\ncontent-length: 99999999999999999999999\r\n\r\n",
             b"POST /mcp HTTP/1.1\r\nbad header\r\n\r\n",
             b"\x16\x03\x01\x02\x00",
+            // SEP-2243 argument headers are checked against the header map.
+            b"POST /mcp HTTP/1.1\r\ncontent-length: 0\r\nMcp-Param-Region: x\r\n\r\n",
         ] {
             assert!(
                 matches!(scan(request, 1024), Scan::Hyper),
@@ -612,6 +614,8 @@ mod tests {
         }
         // At the limit, the lane's; over it, refused from the head.
         lane(b"POST /mcp HTTP/1.1\r\ncontent-length: 1024\r\n\r\n");
+        // A header that only starts like one stays on the lane.
+        lane(b"POST /mcp HTTP/1.1\r\nmcp-param: x\r\ncontent-length: 0\r\n\r\n");
         let over = b"POST /mcp HTTP/1.1\r\nhost: h\r\ncontent-length: 1025\r\n\r\n";
         assert!(
             matches!(scan(over, 1024), Scan::TooLarge(headers) if headers.host == Some("h")),
