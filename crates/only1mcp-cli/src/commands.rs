@@ -11,6 +11,7 @@ use only1mcp_proxy::{Gateway, logging};
 
 use crate::output;
 
+mod doctor;
 mod import;
 mod manage;
 mod tokens;
@@ -133,6 +134,11 @@ enum Command {
     /// then points those clients at `only1mcp start --stdio` (backups kept,
     /// --undo restores them); --dry-run shows the diff.
     Import(import::ImportArgs),
+    /// Check what usually goes wrong: the config, each server's command on
+    /// PATH and its ${VAR}s, each server starting (with its stderr tail),
+    /// ports in use, the admin API, token file permissions. Exit status 1
+    /// when anything is wrong; --json for scripts.
+    Doctor(doctor::DoctorArgs),
     /// Write a starter config file.
     Init {
         /// Where to write it.
@@ -224,6 +230,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::Benchmark(args) => crate::benchmark::run(&args).await,
         Command::Tokens(args) => tokens::tokens(args).await,
         Command::Import(args) => import::import(&args),
+        Command::Doctor(args) => doctor::doctor(&args).await,
         Command::ExampleServer { name, args } => serve_example(name, args),
     }
 }

@@ -17,6 +17,7 @@ mod benchmark;
 mod built_in;
 mod cli;
 mod context;
+mod doctor;
 mod everything;
 mod http;
 mod import;
