@@ -32,6 +32,7 @@
 //! Each decision and each representation other parts rely on is written
 //! down in an ADR under docs/adr.
 
+pub mod audit;
 pub mod authn;
 mod oauth;
 pub mod rbac;

@@ -11,6 +11,7 @@ use only1mcp_proxy::{Gateway, logging};
 
 use crate::output;
 
+mod audit;
 mod doctor;
 mod import;
 mod manage;
@@ -118,6 +119,9 @@ enum Command {
     Test(manage::TestArgs),
     /// Make the running gateway re-read its config file.
     Reload(manage::ReloadArgs),
+    /// Work with the tamper-evident audit trail (audit.file).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Serve one of the built-in example MCP servers on stdio: what the
     /// built-in default config runs (this binary, so it needs no sibling
     /// executables). Hidden: users configure real servers.
@@ -232,6 +236,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::Import(args) => import::import(&args),
         Command::Doctor(args) => doctor::doctor(&args).await,
         Command::ExampleServer { name, args } => serve_example(name, args),
+        Command::Audit(command) => audit::run(command),
     }
 }
 
@@ -300,7 +305,11 @@ async fn start(
     // The same builder an embedder uses; `start` adds no layers of its own.
     match Gateway::builder(&config).run(options).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ only1mcp_proxy::run::RunError::Listen { .. }) => {
+        Err(
+            e @ (only1mcp_proxy::run::RunError::Listen { .. }
+            | only1mcp_proxy::run::RunError::Audit(_)
+            | only1mcp_proxy::run::RunError::AuditStdoutTaken),
+        ) => {
             output::error(&e.to_string());
             ExitCode::from(EXIT_CONFIG)
         }

@@ -14,17 +14,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::naming::Namespace;
 
+pub mod audit;
 pub mod auth;
 pub mod context;
 pub mod limits;
 pub mod replicas;
 pub mod traces;
+pub mod rate_limits;
 
+pub use audit::AuditConfig;
 pub use auth::{AuthConfig, OAuthConfig};
 pub use context::{ContextConfig, ContextMode, ContextOverride, ProfileConfig, ToolsetRule};
 pub use limits::LimitsConfig;
 pub use replicas::{BalanceConfig, BreakerConfig, HealthConfig};
 pub use traces::{OtlpProtocol, TracesConfig};
+pub use rate_limits::RateLimitsConfig;
 
 /// The whole gateway config.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -58,6 +62,12 @@ pub struct Config {
     /// OpenTelemetry traces (off by default).
     #[serde(default)]
     pub traces: TracesConfig,
+    /// The tamper-evident audit trail (off unless a file or stdout is set).
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Token buckets and concurrency bounds on calls (none by default).
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
     /// Who may use the HTTP faces, and what each caller may see and call.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -845,6 +855,12 @@ impl Config {
             problem(field, message);
         }
         for (field, message) in self.limits.problems() {
+            problem(field, message);
+        }
+        for (field, message) in self.audit.problems() {
+            problem(field, message);
+        }
+        for (field, message) in self.rate_limits.problems(&ids) {
             problem(field, message);
         }
         let profiles = self.context.resolved_profiles();

@@ -149,6 +149,57 @@ impl Principal {
     }
 }
 
+/// How a client reached the gateway: what an audit record wants to know of
+/// it besides its principal. The face that makes a session sets it; a call
+/// carries it (in a [`ClientRequest`] in [`Routed::extensions`]) only when
+/// the gateway records calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The face.
+    pub transport: Transport,
+    /// The client's address, on a network face.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The session id the client sees (`Mcp-Session-Id`, the HTTP+SSE
+    /// session), if the face has one.
+    pub session: Option<Arc<str>>,
+}
+
+/// The face a client reached the gateway through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// The gateway's stdin and stdout.
+    Stdio,
+    /// Streamable HTTP (`/mcp`).
+    StreamableHttp,
+    /// Legacy HTTP+SSE (`/sse`, `/messages`).
+    Sse,
+    /// WebSocket (`/ws`).
+    WebSocket,
+}
+
+impl Transport {
+    /// Its name in records: `stdio`, `http`, `sse`, `ws`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdio => "stdio",
+            Self::StreamableHttp => "http",
+            Self::Sse => "sse",
+            Self::WebSocket => "ws",
+        }
+    }
+}
+
+/// Which client request a call serves: put in [`Routed::extensions`] by the
+/// session when the gateway records calls (an audit layer reads it), absent
+/// otherwise.
+#[derive(Debug, Clone)]
+pub struct ClientRequest {
+    /// The client's JSON-RPC id, as JSON text.
+    pub id: Option<String>,
+    /// How the client reached the gateway, if the face said.
+    pub origin: Option<Arc<Origin>>,
+}
+
 /// Which replica of a server should take a call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Affinity {

@@ -22,6 +22,7 @@
 //! first `layer` given is the outermost. The stacks' types are erased once
 //! when the gateway starts ([`crate::stack`]).
 
+use only1mcp_auth::audit::{AuditLayer, Auditor};
 use only1mcp_core::config::Config;
 use only1mcp_core::pipeline::CallService;
 use tower::layer::Layer;
@@ -38,6 +39,8 @@ pub struct GatewayBuilder<L = Identity, S = Identity> {
     config: Config,
     layers: L,
     server_layers: S,
+    /// The audit trail ([`GatewayBuilder::auditor`]).
+    auditor: Option<Auditor>,
 }
 
 impl Gateway {
@@ -62,6 +65,7 @@ impl GatewayBuilder {
             config: config.clone(),
             layers: Identity::new(),
             server_layers: Identity::new(),
+            auditor: None,
         }
     }
 }
@@ -81,6 +85,7 @@ impl<L, S> GatewayBuilder<L, S> {
             config: self.config,
             layers: Stack::new(layer, self.layers),
             server_layers: self.server_layers,
+            auditor: self.auditor,
         }
     }
 
@@ -93,6 +98,7 @@ impl<L, S> GatewayBuilder<L, S> {
             config: self.config,
             layers: self.layers,
             server_layers: Stack::new(layer, self.server_layers),
+            auditor: self.auditor,
         }
     }
 
@@ -104,7 +110,17 @@ impl<L, S> GatewayBuilder<L, S> {
             config: self.config,
             layers: self.layers,
             server_layers: Stack::new(self.server_layers, layer),
+            auditor: self.auditor,
         }
+    }
+
+    /// Records calls, reloads and admin changes to `auditor` (opened from
+    /// `audit:` with [`Auditor::open`]; [`GatewayBuilder::run`] does it). A
+    /// gateway started without one (a short-lived command such as
+    /// `only1mcp list`) records nothing.
+    pub fn auditor(mut self, auditor: Option<Auditor>) -> Self {
+        self.auditor = auditor;
+        self
     }
 
     /// Starts every enabled backend, as [`Gateway::start`] does, with these
@@ -113,6 +129,9 @@ impl<L, S> GatewayBuilder<L, S> {
     /// With `auth` in the config (admission or roles), the role check is
     /// the router's, inside every layer given here: those see the calls it
     /// refuses, as [`only1mcp_core::Error::Concealed`] (ADR 0016).
+    ///
+    /// With an auditor, the audit layer is the outermost of the per-call
+    /// stack: it sees every refusal of the layers inside it.
     pub async fn start(self) -> Gateway
     where
         L: Layer<Router>,
@@ -127,11 +146,21 @@ impl<L, S> GatewayBuilder<L, S> {
             enforced: auth.enabled() || !auth.roles.is_empty() || auth.default_deny,
         };
         let policy = access.enforced.then(|| access.policy.clone());
+        let auditor = self.auditor;
+        let audit = auditor.clone().map(AuditLayer::new);
         Gateway::start_with(
             &self.config,
-            move |backends| stack::build(&layers, backends, policy),
+            move |backends| {
+                let stack = stack::build(&layers, backends, policy);
+                match audit {
+                    // Outermost: it sees every refusal of the layers inside.
+                    Some(audit) => stack::CallStack::new(audit.layer(stack)),
+                    None => stack,
+                }
+            },
             stack::server_stacks(self.server_layers),
             access,
+            auditor,
         )
         .await
     }

@@ -62,6 +62,8 @@ struct Shared {
     /// No layers anywhere: the stack is the identity, and a call goes to
     /// its backend's endpoint in the caller's own future ([`Gateway::call`]).
     direct: bool,
+    /// The audit trail, when `audit:` turns it on.
+    auditor: Option<only1mcp_auth::audit::Auditor>,
     catalog: ArcSwap<Catalog>,
     /// Each client profile's view of the catalog, swapped with it.
     views: ArcSwap<Views>,
@@ -486,10 +488,12 @@ impl Gateway {
         stack: impl FnOnce(crate::stack::Backends) -> CallStack,
         server_stacks: crate::stack::ServerStacks,
         access: Access,
+        auditor: Option<only1mcp_auth::audit::Auditor>,
     ) -> Self {
         let backends: crate::stack::Backends = Arc::new(ArcSwap::from_pointee(BTreeMap::new()));
         let stack = stack(backends.clone());
         let shared = Arc::new(Shared {
+            auditor,
             namespace: ArcSwap::from_pointee(Namespace::default()),
             // (The role check is the router's: with it, calls go through it.)
             direct: stack.is_bare_router() && server_stacks.is_identity() && !access.enforced,
@@ -603,6 +607,14 @@ impl Gateway {
     /// first start attempt. The caller has validated `config`.
     pub async fn reload(&self, config: &Config) -> ReloadReport {
         let report = self.apply(config).await;
+        if let Some(auditor) = &self.shared.auditor {
+            let mut event = only1mcp_auth::audit::Event::new(only1mcp_auth::audit::Kind::Reload);
+            event.detail = Some(format!(
+                "kept {:?}, started {:?}, stopped {:?}, failed {:?}",
+                report.kept, report.started, report.stopped, report.failed
+            ));
+            auditor.record(event);
+        }
         tracing::info!(
             applied_us = report.applied_us,
             kept = report.kept.len(),
@@ -946,6 +958,12 @@ impl Gateway {
         &self.shared.stack
     }
 
+    /// The audit trail, when `audit:` turns it on: where the faces record
+    /// authentication failures and the admin API its changes.
+    pub fn auditor(&self) -> Option<&only1mcp_auth::audit::Auditor> {
+        self.shared.auditor.as_ref()
+    }
+
     /// Sends `routed`, routed to `backend`, through the call stack. With no
     /// layers anywhere the stack is the identity: the call goes straight to
     /// the backend's endpoint, in the caller's own future (no boxed future,
@@ -1157,6 +1175,11 @@ impl Gateway {
         let mut tasks =
             std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
         while tasks.join_next().await.is_some() {}
+        if let Some(auditor) = self.shared.auditor.clone() {
+            // Writes the `stop` line and syncs: a blocking wait, off the
+            // runtime's threads.
+            let _ = tokio::task::spawn_blocking(move || auditor.close()).await;
+        }
     }
 }
 

@@ -99,3 +99,6 @@ pub mod stack;
 mod subscriptions;
 
 pub use gateway::Gateway;
+/// The audit trail (`only1mcp-auth`'s), for the CLI's `audit verify` and
+/// embedders that open one ([`builder::GatewayBuilder::auditor`]).
+pub use only1mcp_auth::audit;

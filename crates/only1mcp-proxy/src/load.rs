@@ -181,6 +181,13 @@ fn finish(figment: Figment, path: Option<&Path>) -> Result<Config, LoadError> {
     if let Some(dir) = path.and_then(|p| include_dir(&config, p)) {
         merge_include_dir(&mut config, &dir)?;
     }
+    // A relative audit file is the config file's neighbour, not the
+    // working directory's.
+    if let (Some(file), Some(folder)) = (config.audit.file.as_mut(), path.and_then(Path::parent))
+        && file.is_relative()
+    {
+        *file = folder.join(&*file);
+    }
     config.absorb_mcp_servers()?;
     check(&config)?;
     Ok(config)

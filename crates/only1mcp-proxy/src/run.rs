@@ -45,6 +45,12 @@ pub enum RunError {
     /// Serving failed.
     #[error("{0}")]
     Serve(std::io::Error),
+    /// The audit trail could not be opened.
+    #[error("{0}")]
+    Audit(#[from] only1mcp_auth::audit::Error),
+    /// `audit.stdout` asked for with MCP on stdio, where stdout is MCP only.
+    #[error("audit.stdout cannot be used with --stdio: stdout carries MCP; use audit.file")]
+    AuditStdoutTaken,
 }
 
 impl<L, S> GatewayBuilder<L, S> {
@@ -82,6 +88,16 @@ impl<L, S> GatewayBuilder<L, S> {
     {
         let config = self.config().clone();
         tracing::info!(config = %options.origin, servers = config.servers.len(), "Starting Only1MCP");
+        if options.stdio && config.audit.stdout {
+            return Err(RunError::AuditStdoutTaken);
+        }
+        // Opened before anything listens: a gateway that must audit and
+        // cannot does not start.
+        let auditor = only1mcp_auth::audit::Auditor::open(&config.audit)?;
+        if let Some(file) = &config.audit.file {
+            tracing::info!(file = %file.display(), "Audit trail open");
+        }
+        let builder = self.auditor(auditor);
         let listener = if options.stdio {
             None
         } else {
@@ -92,7 +108,7 @@ impl<L, S> GatewayBuilder<L, S> {
                     .map_err(|source| RunError::Listen { addr, source })?,
             )
         };
-        let gateway = self.start().await;
+        let gateway = builder.start().await;
         let catalog = gateway.catalog();
         tracing::info!(
             tools = catalog.entries(ListKind::Tools).len(),

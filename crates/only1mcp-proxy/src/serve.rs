@@ -38,6 +38,11 @@ where
     let max_queued = gateway.config().limits.max_queued_bytes;
     let (outbound, writer_task) = downstream::writer(writer, max_queued);
     let session = ClientSession::with_profile(gateway.clone(), Some(outbound), profile.into());
+    session.set_origin(|| only1mcp_core::pipeline::Origin {
+        transport: only1mcp_core::pipeline::Transport::Stdio,
+        peer: None,
+        session: None,
+    });
     session.forward_list_changes();
     let mut lines = LineReader::new(reader, MAX_DOWNSTREAM_LINE);
     tokio::pin!(stop);

@@ -35,7 +35,7 @@ use only1mcp_core::mcp::{
     self, DiscoverResult, Era, InitializeParams, InitializeResult, ListKind, RawObject, method,
     version,
 };
-use only1mcp_core::pipeline::{Affinity, Principal, Routed};
+use only1mcp_core::pipeline::{Affinity, ClientRequest, Origin, Principal, Routed};
 use only1mcp_core::upstream::Call;
 use only1mcp_observability::trace;
 use only1mcp_transport::downstream::Outbound;
@@ -166,6 +166,9 @@ struct Ctx {
     /// The request's `_meta`, read once (rewriting a name, uri or
     /// arguments on the way to a backend leaves it as it is).
     meta: mcp::RequestMeta,
+    /// The client's request id as JSON text, only when the gateway records
+    /// calls (an audit record names it).
+    request_id: Option<String>,
 }
 
 /// One client's session.
@@ -195,6 +198,9 @@ pub struct ClientSession {
     /// calls carry it as their affinity key, so its follow-ups can reach
     /// the replica its earlier calls did.
     serial: u64,
+    /// How the client reached the gateway, kept only when the gateway
+    /// records calls ([`ClientSession::set_origin`]).
+    origin: std::sync::OnceLock<Arc<Origin>>,
 }
 
 /// The source of [`ClientSession`] serial numbers.
@@ -237,7 +243,17 @@ impl ClientSession {
             ended: std::sync::OnceLock::new(),
             asked: Mutex::new(HashMap::new()),
             next_ask: std::sync::atomic::AtomicU64::new(1),
+            origin: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Says how the client reached the gateway (the face that made the
+    /// session calls it once). Kept only when the gateway records calls:
+    /// every call of the session then carries it to the audit layer.
+    pub fn set_origin(&self, origin: impl FnOnce() -> Origin) {
+        if self.gateway.auditor().is_some() {
+            let _ = self.origin.set(Arc::new(origin()));
+        }
     }
 
     /// `call` on its way to `route`, for a request of `era`, with what
@@ -249,6 +265,13 @@ impl ClientSession {
         exposed: Option<Arc<str>>,
         era: Era,
     ) -> Routed {
+        let mut extensions = http::Extensions::new();
+        if self.gateway.auditor().is_some() {
+            extensions.insert(ClientRequest {
+                id: None,
+                origin: self.origin.get().cloned(),
+            });
+        }
         Routed {
             call,
             route,
@@ -261,7 +284,7 @@ impl ClientSession {
                 Era::Legacy => Affinity::Key(self.serial),
                 Era::Modern => Affinity::None,
             },
-            extensions: http::Extensions::new(),
+            extensions,
         }
     }
 
@@ -733,7 +756,13 @@ impl ClientSession {
             Ok(read) => read,
             Err(error) => return Err(error.to_error_object()),
         };
-        let ctx = Ctx { era, notes, meta };
+        let request_id = self.gateway.auditor().is_some().then(|| req.id.to_string());
+        let ctx = Ctx {
+            era,
+            notes,
+            meta,
+            request_id,
+        };
         let res = match (req.method.as_str(), era) {
             (method::INITIALIZE, Era::Legacy) => self.initialize(&req),
             (method::SERVER_DISCOVER, _) => self.discover(),

@@ -11,6 +11,7 @@
 
 mod admin;
 mod admin_security;
+mod audit;
 mod auth;
 mod backend_faults;
 mod benchmark;

@@ -12,6 +12,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use only1mcp_auth::audit::{Decision, Event, Kind};
 use subtle::ConstantTimeEq;
 
 use super::AdminState;
@@ -64,14 +65,46 @@ pub(super) async fn check(
             "Forbidden: the admin API does not serve browsers (Origin is set)",
         );
     }
+    let auditor = state.inner.gateway.auditor().cloned();
     if !bearer_matches(headers, state.token()) {
         tracing::warn!(path = %request.uri().path(), "Admin API request refused: missing or wrong token");
+        if let Some(auditor) = auditor {
+            auditor.record(admin_event(Kind::AuthFailure, &request, 401));
+        }
         return refuse(
             StatusCode::UNAUTHORIZED,
             "Unauthorized: missing or wrong bearer token",
         );
     }
-    next.run(request).await
+    // Reads change nothing; every other request is an admin change,
+    // recorded with its answer's status.
+    let change = auditor
+        .filter(|_| request.method() != axum::http::Method::GET)
+        .map(|auditor| (auditor, admin_event(Kind::AdminChange, &request, 0)));
+    let response = next.run(request).await;
+    if let Some((auditor, mut event)) = change {
+        event.code = Some(i64::from(response.status().as_u16()));
+        event.decision = Some(if response.status().is_success() {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        });
+        auditor.record(event);
+    }
+    response
+}
+
+/// An audit record of an admin API request.
+fn admin_event(kind: Kind, request: &Request, status: u16) -> Event {
+    let mut event = Event::new(kind);
+    event.transport = Some("admin");
+    event.method = Some(request.method().to_string());
+    event.target = Some(request.uri().path().to_owned());
+    if status != 0 {
+        event.code = Some(i64::from(status));
+        event.decision = Some(Decision::Deny);
+    }
+    event
 }
 
 #[cfg(test)]

@@ -49,6 +49,11 @@ pub(super) async fn open(
         only1mcp_core::config::ContextConfig::DEFAULT_PROFILE.into(),
         caller.0,
     );
+    session.set_origin(|| only1mcp_core::pipeline::Origin {
+        transport: only1mcp_core::pipeline::Transport::Sse,
+        peer: None,
+        session: Some(id.as_str().into()),
+    });
     session.forward_list_changes();
     state.sse_sessions().insert(id.clone(), session);
     tracing::info!(session = %id, "SSE session opened");

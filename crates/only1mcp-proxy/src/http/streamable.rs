@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 use super::authn::Caller;
 use super::{HttpState, error_response, json_body, sse_body, status_for};
 use crate::session::ClientSession;
+use only1mcp_core::pipeline::{Origin, Transport};
 
 // Header names as `HeaderName`s: a lookup by `&str` parses the name first.
 const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -429,6 +430,11 @@ async fn modern_post(
     }
     let session =
         ClientSession::with_principal(state.inner.gateway.clone(), None, profile, caller.0);
+    session.set_origin(|| Origin {
+        transport: Transport::StreamableHttp,
+        peer: None,
+        session: None,
+    });
     let (notes, notes_rx) = Outbound::for_request(64);
     let notes = accepts.sse.then_some(notes);
     // Answered in place: if the client goes away, this future is dropped and
@@ -854,11 +860,16 @@ async fn initialize(state: &HttpState, profile: Arc<str>, caller: Caller, req: R
         return Answer::Json(StatusCode::SERVICE_UNAVAILABLE, res.to_vec());
     };
     let legacy = LegacySession::new(state, profile, caller, slot);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    legacy.session.set_origin(|| Origin {
+        transport: Transport::StreamableHttp,
+        peer: None,
+        session: Some(id.as_str().into()),
+    });
     let response = legacy.session.respond(req, None).await;
     if response.outcome.is_err() {
         return json_answer(response, Era::Legacy);
     }
-    let id = uuid::Uuid::new_v4().simple().to_string();
     state.sessions().insert(id.clone(), legacy);
     tracing::info!(session = %id, "HTTP session opened");
     let mut res = json_response(response, Era::Legacy);

@@ -64,6 +64,11 @@ async fn serve(state: HttpState, caller: super::authn::Caller, socket: WebSocket
         only1mcp_core::config::ContextConfig::DEFAULT_PROFILE.into(),
         caller.0,
     );
+    session.set_origin(|| only1mcp_core::pipeline::Origin {
+        transport: only1mcp_core::pipeline::Transport::WebSocket,
+        peer: None,
+        session: None,
+    });
     session.forward_list_changes();
     let shutdown = state.inner.shutdown.clone();
     tracing::info!("WebSocket session opened");

@@ -215,11 +215,14 @@ impl ClientSession {
         );
         // Held calls are rare: always through the whole stack (boxed, as a
         // held call must be anyway).
-        let call = self.gateway.stack().dispatch(self.routed(
-            Call::new(method, params),
-            target.route.clone(),
-            target.exposed.clone(),
-            ctx.era,
+        let call = self.gateway.stack().dispatch(tagged(
+            self.routed(
+                Call::new(method, params),
+                target.route.clone(),
+                target.exposed.clone(),
+                ctx.era,
+            ),
+            ctx,
         ));
         let held = Held {
             call: Box::pin(async move { call.await.map(|reply| (reply.era, reply.outcome)) }),
@@ -256,7 +259,10 @@ impl ClientSession {
             } else {
                 Call::new(std::mem::take(&mut method), params.take())
             };
-            let routed = self.routed(call, target.route.clone(), target.exposed.clone(), ctx.era);
+            let routed = tagged(
+                self.routed(call, target.route.clone(), target.exposed.clone(), ctx.era),
+                ctx,
+            );
             let Reply {
                 era: backend_era,
                 outcome,
@@ -410,6 +416,21 @@ fn adapt_outcome(outcome: Outcome, client: Era) -> Outcome {
             Err(error)
         }
     }
+}
+
+/// `routed` with the client's request id, when the gateway records calls
+/// (the session put a `ClientRequest` in then).
+fn tagged(
+    mut routed: only1mcp_core::pipeline::Routed,
+    ctx: &Ctx,
+) -> only1mcp_core::pipeline::Routed {
+    if let Some(request) = routed
+        .extensions
+        .get_mut::<only1mcp_core::pipeline::ClientRequest>()
+    {
+        request.id.clone_from(&ctx.request_id);
+    }
+    routed
 }
 
 #[cfg(test)]
