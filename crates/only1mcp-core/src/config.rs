@@ -18,17 +18,17 @@ pub mod audit;
 pub mod auth;
 pub mod context;
 pub mod limits;
+pub mod rate_limits;
 pub mod replicas;
 pub mod traces;
-pub mod rate_limits;
 
 pub use audit::AuditConfig;
 pub use auth::{AuthConfig, OAuthConfig};
 pub use context::{ContextConfig, ContextMode, ContextOverride, ProfileConfig, ToolsetRule};
 pub use limits::LimitsConfig;
+pub use rate_limits::RateLimitsConfig;
 pub use replicas::{BalanceConfig, BreakerConfig, HealthConfig};
 pub use traces::{OtlpProtocol, TracesConfig};
-pub use rate_limits::RateLimitsConfig;
 
 /// The whole gateway config.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
