@@ -191,12 +191,12 @@ fn a_crate_outside_the_table_fails_until_it_is_placed() {
 #[test]
 fn an_example_may_use_the_libraries_but_not_the_test_harness() {
     let mut metadata = WORKSPACE.clone();
-    // The example servers crate, renamed so that it is out of the table like a new example.
+    // An example no crate depends on, renamed so that it is out of the table like a new one.
     let servers = metadata
         .packages
         .iter_mut()
-        .find(|package| package.name == "only1mcp-example-servers")
-        .expect("the example servers crate");
+        .find(|package| package.name == "only1mcp-example-custom-layer")
+        .expect("the custom layer example");
     servers.name = "only1mcp-example-new".to_owned();
     let id = servers.id.clone();
     let package_id = |name: &str| {
