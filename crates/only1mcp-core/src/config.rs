@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth;
 pub mod context;
 pub mod limits;
+pub mod metrics;
 pub mod rate_limits;
 pub mod replicas;
 pub mod traces;
@@ -26,6 +27,7 @@ pub use audit::AuditConfig;
 pub use auth::{AuthConfig, OAuthConfig};
 pub use context::{ContextConfig, ContextMode, ContextOverride, ProfileConfig, ToolsetRule};
 pub use limits::LimitsConfig;
+pub use metrics::MetricsConfig;
 pub use rate_limits::RateLimitsConfig;
 pub use replicas::{BalanceConfig, BreakerConfig, HealthConfig};
 pub use traces::{OtlpProtocol, TracesConfig};
@@ -59,6 +61,10 @@ pub struct Config {
     /// How much of the tool catalog clients see (the context diet).
     #[serde(default)]
     pub context: ContextConfig,
+    /// Prometheus metrics (on by default; the page is on the admin
+    /// listener).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// OpenTelemetry traces (off by default).
     #[serde(default)]
     pub traces: TracesConfig,
@@ -509,6 +515,10 @@ pub struct ServerConfig {
     /// Whether to start this server (default true).
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Whether the gateway is ready (`GET /readyz` answers 200) only while
+    /// this server is (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
     /// Override the global prefix mode: `false` keeps names bare, `true`
     /// always prefixes.
     #[serde(default)]
@@ -786,6 +796,9 @@ impl Config {
                     AdminConfig::MIN_TOKEN_LEN
                 ),
             );
+        }
+        for (field, message) in self.metrics.problems() {
+            problem(field, message);
         }
         if self.admin.enabled != Some(false)
             && self.admin.listen.port() != 0

@@ -36,4 +36,5 @@
 //! others emit through the facades and never call it). `cargo xtask check-deps`
 //! (run in CI) fails when it does.
 
+pub mod metrics;
 pub mod trace;

@@ -25,6 +25,7 @@
 use only1mcp_auth::audit::{AuditLayer, Auditor};
 use only1mcp_core::config::Config;
 use only1mcp_core::pipeline::CallService;
+use only1mcp_observability::metrics::Metrics;
 use tower::layer::Layer;
 use tower::layer::util::{Identity, Stack};
 
@@ -139,7 +140,6 @@ impl<L, S> GatewayBuilder<L, S> {
         S: Layer<Endpoint> + Send + Sync + 'static,
         S::Service: CallService + Sync,
     {
-        let layers = self.layers;
         let auth = &self.config.auth;
         let access = Access {
             policy: only1mcp_auth::SharedPolicy::default(),
@@ -148,19 +148,36 @@ impl<L, S> GatewayBuilder<L, S> {
         let policy = access.enforced.then(|| access.policy.clone());
         let auditor = self.auditor;
         let audit = auditor.clone().map(AuditLayer::new);
+        // The audit layer, when there is one, is outermost: it sees every
+        // refusal of the layers inside.
+        let wrap = move |stack: stack::CallStack| match audit {
+            Some(audit) => stack::CallStack::new(audit.layer(stack)),
+            None => stack,
+        };
+        let server_stacks = stack::server_stacks(self.server_layers);
+        if !self.config.metrics.enabled {
+            let layers = self.layers;
+            return Gateway::start_with(
+                &self.config,
+                move |backends| wrap(stack::build(&layers, backends, policy)),
+                server_stacks,
+                access,
+                auditor,
+                None,
+            )
+            .await;
+        }
+        // The metrics layer is outside the embedder's layers: it counts
+        // what they (and the router's role check) refuse.
+        let metrics = Metrics::new();
+        let layers = Stack::new(self.layers, metrics.layer());
         Gateway::start_with(
             &self.config,
-            move |backends| {
-                let stack = stack::build(&layers, backends, policy);
-                match audit {
-                    // Outermost: it sees every refusal of the layers inside.
-                    Some(audit) => stack::CallStack::new(audit.layer(stack)),
-                    None => stack,
-                }
-            },
-            stack::server_stacks(self.server_layers),
+            move |backends| wrap(stack::build(&layers, backends, policy)),
+            server_stacks,
             access,
             auditor,
+            Some(metrics),
         )
         .await
     }

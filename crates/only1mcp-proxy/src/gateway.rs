@@ -94,6 +94,10 @@ struct Shared {
     /// not (the gateway started without `auth` and a reload added roles),
     /// the session checks calls itself.
     enforced: bool,
+    /// The Prometheus metrics, unless `metrics.enabled` is false.
+    metrics: Option<only1mcp_observability::metrics::Metrics>,
+    /// Client sessions open now (made, less dropped).
+    sessions: std::sync::atomic::AtomicUsize,
 }
 
 /// Catalog rebuilds, one at a time and no more than needed.
@@ -157,6 +161,9 @@ impl Shared {
             .collect();
         let next = Arc::new(Catalog::build(&listings, &self.namespace.load()));
         let views = Views::build(next.clone(), &self.config.load(), Some(&self.views.load()));
+        if let Some(metrics) = &self.metrics {
+            metrics.set_catalog(&next);
+        }
         let previous = self.catalog.swap(next);
         let previous_views = self.views.swap(Arc::new(views));
         let views_changed = previous_views.differ(&self.views.load());
@@ -489,6 +496,7 @@ impl Gateway {
         server_stacks: crate::stack::ServerStacks,
         access: Access,
         auditor: Option<only1mcp_auth::audit::Auditor>,
+        metrics: Option<only1mcp_observability::metrics::Metrics>,
     ) -> Self {
         let backends: crate::stack::Backends = Arc::new(ArcSwap::from_pointee(BTreeMap::new()));
         let stack = stack(backends.clone());
@@ -496,7 +504,9 @@ impl Gateway {
             auditor,
             namespace: ArcSwap::from_pointee(Namespace::default()),
             // (The role check is the router's: with it, calls go through it.)
-            direct: stack.is_bare_router() && server_stacks.is_identity() && !access.enforced,
+            direct: (stack.is_bare_router() || stack.metered_router().is_some())
+                && server_stacks.is_identity()
+                && !access.enforced,
             stack,
             server_stacks,
             backends,
@@ -515,6 +525,8 @@ impl Gateway {
             admission: arc_swap::ArcSwapOption::from(admission_for(config).map(Arc::new)),
             policy: access.policy,
             enforced: access.enforced,
+            metrics,
+            sessions: std::sync::atomic::AtomicUsize::new(0),
         });
         shared.policy.store(policy_for(config).map(Arc::new));
         let gateway = Self {
@@ -527,6 +539,13 @@ impl Gateway {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .spawn(timer_floor(gateway.shutdown.clone()));
+        if let Some(metrics) = gateway.shared.metrics.clone() {
+            gateway
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .spawn(metrics_ticks(metrics, gateway.shutdown.clone()));
+        }
         if config
             .context
             .resolved_profiles()
@@ -615,6 +634,7 @@ impl Gateway {
             ));
             auditor.record(event);
         }
+        self.record_reload(true, Duration::from_micros(report.applied_us));
         tracing::info!(
             applied_us = report.applied_us,
             kept = report.kept.len(),
@@ -761,6 +781,9 @@ impl Gateway {
                     .map(move |backend| (backend.clone(), successor.clone()))
             })
             .collect();
+        if let Some(metrics) = &self.shared.metrics {
+            metrics.add_servers(next.keys());
+        }
         // The swap: from here on, new requests see only the new set.
         self.shared.backends.store(Arc::new(next));
         for backend in &started {
@@ -975,10 +998,89 @@ impl Gateway {
         routed: only1mcp_core::pipeline::Routed,
     ) -> Result<only1mcp_core::pipeline::Reply, only1mcp_core::Error> {
         if self.shared.direct && !backend.pooled() {
-            let (era, outcome) = backend.call(routed.call).await?;
-            return Ok(only1mcp_core::pipeline::Reply { era, outcome });
+            let Some(metrics) = self.shared.stack.metered_router() else {
+                let (era, outcome) = backend.call(routed.call).await?;
+                return Ok(only1mcp_core::pipeline::Reply { era, outcome });
+            };
+            // What the metrics layer over the router would do.
+            let tracker = metrics.track(&routed);
+            let res = backend
+                .call(routed.call)
+                .await
+                .map(|(era, outcome)| only1mcp_core::pipeline::Reply { era, outcome });
+            tracker.finish(&res);
+            return res;
         }
         self.shared.stack.dispatch(routed).await
+    }
+
+    /// The Prometheus metrics, unless they are off.
+    pub fn metrics(&self) -> Option<&only1mcp_observability::metrics::Metrics> {
+        self.shared.metrics.as_ref()
+    }
+
+    /// Counts a reload applied (`ok`) or refused, and how long it took.
+    pub(crate) fn record_reload(&self, ok: bool, took: Duration) {
+        if let Some(metrics) = &self.shared.metrics {
+            metrics.reload(ok, took);
+        }
+    }
+
+    /// A client session began (`true`) or ended: each legacy, HTTP+SSE,
+    /// WebSocket or stdio client's, and a modern request's own while it is
+    /// answered.
+    pub(crate) fn count_session(&self, open: bool) {
+        if open {
+            self.shared.sessions.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus page: the metrics and the gateway's state now;
+    /// `None` when metrics are off.
+    pub fn metrics_page(&self) -> Option<String> {
+        use only1mcp_observability::metrics::{BackendState, GatewayState, ProfileTokens, Up};
+        let metrics = self.shared.metrics.as_ref()?;
+        let catalog = self.catalog();
+        let state = GatewayState {
+            backends: self
+                .backends()
+                .iter()
+                .map(|b| BackendState {
+                    server: b.id().clone(),
+                    up: match b.availability() {
+                        only1mcp_core::pipeline::Availability::Ready => Up::Ready,
+                        only1mcp_core::pipeline::Availability::Starting => Up::Starting,
+                        only1mcp_core::pipeline::Availability::Down => Up::Down,
+                    },
+                    in_flight: b.in_flight(),
+                    restarts: b.stats().restarts,
+                })
+                .collect(),
+            catalog: [
+                ("tools", ListKind::Tools),
+                ("prompts", ListKind::Prompts),
+                ("resources", ListKind::Resources),
+                ("resource_templates", ListKind::ResourceTemplates),
+            ]
+            .into_iter()
+            .map(|(name, kind)| (name, catalog.entries(kind).len()))
+            .collect(),
+            sessions: self.shared.sessions.load(Ordering::Relaxed),
+            profiles: self
+                .views()
+                .report()
+                .into_iter()
+                .map(|p| ProfileTokens {
+                    profile: p.profile,
+                    listed: p.tokens_listed,
+                    full: p.tokens_full,
+                    saved: p.tokens_saved,
+                })
+                .collect(),
+        };
+        Some(metrics.render(&state))
     }
 
     /// Every backend, in priority order (a snapshot).
@@ -1227,6 +1329,25 @@ pub fn with_progress_token(
     mcp::edit_meta(params, |meta| {
         meta.set_string(mcp::meta::PROGRESS_TOKEN, token)
     })
+}
+
+/// How often the metrics' per-server windows take a sample (a minute's
+/// worth are kept).
+const METRICS_TICK: Duration = Duration::from_secs(5);
+
+/// Samples the metrics' windows until `shutdown`.
+async fn metrics_ticks(
+    metrics: only1mcp_observability::metrics::Metrics,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(METRICS_TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticks.tick() => metrics.tick(),
+        }
+    }
 }
 
 #[cfg(test)]

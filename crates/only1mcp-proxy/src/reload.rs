@@ -20,9 +20,11 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Loads `path` and applies it; an invalid file changes nothing.
 pub async fn reload_from(gateway: &Gateway, path: &Path) -> Result<ReloadReport, LoadError> {
+    let began = std::time::Instant::now();
     match load::load_file(path) {
         Ok(config) => Ok(gateway.reload(&config).await),
         Err(e) => {
+            gateway.record_reload(false, began.elapsed());
             tracing::error!(config = %path.display(), error = %e, "Config reload rejected; keeping the running config");
             Err(e)
         }

@@ -230,6 +230,7 @@ impl ClientSession {
         profile: Arc<str>,
         principal: Option<Arc<Principal>>,
     ) -> Arc<Self> {
+        gateway.count_session(true);
         Arc::new(Self {
             principal,
             serial: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -709,7 +710,11 @@ impl ClientSession {
         };
         // The access line is written inside the request's span (its ids).
         let access = access.map(|access| (access, span.clone()));
+        let op = self.gateway.metrics().map(|m| m.server_op(&req.method));
         let outcome = self.dispatch(req, meta, notes).instrument(span).await;
+        if let Some(op) = op {
+            op.finish(&outcome);
+        }
         if let Some(traced) = traced {
             traced.finish(&outcome);
         }
@@ -1133,6 +1138,7 @@ impl Drop for ClientSession {
     /// subscriptions: an upstream subscription no live session wants any
     /// more is dropped.
     fn drop(&mut self) {
+        self.gateway.count_session(false);
         if let Some(ended) = self.ended.get() {
             ended.cancel();
         }

@@ -20,8 +20,11 @@
 //! Layers are plain tower `Layer`s over any
 //! [`CallService`], composed at the
 //! type level; the stack's type is erased once, by [`CallStack::new`], which
-//! recognizes a bare [`Router`] or [`Endpoint`] and keeps it unboxed, so a
-//! gateway with no layers pays one boxed future per call, as before.
+//! recognizes a bare [`Router`] or [`Endpoint`], or the metrics layer over a
+//! bare router (`only1mcp_observability::metrics::Metered`, the outermost
+//! layer the gateway adds when metrics are on), and keeps it unboxed, so a
+//! gateway with no layers of the embedder's pays one boxed future per call,
+//! as before.
 //!
 //! The entry points: `tools/call` (including a discover profile's
 //! `call_tool`, unwrapped to the real tool before it enters), each round of
@@ -41,6 +44,7 @@ use std::task::{Context, Poll};
 use arc_swap::ArcSwap;
 use only1mcp_core::Error;
 use only1mcp_core::pipeline::{Availability, CallService, Reply, Routed};
+use only1mcp_observability::metrics::{Metered, Metrics};
 use tower::Service;
 use tower::ServiceExt as _;
 use tower::layer::Layer;
@@ -120,6 +124,8 @@ enum Inner {
     Router(Router),
     /// No server layers: the endpoint itself.
     Endpoint(Endpoint),
+    /// The metrics layer alone over the router.
+    Metered(Metered<Router>),
     /// Anything else, boxed once.
     Erased(Arc<dyn Erased>),
 }
@@ -143,6 +149,7 @@ impl std::fmt::Debug for CallStack {
         let kind = match &self.0 {
             Inner::Router(_) => "router",
             Inner::Endpoint(_) => "endpoint",
+            Inner::Metered(_) => "metered router",
             Inner::Erased(_) => "layered",
         };
         f.debug_tuple("CallStack").field(&kind).finish()
@@ -165,6 +172,10 @@ impl CallStack {
             Ok(endpoint) => return Self(Inner::Endpoint(*endpoint)),
             Err(any) => any,
         };
+        let any = match any.downcast::<Metered<Router>>() {
+            Ok(metered) => return Self(Inner::Metered(*metered)),
+            Err(any) => any,
+        };
         match any.downcast::<S>() {
             Ok(service) => Self(Inner::Erased(Arc::new(*service))),
             // `any` was made from an `S` above.
@@ -177,11 +188,29 @@ impl CallStack {
         matches!(self.0, Inner::Router(_))
     }
 
+    /// The metrics of a stack that is the metrics layer alone over the
+    /// router.
+    pub(crate) fn metered_router(&self) -> Option<&Metrics> {
+        match &self.0 {
+            Inner::Metered(metered) => Some(metered.metrics()),
+            Inner::Router(_) | Inner::Endpoint(_) | Inner::Erased(_) => None,
+        }
+    }
+
     /// Sends `routed` through the stack.
     pub fn dispatch(&self, routed: Routed) -> CallFuture {
         match &self.0 {
             Inner::Router(router) => router.route(routed),
             Inner::Endpoint(endpoint) => endpoint.dispatch(routed),
+            Inner::Metered(metered) => {
+                let tracker = metered.metrics().track(&routed);
+                let call = metered.inner().route(routed);
+                Box::pin(async move {
+                    let res = call.await;
+                    tracker.finish(&res);
+                    res
+                })
+            }
             Inner::Erased(service) => service.dispatch(routed),
         }
     }

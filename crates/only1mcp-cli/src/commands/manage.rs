@@ -399,16 +399,41 @@ fn latency(ms: f64) -> String {
     }
 }
 
+/// The columns of `only1mcp status`: RATE, P50, P99 and ERR% are the last
+/// minute's, from the metrics' histograms (P50 falls back on the recent
+/// calls' median when metrics are off); ERRORS counts since the server
+/// started.
+const STATUS_COLUMNS: [&str; 9] = [
+    "SERVER",
+    "TRANSPORT",
+    "STATUS",
+    "TOOLS",
+    "RATE",
+    "P50",
+    "P99",
+    "ERR%",
+    "ERRORS",
+];
+
 fn status_rows(servers: &[ServerStatus]) -> Vec<Vec<String>> {
+    let none = || "-".to_owned();
     servers
         .iter()
         .map(|s| {
+            let recent = s.recent.as_ref();
             vec![
                 s.id.clone(),
                 s.transport.clone(),
                 s.status.clone(),
                 s.tools.to_string(),
-                s.p50_ms.map_or_else(|| "-".to_owned(), latency),
+                recent.map_or_else(none, |r| format!("{:.2}/s", r.rate)),
+                recent
+                    .map_or(s.p50_ms, |r| r.p50_ms)
+                    .map_or_else(none, latency),
+                recent.and_then(|r| r.p99_ms).map_or_else(none, latency),
+                recent
+                    .and_then(|r| r.error_rate)
+                    .map_or_else(none, |e| format!("{:.1} %", e * 100.0)),
                 s.errors.to_string(),
             ]
         })
@@ -429,10 +454,7 @@ pub(crate) async fn status(args: StatusArgs) -> ExitCode {
                 print_json(&list);
                 return ExitCode::SUCCESS;
             }
-            output::line(&output::table(
-                &["SERVER", "TRANSPORT", "STATUS", "TOOLS", "P50", "ERRORS"],
-                &status_rows(&list.servers),
-            ));
+            output::line(&output::table(&STATUS_COLUMNS, &status_rows(&list.servers)));
             for profile in &list.context {
                 output::note(&format!(
                     "context profile {} ({}{}): {} tools, {} tokens per listing (full: {}); {} listings served, {} tokens saved",

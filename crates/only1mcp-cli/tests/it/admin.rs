@@ -177,7 +177,7 @@ fn cli_adds_and_removes_servers_of_a_running_gateway() {
     );
 
     let out = cli_ok(&["status"], &admin, dir);
-    insta::assert_snapshot!("admin_status", redact(&out, &["P50"]));
+    insta::assert_snapshot!("admin_status", redact(&out, &["RATE", "P50", "P99"]));
     let status: Value = serde_json::from_str(&cli_ok(&["status", "--json"], &admin, dir)).unwrap();
     let echo = &status["servers"][1];
     assert_eq!(echo["id"], "echo", "{status}");
@@ -186,6 +186,16 @@ fn cli_adds_and_removes_servers_of_a_running_gateway() {
         (Some(1), Some(0))
     );
     assert!(echo["p50_ms"].as_f64().unwrap() > 0.0, "{status}");
+    // The last minute, from the metrics' histograms: the one call, no error.
+    let recent = &echo["recent"];
+    assert_eq!(recent["calls"], 1, "{status}");
+    assert_eq!(recent["error_rate"], 0.0, "{status}");
+    assert!(recent["rate"].as_f64().unwrap() > 0.0, "{status}");
+    let (p50, p99) = (
+        recent["p50_ms"].as_f64().unwrap(),
+        recent["p99_ms"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99, "{status}");
     assert_eq!(status["servers"][0]["era"], "modern", "{status}");
 
     let out = cli_ok(&["logs", "--server", "arith"], &admin, dir);

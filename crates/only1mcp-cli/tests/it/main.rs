@@ -24,6 +24,7 @@ mod http;
 mod import;
 mod inproc;
 mod limits;
+mod observability;
 mod origin;
 mod peers;
 mod pipeline;

@@ -4,6 +4,8 @@
 //!   takes the same time wherever the first wrong byte is. A missing or
 //!   wrong token is a 401, and nothing of the request is acted on (its body
 //!   is not even read).
+//! - `GET /metrics` also takes `metrics.token`, a token that reads the
+//!   Prometheus page and nothing else (ADR 0018).
 //! - A request carrying `Origin` is refused (403): browsers send it, the CLI
 //!   and scripts do not, and the API is not for web pages.
 
@@ -66,7 +68,12 @@ pub(super) async fn check(
         );
     }
     let auditor = state.inner.gateway.auditor().cloned();
-    if !bearer_matches(headers, state.token()) {
+    let scraper = request.uri().path() == "/metrics"
+        && request.method() == http::Method::GET
+        && state
+            .metrics_token()
+            .is_some_and(|token| bearer_matches(headers, token));
+    if !scraper && !bearer_matches(headers, state.token()) {
         tracing::warn!(path = %request.uri().path(), "Admin API request refused: missing or wrong token");
         if let Some(auditor) = auditor {
             auditor.record(admin_event(Kind::AuthFailure, &request, 401));

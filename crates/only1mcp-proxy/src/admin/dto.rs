@@ -72,6 +72,10 @@ pub struct ServerStatus {
     /// do not (left out of the catalog).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas_differ: Vec<String>,
+    /// Its calls over the last minute or so, from the Prometheus metrics'
+    /// histograms (`None` when metrics are off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent: Option<RecentDto>,
 }
 
 /// One replica of a server, as `GET /servers` reports it.
@@ -95,6 +99,24 @@ pub struct ReplicaDto {
     /// Its process id, for a command that runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+}
+
+/// A server's calls over a recent window, as the metrics measured them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecentDto {
+    /// How long the window is, in seconds.
+    pub window_secs: f64,
+    /// Calls that ended in it.
+    pub calls: u64,
+    /// Calls per second.
+    pub rate: f64,
+    /// The share of them that failed (0 to 1; tool errors count), `None`
+    /// with no calls.
+    pub error_rate: Option<f64>,
+    /// The median duration, in milliseconds (interpolated in its bucket).
+    pub p50_ms: Option<f64>,
+    /// The 99th percentile, in milliseconds.
+    pub p99_ms: Option<f64>,
 }
 
 /// A server's last failure.

@@ -21,8 +21,8 @@ use serde_json::{Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::dto::{
-    ChangeDto, ErrorDto, LastErrorDto, LogLineDto, LogsDto, ReloadDto, ReplicaDto, ServerList,
-    ServerStatus, TestDto,
+    ChangeDto, ErrorDto, LastErrorDto, LogLineDto, LogsDto, RecentDto, ReloadDto, ReplicaDto,
+    ServerList, ServerStatus, TestDto,
 };
 use super::persist::{self, Edit};
 use super::{AdminState, transport_name};
@@ -103,6 +103,7 @@ pub(super) async fn list(State(state): State<AdminState>) -> Json<ServerList> {
     let config = gateway.config();
     let catalog = gateway.catalog();
     let exposed = exposed_tools(&catalog);
+    let windows = gateway.metrics().map(|m| m.windows()).unwrap_or_default();
     let servers = config
         .servers
         .iter()
@@ -125,6 +126,7 @@ pub(super) async fn list(State(state): State<AdminState>) -> Json<ServerList> {
                     .collect();
                 status.replicas_differ = differ;
             }
+            status.recent = windows.iter().find(|w| &*w.server == id).map(recent);
             status
         })
         .collect();
@@ -143,6 +145,34 @@ fn exposed_tools(catalog: &Catalog) -> HashMap<&str, usize> {
         *counts.entry(&*entry.route.server).or_default() += 1;
     }
     counts
+}
+
+fn recent(window: &only1mcp_observability::metrics::ServerWindow) -> RecentDto {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    RecentDto {
+        window_secs: window.window.as_secs_f64(),
+        calls: window.calls,
+        rate: window.rate(),
+        error_rate: window.error_rate(),
+        p50_ms: window.p50.map(ms),
+        p99_ms: window.p99.map(ms),
+    }
+}
+
+/// `GET /metrics`: the Prometheus page (404 when metrics are off).
+pub(super) async fn metrics(State(state): State<AdminState>) -> Response {
+    match state.inner.gateway.metrics_page() {
+        Some(page) => (
+            [(
+                http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            page,
+        )
+            .into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, "metrics are off (metrics.enabled)")
+            .into_response(),
+    }
 }
 
 fn status_of(
@@ -171,6 +201,7 @@ fn status_of(
         replace_failed: None,
         replicas: Vec::new(),
         replicas_differ: Vec::new(),
+        recent: None,
     };
     let Some(backend) = backend else {
         return status;

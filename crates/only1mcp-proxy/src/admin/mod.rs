@@ -11,6 +11,7 @@
 //! | `GET /servers/{id}/logs?lines=N&follow=true` | recent log lines of one server (SSE when following) |
 //! | `GET /logs?lines=N&follow=true` | the same for every server |
 //! | `POST /servers/{id}/test` | starts the server on a fresh connection, opens a session and lists its tools, each step timed |
+//! | `GET /metrics` | the Prometheus page (also readable with `metrics.token`, which reads nothing else; ADR 0018) |
 //!
 //! Changes apply to the running gateway through [`Gateway::reload`] with an
 //! edited copy of the running config: unchanged servers keep their
@@ -62,6 +63,8 @@ struct Inner {
     /// config, which cannot be reloaded or written).
     source: Option<PathBuf>,
     token: String,
+    /// `metrics.token`: reads `/metrics` and nothing else.
+    metrics_token: Option<String>,
     /// One change at a time: each edits the config the last one left.
     changes: tokio::sync::Mutex<()>,
 }
@@ -79,8 +82,15 @@ impl AdminState {
     /// State for an admin API over `gateway`, started from the config file
     /// `source`, requiring `token` of every request.
     pub fn new(gateway: Gateway, source: Option<PathBuf>, token: String) -> Self {
+        let metrics_token = gateway
+            .config()
+            .metrics
+            .token
+            .as_deref()
+            .map(|t| t.trim().to_owned());
         Self {
             inner: Arc::new(Inner {
+                metrics_token,
                 gateway,
                 source,
                 token,
@@ -91,6 +101,10 @@ impl AdminState {
 
     fn token(&self) -> &str {
         &self.inner.token
+    }
+
+    fn metrics_token(&self) -> Option<&str> {
+        self.inner.metrics_token.as_deref()
     }
 }
 
@@ -105,6 +119,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/servers/{id}/test", post(handlers::test))
         .route("/logs", get(handlers::all_logs))
         .route("/reload", post(handlers::reload))
+        .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -44,6 +44,8 @@ pub struct BackendStats {
     pub uptime: Option<Duration>,
     /// The last failure (a request's or a start's).
     pub last_error: Option<LastError>,
+    /// How often its connection ended and it was started again.
+    pub restarts: u64,
 }
 
 /// The live counters.
@@ -54,6 +56,7 @@ pub(crate) struct Stats {
     /// Latencies in microseconds, a ring indexed by `recorded % WINDOW`.
     latencies: [AtomicU32; WINDOW],
     recorded: AtomicUsize,
+    restarts: AtomicU64,
     ready_since: Mutex<Option<Instant>>,
     last_error: ArcSwapOption<LastError>,
 }
@@ -65,6 +68,7 @@ impl Default for Stats {
             errors: AtomicU64::new(0),
             latencies: std::array::from_fn(|_| AtomicU32::new(0)),
             recorded: AtomicUsize::new(0),
+            restarts: AtomicU64::new(0),
             ready_since: Mutex::new(None),
             last_error: ArcSwapOption::empty(),
         }
@@ -99,6 +103,11 @@ impl Stats {
         })));
     }
 
+    /// Its connection ended; it restarts.
+    pub(crate) fn restarted(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The backend became ready (`true`) or lost its session (`false`).
     pub(crate) fn set_ready(&self, ready: bool) {
         *self
@@ -129,6 +138,7 @@ impl Stats {
                 .unwrap_or_else(PoisonError::into_inner)
                 .map(|since| since.elapsed()),
             last_error: self.last_error.load_full().map(|e| (*e).clone()),
+            restarts: self.restarts.load(Ordering::Relaxed),
         }
     }
 }

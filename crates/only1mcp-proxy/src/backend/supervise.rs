@@ -77,6 +77,7 @@ impl Backend {
                 RunEnd::Exited => {
                     tracing::warn!(server = %self.id, retry_in_ms = backoff.as_millis(), "Backend exited; restarting");
                     self.stats.failed("exited; restarting".to_owned());
+                    self.stats.restarted();
                     self.status.send_replace(Status::Restarting);
                 }
             }

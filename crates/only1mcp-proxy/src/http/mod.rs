@@ -1,7 +1,10 @@
 //! The gateway's HTTP face: Streamable HTTP at `/mcp` (both eras), the
 //! legacy HTTP+SSE transport at `/sse` + `/messages`, and WebSocket at `/ws`.
 //!
-//! Every route goes through the same guard: `Host` and `Origin` are checked
+//! `/healthz` and `/readyz` answer orchestrators' probes (`health`), and
+//! `metrics.path`, when set, serves the Prometheus page.
+//!
+//! Every other route goes through the same guard: `Host` and `Origin` are checked
 //! (DNS-rebinding protection; 403 on a bad one) and bodies are capped (413).
 //! Sessions belong to one client each: what a session receives (its
 //! responses, its progress, its `list_changed`) reaches only that client.
@@ -9,6 +12,7 @@
 mod authn;
 mod conn;
 mod guard;
+mod health;
 mod lane;
 mod sse;
 mod sse_body;
@@ -188,7 +192,15 @@ impl HttpState {
 pub fn router(state: HttpState) -> Router {
     let max_body = state.inner.max_body;
     let metadata = authn::METADATA_ROUTE;
-    Router::new()
+    let metrics_path = state
+        .inner
+        .gateway
+        .config()
+        .metrics
+        .path
+        .clone()
+        .filter(|_| state.inner.gateway.metrics().is_some());
+    let mut guarded = Router::new()
         .route(
             "/mcp",
             post(streamable::post)
@@ -212,11 +224,19 @@ pub fn router(state: HttpState) -> Router {
         // RFC 9728 metadata: what a client reads to learn how to get a
         // token, so it needs none.
         .route(metadata, get(authn::metadata))
-        .route(&format!("{metadata}/{{*resource}}"), get(authn::metadata))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::check,
-        ))
+        .route(&format!("{metadata}/{{*resource}}"), get(authn::metadata));
+    // The metrics page has its own token (metrics.token), not a client's.
+    if let Some(path) = metrics_path {
+        guarded = guarded.route(&path, get(health::metrics));
+    }
+    let guarded = guarded.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        guard::check,
+    ));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(guarded)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
