@@ -1,6 +1,7 @@
 //! Hot reload: the config file is watched (and SIGHUP or the CLI can ask
 //! too); each change is loaded and validated beside the running config, and
-//! applied with [`Gateway::reload`] only if it is valid. An invalid file is
+//! applied with [`Gateway::reload`] only if it is valid (and, for a file
+//! event, only if it differs from the running config). An invalid file is
 //! refused with a clear log line and the gateway keeps running on what it
 //! had; the next valid version is picked up.
 
@@ -27,6 +28,25 @@ pub async fn reload_from(gateway: &Gateway, path: &Path) -> Result<ReloadReport,
             gateway.record_reload(false, began.elapsed());
             tracing::error!(config = %path.display(), error = %e, "Config reload rejected; keeping the running config");
             Err(e)
+        }
+    }
+}
+
+/// Loads `path` and applies it if it differs from the config the gateway
+/// runs on. A file event that changed nothing (editors and `write` give
+/// several per save) then costs no reload, so a changed server whose
+/// replacement failed to start is not tried again until its config changes
+/// (SIGHUP and `POST /reload` always try again).
+async fn reload_if_changed(gateway: &Gateway, path: &Path) {
+    match load::load_file(path) {
+        Ok(config) if config == *gateway.config() => {
+            tracing::info!(config = %path.display(), "Config file event without a change; nothing to reload");
+        }
+        Ok(config) => {
+            gateway.reload(&config).await;
+        }
+        Err(e) => {
+            tracing::error!(config = %path.display(), error = %e, "Config reload rejected; keeping the running config");
         }
     }
 }
@@ -88,11 +108,15 @@ pub fn watch(
     tracing::info!(config = %path.display(), "Watching the config file for changes");
     let task = tokio::spawn(async move {
         loop {
-            tokio::select! {
-                changed = rx.recv() => if changed.is_none() { break },
-                asked = trigger.recv() => if asked.is_none() { break },
+            let asked = tokio::select! {
+                changed = rx.recv() => if changed.is_none() { break } else { false },
+                asked = trigger.recv() => if asked.is_none() { break } else { true },
+            };
+            if asked {
+                let _ = reload_from(&gateway, &path).await;
+            } else {
+                reload_if_changed(&gateway, &path).await;
             }
-            let _ = reload_from(&gateway, &path).await;
         }
     });
     Ok(Watcher {

@@ -846,6 +846,13 @@ impl HttpGateway {
         self.child.id()
     }
 
+    /// Sends SIGHUP (the gateway reloads its config file).
+    pub fn hangup(&self) {
+        let _ = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status();
+    }
+
     /// The Streamable HTTP endpoint.
     pub fn mcp_url(&self) -> String {
         format!("{}/mcp", self.base)

@@ -304,10 +304,11 @@ async fn a_replacement_that_fails_to_start_leaves_the_old_one_serving() {
             command: cfg.dir.path().join("no-such-server"),
             ..echo.clone()
         },
-        echo.clone().with_env("ONLY1MCP_EXAMPLE_STARTUP_FAIL", "1"),
         echo.clone()
             .with_env("ONLY1MCP_EXAMPLE_START_AFTER", never.to_str().unwrap()),
+        echo.clone().with_env("ONLY1MCP_EXAMPLE_STARTUP_FAIL", "1"),
     ];
+    let mut last = None;
     for (n, config) in bad.into_iter().enumerate() {
         // Each attempt is told apart by its arguments (in the spawn line).
         let name = format!("bad-{n}");
@@ -316,6 +317,7 @@ async fn a_replacement_that_fails_to_start_leaves_the_old_one_serving() {
             ..config
         };
         std::fs::write(&cfg.path, config.yaml()).unwrap();
+        last = Some(config);
         let deadline = Instant::now() + support::WAIT;
         loop {
             let text = gw.log();
@@ -333,6 +335,23 @@ async fn a_replacement_that_fails_to_start_leaves_the_old_one_serving() {
         gw.log()
             .contains("The changed server's replacement failed to start")
     );
+
+    // The same file saved again changes nothing and tries nothing; SIGHUP
+    // tries again (the cause may lie outside the config).
+    let attempts = |text: &str| text.matches(r#""bad-2"]"#).count();
+    let unchanged = |text: &str| text.matches("Config file event without a change").count();
+    let seen = unchanged(&gw.log());
+    std::fs::write(&cfg.path, last.unwrap().yaml()).unwrap();
+    let deadline = Instant::now() + support::WAIT;
+    while unchanged(&gw.log()) == seen {
+        assert!(Instant::now() < deadline, "{}", gw.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(attempts(&gw.log()), 1, "{}", gw.log());
+    let refused = reloads_with(&gw.log(), r#"kept_previous=["echo"]"#);
+    gw.hangup();
+    wait_for_reloads(&log, r#"kept_previous=["echo"]"#, refused + 1).await;
+    assert_eq!(attempts(&gw.log()), 2, "{}", gw.log());
 
     // The admin API and `only1mcp status` say why the change is not applied.
     let admin = gw.admin_url();
