@@ -1,9 +1,9 @@
 //! The metrics layer of the call pipeline: times each call and records it
 //! in its series, by server, method and exposed name, with its error type.
 //!
-//! It is the outermost layer the gateway adds, so a call refused by a layer
-//! inside it (denied, rate limited, circuit open) is counted with that
-//! error type. A call whose future is dropped before it ends (the client
+//! The gateway puts it outside every other call layer (the audit layer
+//! aside), so a call refused by a layer inside it (denied, rate limited,
+//! circuit open) is counted with that error type. A call whose future is dropped before it ends (the client
 //! cancelled, or went away) is not recorded.
 
 use std::future::Future;
