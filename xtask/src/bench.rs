@@ -83,6 +83,10 @@ Runs of their own (one at a time; each writes target/bench/<name>-report.md):
   --reload N             hot reload: N config changes under load, the time each took to apply
   --swap N               hot swap: N changes of the called server's own config under load (and
                          N whose replacement cannot start), latency against a run without reloads
+  --metrics-pairs N      N interleaved pairs at c=32, HTTP->HTTP, each --duration long: a gateway
+                         with `metrics.enabled: false`, then one with metrics on (the default), in
+                         front of the same HTTP echo backend, the order swapped every other pair,
+                         with each gateway's CPU per call
 
   -h, --help             this message
 
@@ -137,6 +141,8 @@ enum Only {
     Pairs(u32),
     /// Instructions per call under callgrind.
     Callgrind,
+    /// This many interleaved pairs of a gateway without and with metrics.
+    MetricsPairs(u32),
 }
 
 fn parse_options(args: &[OsString]) -> Result<Option<Options>> {
@@ -211,6 +217,14 @@ fn parse_options(args: &[OsString]) -> Result<Option<Options>> {
                 set_only(Only::Pairs(pairs), &mut options)?;
             }
             "--callgrind" => set_only(Only::Callgrind, &mut options)?,
+            "--metrics-pairs" => {
+                let pairs = u32::try_from(number(value("--metrics-pairs")?, "--metrics-pairs")?)
+                    .context("--metrics-pairs is too large")?;
+                if pairs == 0 {
+                    bail!("--metrics-pairs needs at least 1");
+                }
+                set_only(Only::MetricsPairs(pairs), &mut options)?;
+            }
             "--requests" => options.requests = Some(number(value("--requests")?, "--requests")?),
             "--unmeasured" => options.unmeasured = number(value("--unmeasured")?, "--unmeasured")?,
             other => bail!("unknown option {other:?}\n\n{USAGE}"),
@@ -294,6 +308,7 @@ pub(crate) fn run(workspace: &Path, args: &[OsString]) -> Result<()> {
         }
         Some(Only::Pairs(pairs)) => return pairs_run(&bins, &dir, &options, pairs),
         Some(Only::Callgrind) => return callgrind_run(&bins, &dir, &options),
+        Some(Only::MetricsPairs(pairs)) => return metrics_run(&bins, &dir, &options, pairs),
         None => {}
     }
 
@@ -1718,6 +1733,128 @@ fn pairs_run(bins: &Bins, dir: &Path, options: &Options, pairs: u32) -> Result<(
     );
     render_pairs(&rounds, cores, &mut report);
     let path = dir.join("pairs-report.md");
+    write(&path, &report)?;
+    println!("{report}");
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
+/// `--metrics-pairs N`: N interleaved pairs at c=32, HTTP→HTTP, each
+/// `--duration` long: a gateway with metrics off and one with metrics on
+/// (the default), both in front of the same HTTP echo backend, the order
+/// swapped every other pair, each gateway's CPU per call from `/proc`.
+/// Writes `target/bench/metrics-report.md`.
+fn metrics_run(bins: &Bins, dir: &Path, options: &Options, pairs: u32) -> Result<()> {
+    let (mut backend, echo_url, _) = http_echo(bins, dir, "metrics")?;
+    let config = |metrics: bool| -> Result<PathBuf> {
+        let path = dir.join(format!(
+            "metrics-{}.yaml",
+            if metrics { "on" } else { "off" }
+        ));
+        write(
+            &path,
+            &format!(
+                "logging:\n  level: warn\nadmin:\n  enabled: false\nmetrics:\n  enabled: {metrics}\nservers:\n  echo:\n    url: {echo_url:?}\n"
+            ),
+        )?;
+        Ok(path)
+    };
+    let mut off = Gateway::start(
+        &bins.gateway,
+        &config(false)?,
+        &dir.join("metrics-off-gateway.log"),
+        &[],
+    )?;
+    let mut on = Gateway::start(
+        &bins.gateway,
+        &config(true)?,
+        &dir.join("metrics-on-gateway.log"),
+        &[],
+    )?;
+    let load = Load {
+        bin: &bins.gateway,
+        options,
+        requests: None,
+    };
+    let load_before = loadavg();
+    let started = Instant::now();
+    let mut rows: Vec<(Row, Row)> = Vec::new();
+    for pair in 0..pairs {
+        let measure = |gateway: &Gateway, path: &'static str| {
+            load.run_measuring(
+                gateway.proc.id(),
+                "gateway",
+                path,
+                32,
+                &["--url", &gateway.url],
+            )
+        };
+        let (without, with) = if pair % 2 == 0 {
+            let without = measure(&off, "HTTP→HTTP, metrics off")?;
+            (without, measure(&on, "HTTP→HTTP, metrics on")?)
+        } else {
+            let with = measure(&on, "HTTP→HTTP, metrics on")?;
+            (measure(&off, "HTTP→HTTP, metrics off")?, with)
+        };
+        for row in [&without, &with] {
+            if row.failures > 0.0 {
+                bail!(
+                    "{}: {} requests failed ({})",
+                    row.path,
+                    row.failures,
+                    row.first_error.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        rows.push((without, with));
+    }
+    off.proc.stop();
+    on.proc.stop();
+    backend.stop();
+    let mut report = format!(
+        "# Metrics off and on, HTTP→HTTP at c=32\n\n{}\n\nLoad average at the start: {load_before}; \
+         at the end: {}. Each pair: {} (after a {} warm-up) through a gateway with \
+         `metrics.enabled: false`, and the same through one with metrics on (the default), both \
+         in front of one HTTP echo backend, the order swapped every other pair. Gateway CPU from \
+         /proc, warm-up included. Whole run: {:.0} s (`cargo xtask bench --metrics-pairs {pairs}`).\n\n\
+         | pair | off req/s | on req/s | on/off | off p50 / p99 µs | on p50 / p99 µs | off CPU µs a call | on CPU µs a call |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        machine(&options.profile),
+        loadavg(),
+        options.duration,
+        options.warmup,
+        started.elapsed().as_secs_f64(),
+    );
+    let mut ratios = Vec::new();
+    for (idx, (without, with)) in rows.iter().enumerate() {
+        let ratio = if without.rps > 0.0 {
+            with.rps / without.rps
+        } else {
+            0.0
+        };
+        ratios.push(ratio);
+        let cpu = |row: &Row| {
+            row.gateway_cpu_us
+                .map_or_else(|| "-".to_owned(), |c| format!("{c:.1}"))
+        };
+        let _ = writeln!(
+            report,
+            "| {} | {:.0} | {:.0} | {ratio:.3} | {:.0} / {:.0} | {:.0} / {:.0} | {} | {} |",
+            idx + 1,
+            without.rps,
+            with.rps,
+            without.p50,
+            without.p99,
+            with.p50,
+            with.p99,
+            cpu(without),
+            cpu(with),
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    let _ = writeln!(report, "\nMedian on/off throughput: {median:.3}.");
+    let path = dir.join("metrics-report.md");
     write(&path, &report)?;
     println!("{report}");
     eprintln!("xtask: wrote {}", path.display());
