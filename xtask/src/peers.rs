@@ -8,6 +8,7 @@
 //!   machine's Node 20 is too old for the conformance suite (it needs `fs.globSync`).
 //! - `conformance/`: the official MCP conformance suite (`node_modules/.bin/conformance`),
 //!   installed and run with `node22` first on `PATH` (`cargo xtask conformance`).
+//! - `oidc/`: npm's `oidc-provider`, the OpenID Provider the auth tests start (under `node22`).
 //!
 //! Each directory holds a stamp file naming exactly what was installed and with which
 //! interpreter. When the stamp matches, the directory is left alone; otherwise it is
@@ -45,6 +46,10 @@ const PYTHON_PACKAGES: &[&str] = &[
     "mcp-server-fetch==2026.10.24",
 ];
 
+/// The OpenID Provider the auth tests start (a certified implementation; needs Node 22),
+/// installed into `peers/oidc` (exact version).
+const OIDC_PACKAGE: &str = "oidc-provider@9.13.3";
+
 /// The npm package that ships the Node 22 binary installed into `peers/node22` (exact version).
 const NODE22_PACKAGE: &str = "node@22.23.3";
 
@@ -70,11 +75,13 @@ pub(crate) fn install(dir: &Path) -> Result<()> {
     let venv = ensure_venv(&dir.join("venv"))?;
     let node22 = ensure_node22(&dir.join("node22"))?;
     let conformance = ensure_conformance(&dir.join("conformance"), &node22_bin_dir(dir))?;
+    let oidc = ensure_oidc(&dir.join("oidc"), &node22_bin_dir(dir))?;
     eprintln!("xtask: peers ready in {}:", secs(started.elapsed()));
     eprintln!("xtask:   node: {node}");
     eprintln!("xtask:   venv: {venv}");
     eprintln!("xtask:   node22: {node22}");
     eprintln!("xtask:   conformance: {conformance}");
+    eprintln!("xtask:   oidc: {oidc}");
     Ok(())
 }
 
@@ -165,6 +172,47 @@ fn ensure_conformance(dir: &Path, node22_bin: &Path) -> Result<String> {
     write_stamp(dir, &stamp)?;
     Ok(format!(
         "installed {CONFORMANCE_PACKAGE} in {} with node {node_version}",
+        secs(started.elapsed())
+    ))
+}
+
+/// `peers/oidc`: the OpenID Provider of the auth tests, installed with Node 22 first on `PATH`
+/// and checked by loading it under Node 22. Returns a one-line description.
+fn ensure_oidc(dir: &Path, node22_bin: &Path) -> Result<String> {
+    let node22 = node22_bin.join("node");
+    let node_version = capture(Command::new(&node22).arg("--version"))
+        .with_context(|| format!("{} does not run", node22.display()))?;
+    let stamp = stamp_text(&[
+        format!("node {node_version}"),
+        format!("npm install {OIDC_PACKAGE}"),
+    ]);
+    let module = dir.join("node_modules/oidc-provider/package.json");
+    if stamp_matches(dir, &stamp) && module.exists() {
+        return Ok(format!("up to date ({OIDC_PACKAGE})"));
+    }
+    let started = Instant::now();
+    eprintln!("xtask: installing {OIDC_PACKAGE} into {}", dir.display());
+    let path = path_with(node22_bin)?;
+    npm_project(dir, "only1mcp-oidc", &[OIDC_PACKAGE], Some(&path))?;
+    let version = capture(
+        Command::new(&node22)
+            .current_dir(dir)
+            .args([
+                "--input-type=module",
+                "-e",
+                "import 'oidc-provider'; import { readFileSync } from 'node:fs'; \
+                 console.log(JSON.parse(readFileSync('node_modules/oidc-provider/package.json')).version)",
+            ])
+            .env("PATH", &path),
+    )
+    .context("oidc-provider does not load under Node 22")?;
+    let wanted = OIDC_PACKAGE.rsplit('@').next().unwrap_or_default();
+    if version != wanted {
+        bail!("oidc-provider reports version {version}, expected {wanted}");
+    }
+    write_stamp(dir, &stamp)?;
+    Ok(format!(
+        "installed {OIDC_PACKAGE} in {} with node {node_version}",
         secs(started.elapsed())
     ))
 }

@@ -168,7 +168,9 @@ impl Admission {
         }
         let principal = match &self.oauth {
             Some(oauth) if looks_like_jwt(token) => {
-                let own = oauth.resource_of(profile);
+                // `/mcp/<profile>`'s own URI (also for `default`, served
+                // at `/mcp/default` too), or the gateway's.
+                let own = format!("{}/{profile}", oauth.resource);
                 let audiences = [oauth.resource.as_str(), own.as_str()];
                 oauth
                     .verifier
@@ -293,15 +295,15 @@ impl Admission {
     /// names no resource of this gateway or OAuth is not configured.
     pub fn metadata(&self, suffix: &str) -> Option<(String, Vec<u8>)> {
         let oauth = self.oauth.as_ref()?;
-        let profile = if suffix.is_empty() || suffix == oauth.resource_path {
-            DEFAULT_PROFILE.to_owned()
+        let (profile, resource) = if suffix.is_empty() || suffix == oauth.resource_path {
+            (DEFAULT_PROFILE.to_owned(), oauth.resource.clone())
         } else {
             let rest = suffix.strip_prefix(oauth.resource_path.as_str())?;
             let name = rest.strip_prefix('/')?;
             if name.is_empty() || name.contains('/') {
                 return None;
             }
-            name.to_owned()
+            (name.to_owned(), format!("{}/{name}", oauth.resource))
         };
         let mut scopes = oauth.scopes_supported.clone();
         for scope in self.required_scopes(&profile) {
@@ -310,7 +312,7 @@ impl Admission {
             }
         }
         let document = serde_json::json!({
-            "resource": oauth.resource_of(&profile),
+            "resource": resource,
             "authorization_servers": [oauth.issuer],
             "scopes_supported": scopes,
             "bearer_methods_supported": ["header"],
@@ -321,15 +323,6 @@ impl Admission {
 }
 
 impl OAuth {
-    /// The canonical URI of `profile`'s endpoint.
-    fn resource_of(&self, profile: &str) -> String {
-        if profile == DEFAULT_PROFILE {
-            self.resource.clone()
-        } else {
-            format!("{}/{profile}", self.resource)
-        }
-    }
-
     /// Where the metadata of `profile`'s endpoint is (RFC 9728 §3.1: the
     /// well-known path between the host and the resource's path).
     fn metadata_url(&self, profile: &str) -> String {
