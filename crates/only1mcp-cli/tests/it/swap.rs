@@ -22,6 +22,9 @@ struct Echo {
     name: String,
     env: Vec<(String, String)>,
     extra: String,
+    /// `defaults.startup_timeout`: short where a hanging replacement must
+    /// fail fast, the default elsewhere (a loaded machine starts slowly).
+    startup: &'static str,
 }
 
 impl Echo {
@@ -31,6 +34,7 @@ impl Echo {
             name: "echo-0".to_owned(),
             env: vec![("SWAP_GEN".to_owned(), generation.to_string())],
             extra: String::new(),
+            startup: "10s",
         }
     }
 
@@ -43,7 +47,8 @@ impl Echo {
     /// enough for a hanging replacement to fail fast.
     fn yaml(&self) -> String {
         let mut text = format!(
-            "defaults:\n  startup_timeout: 2s\nservers:\n  echo:\n    command: {}\n    args: [\"--name\", {:?}]\n    env:\n",
+            "defaults:\n  startup_timeout: {}\nservers:\n  echo:\n    command: {}\n    args: [\"--name\", {:?}]\n    env:\n",
+            self.startup,
             support::quote(&self.command),
             self.name,
         );
@@ -289,7 +294,10 @@ async fn the_called_server_changed_ten_times_under_load_fails_no_call() {
 #[tokio::test]
 async fn a_replacement_that_fails_to_start_leaves_the_old_one_serving() {
     init();
-    let echo = Echo::new(0);
+    let echo = Echo {
+        startup: "2s",
+        ..Echo::new(0)
+    };
     let cfg = config(&echo.yaml());
     let gw = HttpGateway::start(&cfg.path);
     let url = gw.mcp_url();
