@@ -143,6 +143,15 @@ enum Command {
     /// ports in use, the admin API, token file permissions. Exit status 1
     /// when anything is wrong; --json for scripts.
     Doctor(doctor::DoctorArgs),
+    /// Print the shell completion script for SHELL, e.g.
+    /// `only1mcp completions bash > ~/.local/share/bash-completion/completions/only1mcp`
+    /// or `only1mcp completions zsh > "${fpath[1]}/_only1mcp"`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `only1mcp man > ~/.local/share/man/man1/only1mcp.1`.
+    Man,
     /// Write a starter config file.
     Init {
         /// Where to write it.
@@ -235,6 +244,22 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::Tokens(args) => tokens::tokens(args).await,
         Command::Import(args) => import::import(&args),
         Command::Doctor(args) => doctor::doctor(&args).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "only1mcp", &mut out);
+            output::raw(&out)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            match clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out) {
+                Ok(()) => output::raw(&out),
+                Err(e) => {
+                    output::error(&format!("cannot render the man page: {e}"));
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::ExampleServer { name, args } => serve_example(name, args),
         Command::Audit(command) => audit::run(command),
     }

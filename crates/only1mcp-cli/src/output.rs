@@ -11,6 +11,19 @@ pub(crate) fn line(text: &str) {
     println!("{text}");
 }
 
+/// Writes bytes as they are to stdout (a generated script or page).
+pub(crate) fn raw(bytes: &[u8]) -> std::process::ExitCode {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            error(&format!("cannot write to stdout: {e}"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Prints an error to stderr.
 pub(crate) fn error(text: &str) {
     eprintln!("error: {text}");
