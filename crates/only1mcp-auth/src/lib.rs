@@ -35,6 +35,7 @@
 pub mod audit;
 pub mod authn;
 mod oauth;
+pub mod ratelimit;
 pub mod rbac;
 
 pub use authn::{Admission, Refusal};

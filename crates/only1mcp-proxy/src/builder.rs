@@ -150,9 +150,17 @@ impl<L, S> GatewayBuilder<L, S> {
         let audit = auditor.clone().map(AuditLayer::new);
         // The audit layer, when there is one, is outermost: it sees every
         // refusal of the layers inside.
-        let wrap = move |stack: stack::CallStack| match audit {
-            Some(audit) => stack::CallStack::new(audit.layer(stack)),
-            None => stack,
+        // Rate limits are inside it, outside the embedder's layers.
+        let limits = only1mcp_auth::ratelimit::RateLimitLayer::new(&self.config.rate_limits);
+        let wrap = move |stack: stack::CallStack| {
+            let stack = match limits {
+                Some(limits) => stack::CallStack::new(limits.layer(stack)),
+                None => stack,
+            };
+            match audit {
+                Some(audit) => stack::CallStack::new(audit.layer(stack)),
+                None => stack,
+            }
         };
         let server_stacks = stack::server_stacks(self.server_layers);
         if !self.config.metrics.enabled {

@@ -189,3 +189,34 @@ fn audit_stdout_is_refused_when_mcp_is_on_stdio() {
         "{log}"
     );
 }
+
+#[test]
+fn calls_over_the_burst_are_refused_with_the_retry_delay_and_recover() {
+    super::init();
+    let config = support::examples_config(
+        "",
+        "rate_limits:\n  global:\n    requests: 2\n    per: 600ms\n    burst: 2\n",
+    );
+    let mut gateway = Gateway::start(&config.path, &[]);
+    gateway.initialize();
+    for _ in 0..2 {
+        let echo = gateway.call_tool("echo__echo", json!({"text": "hi"}));
+        assert_eq!(support::text(&echo), "hi");
+    }
+    let refused = gateway.call_tool("echo__echo", json!({"text": "hi"}));
+    assert_eq!(refused["error"]["code"], -32031, "{refused}");
+    let after = refused["error"]["data"]["retryAfterMs"].as_u64().unwrap();
+    assert!(after > 0 && after <= 300, "{refused}");
+    // Waiting the delay the gateway gave is enough (a few tries at most).
+    let mut tries = 0;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(after));
+        let echo = gateway.call_tool("echo__echo", json!({"text": "again"}));
+        if echo.get("result").is_some() {
+            assert_eq!(support::text(&echo), "again");
+            break;
+        }
+        tries += 1;
+        assert!(tries < 5, "{echo}");
+    }
+}
