@@ -87,6 +87,9 @@ Runs of their own (one at a time; each writes target/bench/<name>-report.md):
                          with `metrics.enabled: false`, then one with metrics on (the default), in
                          front of the same HTTP echo backend, the order swapped every other pair,
                          with each gateway's CPU per call
+  --traces RATIO         --pairs and --callgrind: the gateway with OpenTelemetry traces on at this
+                         sample ratio (0 to 1), exporting to an OTLP/HTTP sink run by xtask that
+                         reads and discards each export
 
   -h, --help             this message
 
@@ -128,6 +131,9 @@ struct Options {
     requests: Option<u64>,
     /// `--callgrind`: calls before the counters are zeroed.
     unmeasured: u64,
+    /// `--pairs`, `--callgrind`: the gateway's traces on at this sample
+    /// ratio, exported to [`otlp_sink`].
+    traces: Option<f64>,
 }
 
 /// The runs of their own.
@@ -158,6 +164,7 @@ fn parse_options(args: &[OsString]) -> Result<Option<Options>> {
         only: None,
         requests: None,
         unmeasured: 2000,
+        traces: None,
     };
     let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
     let number = |value: String, name: &str| -> Result<u64> {
@@ -197,6 +204,15 @@ fn parse_options(args: &[OsString]) -> Result<Option<Options>> {
             "--rounds" => {
                 options.rounds = u32::try_from(number(value("--rounds")?, "--rounds")?)
                     .context("--rounds is too large")?;
+            }
+            "--traces" => {
+                let text = value("--traces")?;
+                let ratio: f64 = text
+                    .parse()
+                    .ok()
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .with_context(|| format!("--traces needs a ratio from 0 to 1, not {text:?}"))?;
+                options.traces = Some(ratio);
             }
             "--reload" => {
                 let changes = u32::try_from(number(value("--reload")?, "--reload")?)
@@ -1647,7 +1663,12 @@ fn reload_run(bins: &Bins, dir: &Path, changes: u32, profile: &str) -> Result<()
 
 /// The HTTP echo backend for a run of its own, and a config putting the
 /// gateway in front of it (`url:`).
-fn http_echo(bins: &Bins, dir: &Path, name: &str) -> Result<(Proc, String, PathBuf)> {
+fn http_echo(
+    bins: &Bins,
+    dir: &Path,
+    name: &str,
+    traces: Option<f64>,
+) -> Result<(Proc, String, PathBuf)> {
     let mut backend = Proc::start(
         "echo backend (HTTP)",
         Command::new(&bins.echo).args(["--http", "127.0.0.1:0"]),
@@ -1656,11 +1677,77 @@ fn http_echo(bins: &Bins, dir: &Path, name: &str) -> Result<(Proc, String, PathB
     )?;
     let url = backend.first_stdout_line(Duration::from_secs(10))?;
     let config = dir.join(format!("{name}-http.yaml"));
+    let traces = match traces {
+        Some(ratio) => format!(
+            "traces:\n  enabled: true\n  endpoint: http://127.0.0.1:{}\n  sample_ratio: {ratio}\n",
+            otlp_sink()?
+        ),
+        None => String::new(),
+    };
     write(
         &config,
-        &format!("logging:\n  level: warn\nservers:\n  echo:\n    url: {url:?}\n"),
+        &format!("logging:\n  level: warn\n{traces}servers:\n  echo:\n    url: {url:?}\n"),
     )?;
     Ok((backend, url, config))
+}
+
+/// An OTLP/HTTP sink on 127.0.0.1 for `--traces`: reads each export (HTTP/1.1
+/// with a `Content-Length` body), answers 200 with an empty
+/// `ExportTraceServiceResponse`, and keeps nothing. Runs until xtask exits;
+/// returns its port.
+fn otlp_sink() -> Result<u16> {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut writer = stream.try_clone()?;
+                let mut reader = std::io::BufReader::new(stream);
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    if reader.read_line(&mut line)? == 0 {
+                        return Ok(());
+                    }
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line)? == 0 {
+                            return Ok(());
+                        }
+                        let header = line.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    std::io::copy(&mut (&mut reader).take(length as u64), &mut std::io::sink())?;
+                    writer.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+                    )?;
+                }
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// How the gateway's traces were set, for a report.
+fn traces_note(traces: Option<f64>) -> String {
+    traces.map_or_else(
+        || "Traces off.".to_owned(),
+        |ratio| {
+            format!(
+                "The gateway's OpenTelemetry traces on, `sample_ratio: {ratio}`, exported over \
+                 OTLP/HTTP to a sink in xtask that discards them (`--traces {ratio}`)."
+            )
+        },
+    )
 }
 
 /// `--pairs N`: N interleaved pairs at c=32, HTTP→HTTP: `--requests` calls
@@ -1669,7 +1756,7 @@ fn http_echo(bins: &Bins, dir: &Path, name: &str) -> Result<(Proc, String, PathB
 /// `/proc`. Writes `target/bench/pairs-report.md`.
 fn pairs_run(bins: &Bins, dir: &Path, options: &Options, pairs: u32) -> Result<()> {
     let requests = options.requests.unwrap_or(150_000);
-    let (mut backend, echo_url, config) = http_echo(bins, dir, "pairs")?;
+    let (mut backend, echo_url, config) = http_echo(bins, dir, "pairs", options.traces)?;
     let mut gateway = Gateway::start(&bins.gateway, &config, &dir.join("pairs-gateway.log"), &[])?;
     let load = Load {
         bin: &bins.gateway,
@@ -1725,11 +1812,12 @@ fn pairs_run(bins: &Bins, dir: &Path, options: &Options, pairs: u32) -> Result<(
          directly, then the same through the gateway (`url:` backend), back to back; CPU from \
          /proc and the load generator's own report, warm-up included. \"busy\" is the three \
          processes' CPU over {cores} cores' time. Whole run: {:.0} s (`cargo xtask bench --pairs \
-         {pairs} --requests {requests}`).\n\n",
+         {pairs} --requests {requests}`). {}\n\n",
         machine(&options.profile),
         loadavg(),
         options.warmup,
         started.elapsed().as_secs_f64(),
+        traces_note(options.traces),
     );
     render_pairs(&rounds, cores, &mut report);
     let path = dir.join("pairs-report.md");
@@ -1745,7 +1833,7 @@ fn pairs_run(bins: &Bins, dir: &Path, options: &Options, pairs: u32) -> Result<(
 /// swapped every other pair, each gateway's CPU per call from `/proc`.
 /// Writes `target/bench/metrics-report.md`.
 fn metrics_run(bins: &Bins, dir: &Path, options: &Options, pairs: u32) -> Result<()> {
-    let (mut backend, echo_url, _) = http_echo(bins, dir, "metrics")?;
+    let (mut backend, echo_url, _) = http_echo(bins, dir, "metrics", None)?;
     let config = |metrics: bool| -> Result<PathBuf> {
         let path = dir.join(format!(
             "metrics-{}.yaml",
@@ -1958,7 +2046,7 @@ fn callgrind_run(bins: &Bins, dir: &Path, options: &Options) -> Result<()> {
     let load_before = loadavg();
 
     // HTTP→HTTP, the counters zeroed after the unmeasured calls.
-    let (mut backend, _echo_url, config) = http_echo(bins, dir, "callgrind")?;
+    let (mut backend, _echo_url, config) = http_echo(bins, dir, "callgrind", options.traces)?;
     let out_file = dir.join("callgrind.http.out");
     let mut gateway = Proc::start(
         "gateway under callgrind",
@@ -2064,7 +2152,7 @@ fn callgrind_run(bins: &Bins, dir: &Path, options: &Options) -> Result<()> {
         "# Instructions per call (callgrind)\n\n{}\n\nLoad average at the start: {load_before}; \
          at the end: {} (callgrind counts instructions, so the load only stretches the time). \
          Whole run: {:.0} s (`cargo xtask bench --callgrind --requests {requests} --unmeasured \
-         {}`).\n\n\
+         {}`). HTTP→HTTP: {}\n\n\
          | what | calls | instructions | a call |\n|---|---:|---:|---:|\n\
          | HTTP→HTTP at c=32: the gateway's HTTP face, counters zeroed after {} calls | {http_calls:.0} \
          | {http_total} | **{:.2}k** |\n\
@@ -2076,6 +2164,7 @@ fn callgrind_run(bins: &Bins, dir: &Path, options: &Options) -> Result<()> {
         loadavg(),
         started.elapsed().as_secs_f64(),
         options.unmeasured,
+        traces_note(options.traces),
         options.unmeasured,
         per_call(http_total, http_calls) / 1000.0,
         per_call(stdio_total, stdio_calls) / 1000.0,

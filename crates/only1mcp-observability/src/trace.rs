@@ -29,7 +29,7 @@ mod layer;
 mod server;
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 pub use access::{ACCESS_TARGET, AccessLog, set_access_log};
 pub use context::{Carrier, extract, inject_meta};
@@ -59,6 +59,20 @@ struct Active {
 }
 
 static ACTIVE: OnceLock<Active> = OnceLock::new();
+
+/// Sampled requests being answered now ([`ServerSpan`]s alive).
+static SAMPLED_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the current span is the server span of a sampled request: one
+/// relaxed load when no sampled request is in flight (traces off, or
+/// `sample_ratio: 0` with no sampled parent), else a look at the current
+/// span's metadata.
+pub fn in_sampled_request() -> bool {
+    SAMPLED_IN_FLIGHT.load(Ordering::Relaxed) != 0
+        && tracing::Span::current()
+            .metadata()
+            .is_some_and(|meta| meta.target() == TARGET && meta.name() == SERVER_SPAN)
+}
 
 /// Whether traces are on (after [`install`]).
 pub fn enabled() -> bool {

@@ -64,6 +64,9 @@ struct Shared {
     direct: bool,
     /// The audit trail, when `audit:` turns it on.
     auditor: Option<only1mcp_auth::audit::Auditor>,
+    /// The only layer is the trace layer over each endpoint: a call outside
+    /// a sampled request goes the direct way too.
+    direct_untraced: bool,
     catalog: ArcSwap<Catalog>,
     /// Each client profile's view of the catalog, swapped with it.
     views: ArcSwap<Views>,
@@ -506,6 +509,9 @@ impl Gateway {
             // (The role check is the router's: with it, calls go through it.)
             direct: (stack.is_bare_router() || stack.metered_router().is_some())
                 && server_stacks.is_identity()
+                && !access.enforced,
+            direct_untraced: (stack.is_bare_router() || stack.metered_router().is_some())
+                && server_stacks.is_traced_identity()
                 && !access.enforced,
             stack,
             server_stacks,
@@ -991,13 +997,17 @@ impl Gateway {
     /// layers anywhere the stack is the identity: the call goes straight to
     /// the backend's endpoint, in the caller's own future (no boxed future,
     /// no second lookup of the server), which is what the endpoint at the
-    /// end of the stack would do.
+    /// end of the stack would do. So it is when the only layer is the trace
+    /// layer and the call is not part of a sampled request.
     pub(crate) async fn call(
         &self,
         backend: &Backend,
         routed: only1mcp_core::pipeline::Routed,
     ) -> Result<only1mcp_core::pipeline::Reply, only1mcp_core::Error> {
-        if self.shared.direct && !backend.pooled() {
+        let direct = self.shared.direct
+            || (self.shared.direct_untraced
+                && !only1mcp_observability::trace::in_sampled_request());
+        if direct && !backend.pooled() {
             let Some(metrics) = self.shared.stack.metered_router() else {
                 let (era, outcome) = backend.call(routed.call).await?;
                 return Ok(only1mcp_core::pipeline::Reply { era, outcome });

@@ -392,12 +392,21 @@ pub(crate) struct ServerStacks {
     build: Arc<dyn Fn(Endpoint) -> CallStack + Send + Sync>,
     /// No server layers: each stack is the bare endpoint.
     identity: bool,
+    /// Only the gateway's trace layer over each endpoint
+    /// (`trace::TraceLayer`, added by `run` when traces are on).
+    traced_identity: bool,
 }
 
 impl ServerStacks {
     /// Whether every server's stack is its bare endpoint.
     pub(crate) fn is_identity(&self) -> bool {
         self.identity
+    }
+
+    /// Whether every server's stack is its endpoint under the trace layer
+    /// alone, which does nothing to a call outside a sampled request.
+    pub(crate) fn is_traced_identity(&self) -> bool {
+        self.traced_identity
     }
 
     /// The stack of the backend behind `endpoint`.
@@ -431,8 +440,11 @@ where
     S: Layer<Endpoint> + Send + Sync + 'static,
     S::Service: CallService + Sync,
 {
+    let service = std::any::TypeId::of::<S::Service>();
     ServerStacks {
-        identity: std::any::TypeId::of::<S::Service>() == std::any::TypeId::of::<Endpoint>(),
+        identity: service == std::any::TypeId::of::<Endpoint>(),
+        traced_identity: service
+            == std::any::TypeId::of::<only1mcp_observability::trace::Trace<Endpoint>>(),
         build: Arc::new(move |endpoint| CallStack::new(layers.layer(endpoint))),
     }
 }

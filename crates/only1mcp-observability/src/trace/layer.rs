@@ -15,7 +15,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::context::inject_meta;
 use super::server::About;
-use super::{CLIENT_SPAN, SERVER_SPAN, TARGET};
+use super::{CLIENT_SPAN, TARGET};
 use future::ResponseFuture;
 
 /// Adds a client span to every call that runs inside a sampled server span
@@ -68,11 +68,7 @@ where
     }
 
     fn call(&mut self, mut routed: Routed) -> Self::Future {
-        let current = tracing::Span::current();
-        let traced = current
-            .metadata()
-            .is_some_and(|meta| meta.target() == TARGET && meta.name() == SERVER_SPAN);
-        if !traced {
+        if !super::in_sampled_request() {
             return ResponseFuture::untraced(self.inner.call(routed));
         }
         let span = client_span(&routed);

@@ -43,6 +43,7 @@ impl ServerSpan {
         if !sampled {
             return None;
         }
+        super::SAMPLED_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(Self::sampled(req, parent, protocol_version))
     }
 
@@ -92,6 +93,12 @@ impl ServerSpan {
     /// `isError: true` sets `error.type` to `tool_error`.
     pub fn finish(self, outcome: &Outcome) {
         record_outcome(&self.span, self.method, outcome);
+    }
+}
+
+impl Drop for ServerSpan {
+    fn drop(&mut self) {
+        super::SAMPLED_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
