@@ -1,4 +1,4 @@
-//! `embed-axum CONFIG [ADDR]`: an axum app of its own (`/` and `/healthz`)
+//! `embed-axum CONFIG [ADDR]`: an axum app of its own (`/` and `/app/status`)
 //! that also serves the Only1MCP gateway's HTTP face (`/mcp`, `/mcp/{profile}`,
 //! `/sse`, `/messages`, `/ws`), started from `CONFIG` in the same process.
 //! Prints `listening http://ADDR` on stdout once it accepts connections;
@@ -52,7 +52,7 @@ async fn main() -> ExitCode {
             "/",
             get(|| async { "my app, with an MCP gateway at /mcp\n" }),
         )
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/app/status", get(|| async { "ok" }))
         .merge(router(state.clone()));
     println!("listening http://{local}");
     let served = axum::serve(listener, app)

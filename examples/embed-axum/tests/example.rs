@@ -39,7 +39,7 @@ async fn the_app_serves_its_routes_and_the_gateway() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
 
-    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    let health = http.get(format!("{base}/app/status")).send().await.unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
 
     // A 2026-07-28 client: one stateless POST.
